@@ -1,0 +1,346 @@
+import { EventEmitter } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import * as A from '@automerge/automerge'
+import type { Db, Sublevel } from '../db.ts'
+import { binarySublevel, jsonSublevel } from '../db.ts'
+import { DwError } from '../errors.ts'
+import { GroupCommit, type BatchOp } from './group-commit.ts'
+import { KeyLock } from './key-lock.ts'
+import { Lru } from './lru.ts'
+
+/** What the store knows about a document without loading it. */
+export interface DocMeta {
+  /** Automerge heads: two stores hold the same document iff their heads match. */
+  heads: string[]
+  /** Position in this node's changes feed of the latest change to this document. */
+  seq: number
+  /** Incremental chunks stored after the snapshot; compaction folds them in. */
+  chunks: number
+  /** Small JSON the indexes and list endpoints use (name, owner, tags...). */
+  summary: Record<string, unknown>
+}
+
+export interface FeedEntry { seq: number, key: string }
+
+export type ChangeOrigin = 'local' | 'remote'
+
+export interface DocChangeEvent { key: string, seq: number, origin: ChangeOrigin, meta: DocMeta }
+
+/** One document received from a peer: its bytes (a full save or changes). */
+export interface RemoteDoc {
+  key: string
+  bytes: Uint8Array
+}
+
+export interface DocStoreOptions {
+  /** Live documents kept in memory (default 500). */
+  cacheSize?: number
+  /** Incremental chunks after which a document is re-saved whole (default 32). */
+  compactAfter?: number
+  /** Derives the summary kept in the document's meta. */
+  summarise: (key: string, doc: A.Doc<any>) => Record<string, unknown>
+}
+
+interface Live { doc: A.Doc<any>, meta: DocMeta }
+
+const SEQ_WIDTH = 16
+
+function seqKey (seq: number): string {
+  return seq.toString().padStart(SEQ_WIDTH, '0')
+}
+
+function chunkKey (key: string, n: number): string {
+  return `${key}\x00${n.toString().padStart(8, '0')}`
+}
+
+function concat (parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0] as Uint8Array
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const p of parts) { out.set(p, at); at += p.length }
+  return out
+}
+
+function sameHeads (a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false
+  const set = new Set(a)
+  return b.every(h => set.has(h))
+}
+
+/**
+ * Automerge documents on LevelDB.
+ *
+ * Per document: a snapshot (`snap`), the incremental chunks written since
+ * (`chunk`), and a meta entry with heads, feed position and summary. Every
+ * change appends a chunk, moves the document to the head of the changes feed
+ * (one entry per document, so a reader catching up from a checkpoint reads
+ * each changed document once) and commits atomically with fsync before the
+ * caller hears of it. Documents are loaded on demand into a bounded cache, so
+ * start-up costs the same whatever the store holds.
+ */
+export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
+  readonly #snap: Sublevel<Uint8Array>
+  readonly #chunk: Sublevel<Uint8Array>
+  readonly #meta: Sublevel<DocMeta>
+  readonly #feed: Sublevel<string>
+  readonly #state: Sublevel<unknown>
+  readonly #commit: GroupCommit
+  readonly #lock = new KeyLock()
+  readonly #cache: Lru<string, Live>
+  readonly #compactAfter: number
+  readonly #summarise: DocStoreOptions['summarise']
+  /** A fresh actor per process run: reusing one after a crash could mint two different changes with one (actor, seq). */
+  readonly actor: string = randomBytes(16).toString('hex')
+  #seq = 0
+  #epoch = ''
+
+  private constructor (db: Db, options: DocStoreOptions) {
+    super()
+    this.#snap = binarySublevel(db, 'snap')
+    this.#chunk = binarySublevel(db, 'chunk')
+    this.#meta = jsonSublevel<DocMeta>(db, 'meta')
+    this.#feed = jsonSublevel<string>(db, 'feed')
+    this.#state = jsonSublevel<unknown>(db, 'docstate')
+    this.#commit = new GroupCommit(db)
+    this.#cache = new Lru(options.cacheSize ?? 500)
+    this.#compactAfter = options.compactAfter ?? 32
+    this.#summarise = options.summarise
+    this.setMaxListeners(0)
+  }
+
+  static async open (db: Db, options: DocStoreOptions): Promise<DocStore> {
+    const store = new DocStore(db, options)
+    await store.#init()
+    return store
+  }
+
+  async #init (): Promise<void> {
+    const epoch = await this.#state.get('epoch')
+    if (typeof epoch === 'string') {
+      this.#epoch = epoch
+    } else {
+      this.#epoch = randomBytes(8).toString('hex')
+      await this.#commit.write([{ type: 'put', sublevel: this.#state, key: 'epoch', value: this.#epoch }])
+    }
+    // The feed's last key is the highest sequence number ever committed:
+    // seq and feed entry are written in the same atomic batch.
+    for await (const key of this.#feed.keys({ reverse: true, limit: 1 })) {
+      this.#seq = Number(key)
+    }
+  }
+
+  /**
+   * Identifies this store's feed. Sequence numbers mean nothing across
+   * epochs: a peer holding a checkpoint from another epoch (the store was
+   * wiped and re-created) must start again from zero.
+   */
+  get epoch (): string { return this.#epoch }
+
+  /** The sequence number of the latest committed change. */
+  get seq (): number { return this.#seq }
+
+  async meta (key: string): Promise<DocMeta | undefined> {
+    const live = this.#cache.get(key)
+    if (live !== undefined) return live.meta
+    return await this.#meta.get(key)
+  }
+
+  async metas (keys: string[]): Promise<Array<DocMeta | undefined>> {
+    if (keys.length === 0) return []
+    return await this.#meta.getMany(keys)
+  }
+
+  /** Metas of every document whose key starts with `prefix`, in key order. */
+  async * scan (prefix: string, options: { after?: string } = {}): AsyncGenerator<[string, DocMeta]> {
+    const range = options.after !== undefined && options.after >= prefix
+      ? { gt: options.after, lt: prefix + '\xff' }
+      : { gte: prefix, lt: prefix + '\xff' }
+    for await (const entry of this.#meta.iterator(range)) yield entry
+  }
+
+  /** Feed entries after `since`, oldest first, at most `limit`. */
+  async feedSince (since: number, limit: number): Promise<FeedEntry[]> {
+    const out: FeedEntry[] = []
+    for await (const [k, v] of this.#feed.iterator({ gt: seqKey(since), limit })) {
+      out.push({ seq: Number(k), key: v })
+    }
+    return out
+  }
+
+  /** The document's stored bytes as one buffer that `A.load` accepts, without loading it. */
+  async rawBytes (key: string): Promise<Uint8Array | undefined> {
+    const meta = await this.#meta.get(key)
+    if (meta === undefined) return undefined
+    const snap = await this.#snap.get(key)
+    const parts = snap !== undefined ? [snap] : []
+    if (meta.chunks > 0) {
+      for await (const chunk of this.#chunk.values({ gte: chunkKey(key, 0), lt: `${key}\x01` })) parts.push(chunk)
+    }
+    return concat(parts)
+  }
+
+  /** Runs `fn` on the current document (undefined when absent) under the key's lock. */
+  async read<T> (key: string, fn: (doc: A.Doc<any> | undefined, meta: DocMeta | undefined) => T): Promise<T> {
+    return await this.#lock.run(key, async () => {
+      const live = await this.#live(key)
+      return fn(live?.doc, live?.meta)
+    })
+  }
+
+  /** Creates a document; fails with CONFLICT if the key exists. */
+  async create (key: string, init: (doc: any) => void, options: { time?: number } = {}): Promise<DocChangeEvent> {
+    return await this.#lock.run(key, async () => {
+      if (await this.#live(key) !== undefined) throw new DwError('CONFLICT', `${key} already exists`)
+      const empty = A.init<any>({ actor: this.actor })
+      const doc = A.change(empty, { time: timeOf(options.time) }, init)
+      return await this.#commitLocal(key, doc, undefined)
+    })
+  }
+
+  /**
+   * Applies `fn` to the document and commits. `fn` may throw to refuse the
+   * change (nothing is written); it may return false to signal "no change".
+   */
+  async change (key: string, fn: (doc: any) => void | boolean, options: { time?: number } = {}): Promise<DocChangeEvent> {
+    return await this.#lock.run(key, async () => {
+      const live = await this.#live(key)
+      if (live === undefined) throw new DwError('NOT_FOUND', `${key} not found`)
+      const doc = A.change(live.doc, { time: timeOf(options.time) }, fn)
+      if (doc === live.doc) return { key, seq: live.meta.seq, origin: 'local', meta: live.meta }
+      return await this.#commitLocal(key, doc, live)
+    })
+  }
+
+  /**
+   * Merges documents received from a peer in one atomic, durable batch.
+   * Returns the keys whose heads changed. Bytes that Automerge cannot parse
+   * reject the whole batch with INVALID_MESSAGE and change nothing.
+   */
+  async applyRemote (items: RemoteDoc[]): Promise<string[]> {
+    const keys = items.map(i => i.key)
+    return await this.#lock.runAll(keys, async () => {
+      // Merge first (this awaits loads), then number and stage the results in
+      // one synchronous step: feed order must equal commit order, or a feed
+      // reader could checkpoint past a sequence number not yet on disk.
+      const merged = new Map<string, { doc: A.Doc<any>, before: Live | undefined, received: Uint8Array | undefined }>()
+      const touched = new Set<string>()
+      for (const item of items) {
+        const prior = merged.get(item.key)
+        const before = prior?.before ?? await this.#live(item.key)
+        const base = prior?.doc ?? before?.doc
+        let doc: A.Doc<any>
+        try {
+          doc = base === undefined
+            ? A.load(item.bytes, { actor: this.actor })
+            : A.loadIncremental(base, item.bytes)
+        } catch (err) {
+          for (const key of touched) this.#cache.delete(key)
+          throw new DwError('INVALID_MESSAGE', `undecodable changes for ${item.key}`, { cause: err })
+        }
+        touched.add(item.key)
+        // Two items for one new key: store a fresh save rather than either part.
+        merged.set(item.key, { doc, before, received: prior === undefined ? item.bytes : undefined })
+      }
+      const ops: BatchOp[] = []
+      const updated: Array<{ key: string, live: Live }> = []
+      for (const [key, { doc, before, received }] of merged) {
+        if (before !== undefined && sameHeads(A.getHeads(doc), before.meta.heads)) {
+          // Nothing new, but loadIncremental may have replaced the document object.
+          this.#cache.set(key, { doc, meta: before.meta })
+          continue
+        }
+        this.#seq += 1
+        updated.push({ key, live: this.#stage(ops, key, doc, before, this.#seq, before === undefined ? received : undefined) })
+      }
+      if (ops.length === 0) return []
+      try {
+        await this.#commit.write(ops)
+      } catch (err) {
+        for (const key of touched) this.#cache.delete(key)
+        throw err
+      }
+      for (const { key, live } of updated) {
+        this.#cache.set(key, live)
+        this.emit('change', { key, seq: live.meta.seq, origin: 'remote', meta: live.meta })
+      }
+      return updated.map(u => u.key)
+    })
+  }
+
+  /** Changes of `key` that a holder of `heads` lacks, or the whole document when it cannot tell. */
+  async changesSince (key: string, heads: string[]): Promise<Uint8Array | undefined> {
+    return await this.read(key, (doc) => {
+      if (doc === undefined) return undefined
+      if (heads.length > 0 && A.hasHeads(doc, heads)) return A.saveSince(doc, heads)
+      return A.save(doc)
+    })
+  }
+
+  /** Resolves when every write so far is on disk. */
+  async flush (): Promise<void> {
+    await this.#commit.idle()
+  }
+
+  async #live (key: string): Promise<Live | undefined> {
+    const cached = this.#cache.get(key)
+    if (cached !== undefined) return cached
+    const meta = await this.#meta.get(key)
+    if (meta === undefined) return undefined
+    const bytes = await this.rawBytes(key)
+    const doc = A.load<any>(bytes as Uint8Array, { actor: this.actor })
+    const live = { doc, meta }
+    this.#cache.set(key, live)
+    return live
+  }
+
+  async #commitLocal (key: string, doc: A.Doc<any>, before: Live | undefined): Promise<DocChangeEvent> {
+    const ops: BatchOp[] = []
+    const seq = this.#seq + 1
+    this.#seq = seq
+    const live = this.#stage(ops, key, doc, before, seq, undefined)
+    try {
+      await this.#commit.write(ops)
+    } catch (err) {
+      this.#cache.delete(key)
+      throw err
+    }
+    this.#cache.set(key, live)
+    const event: DocChangeEvent = { key, seq, origin: 'local', meta: live.meta }
+    this.emit('change', event)
+    return event
+  }
+
+  /**
+   * Adds to `ops` the writes that record `doc` as the new state of `key`.
+   * `snapshot` is the peer's bytes of a document we did not have: stored as
+   * received, which saves re-encoding it.
+   */
+  #stage (ops: BatchOp[], key: string, doc: A.Doc<any>, before: Live | undefined, seq: number, snapshot: Uint8Array | undefined): Live {
+    const meta: DocMeta = {
+      heads: A.getHeads(doc),
+      seq,
+      chunks: before?.meta.chunks ?? 0,
+      summary: this.#summarise(key, doc)
+    }
+    if (before === undefined) {
+      ops.push({ type: 'put', sublevel: this.#snap, key, value: snapshot ?? A.save(doc) })
+      meta.chunks = 0
+    } else if (meta.chunks + 1 >= this.#compactAfter) {
+      ops.push({ type: 'put', sublevel: this.#snap, key, value: A.save(doc) })
+      for (let n = 0; n < meta.chunks; n++) ops.push({ type: 'del', sublevel: this.#chunk, key: chunkKey(key, n) })
+      meta.chunks = 0
+    } else {
+      ops.push({ type: 'put', sublevel: this.#chunk, key: chunkKey(key, meta.chunks), value: A.saveSince(doc, before.meta.heads) })
+      meta.chunks += 1
+    }
+    if (before !== undefined) ops.push({ type: 'del', sublevel: this.#feed, key: seqKey(before.meta.seq) })
+    ops.push({ type: 'put', sublevel: this.#feed, key: seqKey(seq), value: key })
+    ops.push({ type: 'put', sublevel: this.#meta, key, value: meta })
+    return { doc, meta }
+  }
+}
+
+function timeOf (ms: number | undefined): number {
+  // Automerge records change times in whole seconds.
+  return Math.floor((ms ?? Date.now()) / 1000)
+}

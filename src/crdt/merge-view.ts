@@ -1,0 +1,52 @@
+import * as A from '@automerge/automerge'
+import { isDeleted, tagsOf } from './records/common.ts'
+import { orderedVersions } from './records/versions.ts'
+
+/** Stamped on every change, so concurrent edits always "conflict" there; not worth showing. */
+const BOOKKEEPING = new Set(['updatedAt', 'updatedBy', 'kind', 'id', 'createdAt', 'createdBy'])
+
+/** Never leaves the node through the API. */
+const SECRET = new Set(['passwordHash'])
+
+/**
+ * Values of scalar fields that lost a concurrent write. Automerge keeps them
+ * until the field is written again; the API shows them so a user can see
+ * what the merge chose and change it.
+ */
+function conflictsOf (doc: A.Doc<any>, path: string[], target: any, into: Record<string, unknown[]>): void {
+  for (const field of Object.keys(target)) {
+    if (path.length === 0 && (BOOKKEEPING.has(field) || SECRET.has(field))) continue
+    const all = A.getConflicts(target, field)
+    if (all === undefined) continue
+    const values = Object.values(all)
+    if (values.length < 2) continue
+    const winner = JSON.stringify(toPlain(target[field]))
+    const losers = values.map(toPlain).filter(v => JSON.stringify(v) !== winner)
+    if (losers.length > 0) into[[...path, field].join('.')] = losers
+  }
+}
+
+function toPlain (value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value
+  return JSON.parse(JSON.stringify(value))
+}
+
+export type RecordView = Record<string, unknown> & { conflicts: Record<string, unknown[]> }
+
+/** The API's JSON view of a record document. */
+export function recordView (doc: A.Doc<any>): RecordView {
+  const d = doc as any
+  const plain = toPlain(d) as Record<string, any>
+  const conflicts: Record<string, unknown[]> = {}
+  conflictsOf(doc, [], d, conflicts)
+  if (d.metadata !== undefined) conflictsOf(doc, ['metadata'], d.metadata, conflicts)
+  for (const secret of SECRET) delete plain[secret]
+  delete plain.deletions
+  const view: RecordView = { ...plain, deleted: isDeleted(d), conflicts }
+  if (d.tags !== undefined) view.tags = tagsOf(d)
+  if (d.versions !== undefined) view.versions = orderedVersions(plain.versions)
+  if (d.training !== undefined) {
+    view.training = Object.values<any>(plain.training).sort((a, b) => a.at < b.at ? -1 : a.at > b.at ? 1 : a.id < b.id ? -1 : 1)
+  }
+  return view
+}

@@ -1,0 +1,84 @@
+import * as A from '@automerge/automerge'
+import { newId } from '../keys.ts'
+
+/** Who and when, stamped on every change by the caller (the API). */
+export interface Actor { userId: string, at: string }
+
+/** Fields every record document carries. */
+export interface RecordBase {
+  kind: string
+  id: string
+  createdAt: string
+  createdBy: string
+  updatedAt: string
+  updatedBy: string
+  /**
+   * The tombstone, as a set of delete events. A restore removes only the
+   * events it has seen, so a delete concurrent with a restore survives it:
+   * deleted anywhere means deleted everywhere until explicitly restored.
+   */
+  deletions: Record<string, { at: string, by: string }>
+}
+
+export function initBase (doc: any, kind: string, id: string, actor: Actor): void {
+  doc.kind = kind
+  doc.id = id
+  doc.createdAt = actor.at
+  doc.createdBy = actor.userId
+  doc.updatedAt = actor.at
+  doc.updatedBy = actor.userId
+  doc.deletions = {}
+}
+
+export function touch (doc: any, actor: Actor): void {
+  doc.updatedAt = actor.at
+  doc.updatedBy = actor.userId
+}
+
+export function isDeleted (doc: { deletions?: Record<string, unknown> }): boolean {
+  return doc.deletions !== undefined && Object.keys(doc.deletions).length > 0
+}
+
+export function markDeleted (doc: any, actor: Actor): void {
+  doc.deletions[newId()] = { at: actor.at, by: actor.userId }
+  touch(doc, actor)
+}
+
+export function restore (doc: any, actor: Actor): void {
+  for (const id of Object.keys(doc.deletions)) delete doc.deletions[id]
+  touch(doc, actor)
+}
+
+/**
+ * Tags are a map used as a set. Adding always writes a fresh value (Automerge
+ * skips writing a value equal to the current one) so a concurrent remove,
+ * which deletes only what it saw, cannot undo the add: add wins.
+ */
+export function addTags (doc: any, tags: string[]): void {
+  for (const tag of tags) doc.tags[tag] = newId()
+}
+
+export function removeTags (doc: any, tags: string[]): void {
+  for (const tag of tags) delete doc.tags[tag]
+}
+
+export function tagsOf (doc: { tags?: Record<string, unknown> }): string[] {
+  return Object.keys(doc.tags ?? {}).sort()
+}
+
+/** Sets description as a text diff, so concurrent edits interleave instead of one replacing the other. */
+export function setText (doc: any, field: string, value: string): void {
+  if (typeof doc[field] === 'string') A.updateText(doc, [field], value)
+  else doc[field] = value
+}
+
+/**
+ * JSON maps (custom metadata, preferences, metrics, report bodies) are
+ * patched key by key, null removing a key, so edits of different keys merge.
+ */
+export function patchMap (map: any, patch: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete map[k]
+    else map[k] = structuredClone(v)
+  }
+}

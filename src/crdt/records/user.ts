@@ -1,0 +1,47 @@
+import { initBase, patchMap, touch, type Actor } from './common.ts'
+
+export const Roles = ['admin', 'member'] as const
+export type Role = typeof Roles[number]
+
+export interface UserInput {
+  username: string
+  email?: string
+  displayName?: string
+  role: Role
+  passwordHash: string
+}
+
+export interface UserPatch {
+  username?: string
+  email?: string
+  displayName?: string
+  role?: Role
+  passwordHash?: string
+  disabled?: boolean
+  preferences?: Record<string, unknown>
+}
+
+/** Usernames compare case-insensitively: "Alice" and "alice" are one name. */
+export function normaliseUsername (username: string): string {
+  return username.normalize('NFKC').toLowerCase()
+}
+
+export function initUser (doc: any, id: string, input: UserInput, actor: Actor): void {
+  initBase(doc, 'user', id, actor)
+  doc.username = input.username
+  doc.email = input.email ?? ''
+  doc.displayName = input.displayName ?? input.username
+  doc.role = input.role
+  doc.passwordHash = input.passwordHash
+  doc.disabled = false
+  doc.preferences = {}
+}
+
+export function patchUser (doc: any, patch: UserPatch, actor: Actor): void {
+  for (const field of ['username', 'email', 'displayName', 'role', 'passwordHash', 'disabled'] as const) {
+    const value = patch[field]
+    if (value !== undefined && value !== doc[field]) doc[field] = value
+  }
+  if (patch.preferences !== undefined) patchMap(doc.preferences, patch.preferences)
+  touch(doc, actor)
+}

@@ -1,0 +1,29 @@
+import { newId } from '../keys.ts'
+import type { Actor } from './common.ts'
+
+export interface FileRef { name: string, sha256: string, size: number, mediaType: string }
+
+/** An immutable snapshot of a dataset's or model's files. */
+export interface Version {
+  id: string
+  files: FileRef[]
+  note: string
+  author: string
+  createdAt: string
+}
+
+/**
+ * Versions live in a map keyed by their UUIDv7, so versions created
+ * concurrently on two nodes are both kept; nobody ever renumbers them.
+ */
+export function addVersion (doc: any, files: FileRef[], note: string, actor: Actor): Version {
+  const version: Version = { id: newId(), files: files.map(f => ({ ...f })), note, author: actor.userId, createdAt: actor.at }
+  doc.versions[version.id] = version
+  return version
+}
+
+/** Display order: time, then id. The same on every node. */
+export function orderedVersions (versions: Record<string, Version> | undefined): Version[] {
+  return Object.values(versions ?? {}).sort((a, b) =>
+    a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+}

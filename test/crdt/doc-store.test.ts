@@ -1,0 +1,101 @@
+import t from 'tap'
+import * as A from '@automerge/automerge'
+import { openDb } from '../../src/db.ts'
+import { DocStore } from '../../src/crdt/doc-store.ts'
+import { summarise } from '../../src/crdt/summary.ts'
+import { initDataset, patchDataset } from '../../src/crdt/records/dataset.ts'
+import { docKey, newId } from '../../src/crdt/keys.ts'
+import { tempDir } from '../helpers/tmp.ts'
+
+const actor = { userId: 'u1', at: '2026-01-01T00:00:00.000Z' }
+
+async function open (dir: string, compactAfter = 32): Promise<{ store: DocStore, close: () => Promise<void> }> {
+  const db = await openDb(dir)
+  const store = await DocStore.open(db, { summarise, compactAfter })
+  return { store, close: async () => { await db.close() } }
+}
+
+t.test('create, change, reopen: documents and feed survive', async t => {
+  const dir = await tempDir(t)
+  const { store, close } = await open(dir, 4)
+  const id = newId()
+  const key = docKey('dataset', id)
+  await store.create(key, d => initDataset(d, 'dataset', id, { name: 'a' }, actor))
+  for (let i = 0; i < 10; i++) await store.change(key, d => patchDataset(d, { name: `n${i}` }, actor))
+  const heads = (await store.meta(key))?.heads
+  t.equal(store.seq, 11)
+  const epoch = store.epoch
+  await close()
+
+  const again = await open(dir, 4)
+  t.teardown(again.close)
+  t.equal(again.store.seq, 11, 'sequence restored')
+  t.equal(again.store.epoch, epoch, 'epoch kept')
+  t.same((await again.store.meta(key))?.heads, heads)
+  t.equal(await again.store.read(key, d => d.name), 'n9')
+  t.ok(((await again.store.meta(key))?.chunks ?? 99) < 4, 'compacted')
+  t.same(await again.store.feedSince(0, 10), [{ seq: 11, key }], 'one feed entry per document')
+  t.not(again.store.actor, store.actor, 'fresh actor per run')
+  await again.store.change(key, d => patchDataset(d, { name: 'after' }, actor))
+  t.equal(await again.store.read(key, d => d.name), 'after')
+})
+
+t.test('feed orders documents by their latest change', async t => {
+  const { store, close } = await open(await tempDir(t))
+  t.teardown(close)
+  const keys: string[] = []
+  for (let i = 0; i < 3; i++) {
+    const id = newId()
+    keys.push(docKey('dataset', id))
+    await store.create(docKey('dataset', id), d => initDataset(d, 'dataset', id, { name: `d${i}` }, actor))
+  }
+  await store.change(keys[0] as string, d => patchDataset(d, { name: 'x' }, actor))
+  t.same((await store.feedSince(0, 10)).map(e => e.key), [keys[1], keys[2], keys[0]])
+  t.same((await store.feedSince(3, 10)).map(e => e.key), [keys[0]])
+})
+
+t.test('concurrent writers share fsyncs and all land', async t => {
+  const { store, close } = await open(await tempDir(t))
+  t.teardown(close)
+  const ids = Array.from({ length: 200 }, () => newId())
+  await Promise.all(ids.map(id => store.create(docKey('dataset', id), d => initDataset(d, 'dataset', id, { name: id }, actor))))
+  t.equal(store.seq, 200)
+  t.equal((await store.feedSince(0, 1000)).length, 200)
+})
+
+t.test('applyRemote merges a peer\'s documents and ignores what it has', async t => {
+  const a = await open(await tempDir(t))
+  const b = await open(await tempDir(t))
+  t.teardown(a.close)
+  t.teardown(b.close)
+  const id = newId()
+  const key = docKey('dataset', id)
+  await a.store.create(key, d => initDataset(d, 'dataset', id, { name: 'a' }, actor))
+  const changed = await b.store.applyRemote([{ key, bytes: (await a.store.rawBytes(key)) as Uint8Array }])
+  t.same(changed, [key])
+  t.same((await b.store.meta(key))?.heads, (await a.store.meta(key))?.heads)
+  t.same(await b.store.applyRemote([{ key, bytes: (await a.store.rawBytes(key)) as Uint8Array }]), [], 'no-op when nothing is new')
+
+  await a.store.change(key, d => patchDataset(d, { name: 'edited on a' }, actor))
+  await b.store.change(key, d => patchDataset(d, { metadata: { k: 1 } }, actor))
+  const bHeads = (await b.store.meta(key))?.heads as string[]
+  const fromA = await a.store.changesSince(key, bHeads)
+  t.ok(fromA !== undefined, 'a cannot see b\'s heads, so it sends the document')
+  await b.store.applyRemote([{ key, bytes: fromA as Uint8Array }])
+  await a.store.applyRemote([{ key, bytes: (await b.store.changesSince(key, (await a.store.meta(key))?.heads as string[])) as Uint8Array }])
+  t.same((await a.store.meta(key))?.heads.sort(), (await b.store.meta(key))?.heads.sort(), 'converged')
+  t.same(await b.store.read(key, d => [d.name, d.metadata.k]), ['edited on a', 1])
+})
+
+t.test('undecodable bytes are refused and change nothing', async t => {
+  const { store, close } = await open(await tempDir(t))
+  t.teardown(close)
+  const id = newId()
+  const good = A.save(A.change(A.init<any>(), d => initDataset(d, 'dataset', id, { name: 'ok' }, actor)))
+  await t.rejects(store.applyRemote([
+    { key: docKey('dataset', id), bytes: good },
+    { key: docKey('dataset', newId()), bytes: new Uint8Array([1, 2, 3, 4]) }
+  ]), { code: 'INVALID_MESSAGE' })
+  t.equal(store.seq, 0)
+  t.equal(await store.meta(docKey('dataset', id)), undefined)
+})
