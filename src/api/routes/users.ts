@@ -1,0 +1,55 @@
+import type { FastifyInstance } from 'fastify'
+import type { Users, NewUser, UserChanges } from '../../warehouse/users.ts'
+import { requireAdmin } from '../../warehouse/principal.ts'
+import { who } from '../auth-hook.ts'
+import { idParams, jsonMap } from '../schemas.ts'
+import { checkJsonSize } from '../validate.ts'
+
+const username = { type: 'string', minLength: 1, maxLength: 64 } as const
+const password = { type: 'string', minLength: 1, maxLength: 1024 } as const
+const role = { type: 'string', enum: ['admin', 'member'] } as const
+const email = { type: 'string', maxLength: 254 } as const
+const displayName = { type: 'string', maxLength: 200 } as const
+
+export function userRoutes (app: FastifyInstance, users: Users): void {
+  app.get('/users', { schema: { tags: ['users'], summary: 'List accounts' } }, async () => ({ items: await users.list() }))
+
+  app.get('/users/conflicts', {
+    schema: { tags: ['users'], summary: 'Usernames claimed by more than one account after a merge (admins)' }
+  }, async (request) => {
+    requireAdmin(who(request))
+    return { items: users.conflicts() }
+  })
+
+  app.post('/users', {
+    schema: {
+      tags: ['users'],
+      summary: 'Create an account (admins)',
+      body: { type: 'object', required: ['username', 'password'], additionalProperties: false, properties: { username, password, role: { ...role, default: 'member' }, email, displayName } }
+    }
+  }, async (request, reply) => {
+    const user = await users.create(who(request), request.body as NewUser)
+    return await reply.status(201).send(user)
+  })
+
+  app.get('/users/:id', { schema: { tags: ['users'], params: idParams } }, async (request) =>
+    await users.get((request.params as { id: string }).id))
+
+  app.patch('/users/:id', {
+    schema: {
+      tags: ['users'],
+      summary: 'Change an account: admins change anything; users their own name, email, preferences and password',
+      params: idParams,
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
+        properties: { username, email, displayName, role, disabled: { type: 'boolean' }, password, currentPassword: password, preferences: jsonMap }
+      }
+    }
+  }, async (request) => {
+    const body = request.body as UserChanges
+    checkJsonSize('preferences', body.preferences)
+    return await users.update(who(request), (request.params as { id: string }).id, body)
+  })
+}

@@ -1,0 +1,116 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { BlobStore } from '../../blobs/blob-store.ts'
+import type { FileRef, Version } from '../../crdt/records/versions.ts'
+import type { Records } from '../../warehouse/records.ts'
+import { DwError } from '../../errors.ts'
+import { who } from '../auth-hook.ts'
+import { id, idParams } from '../schemas.ts'
+import { checkFileName } from '../validate.ts'
+
+const MAX_NOTE = 10_000
+
+/**
+ * Reads a multipart upload: every file part streams straight into the blob
+ * store (hashed on the way, never held in memory); a `note` field may come
+ * before or after the files.
+ */
+async function receiveFiles (request: FastifyRequest, blobs: BlobStore): Promise<{ files: FileRef[], note: string }> {
+  if (!request.isMultipart()) throw new DwError('INVALID_INPUT', 'send the files as multipart/form-data')
+  const files: FileRef[] = []
+  let note = ''
+  for await (const part of request.parts()) {
+    if (part.type === 'field') {
+      if (part.fieldname !== 'note') throw new DwError('INVALID_INPUT', `unknown form field "${part.fieldname}" (only "note" and files)`)
+      if (typeof part.value !== 'string' || part.value.length > MAX_NOTE) throw new DwError('INVALID_INPUT', `note must be text of at most ${MAX_NOTE} characters`)
+      note = part.value
+      continue
+    }
+    const name = checkFileName(part.filename)
+    if (files.some(f => f.name === name)) throw new DwError('INVALID_INPUT', `two files named ${name} in one version`)
+    const stored = await blobs.put(part.file)
+    if (part.file.truncated) throw new DwError('PAYLOAD_TOO_LARGE', `${name} is larger than this node accepts`)
+    files.push({ name, sha256: stored.sha256, size: stored.size, mediaType: part.mimetype || 'application/octet-stream' })
+  }
+  if (files.length === 0) throw new DwError('INVALID_INPUT', 'a version needs at least one file')
+  return { files, note }
+}
+
+function findFile (record: Record<string, unknown>, versionId: string, name: string): FileRef {
+  const version = (record.versions as Version[]).find(v => v.id === versionId)
+  if (version === undefined) throw new DwError('NOT_FOUND', `no version ${versionId}`)
+  const file = version.files.find(f => f.name === name)
+  if (file === undefined) throw new DwError('NOT_FOUND', `version ${versionId} has no file named ${JSON.stringify(name)}`)
+  return file
+}
+
+/** Versions and files of datasets and models. */
+export function versionRoutes (app: FastifyInstance, records: Records, blobs: BlobStore, kind: 'dataset' | 'model'): void {
+  const base = `/${kind}s/:id`
+  const tag = [`${kind}s`]
+
+  app.post(`${base}/versions`, {
+    schema: {
+      tags: tag,
+      summary: `Add a version: multipart/form-data with one or more files and an optional "note" field`,
+      consumes: ['multipart/form-data'],
+      params: idParams
+    }
+  }, async (request, reply) => {
+    const recordId = (request.params as { id: string }).id
+    const principal = who(request)
+    // Refuse early, before accepting gigabytes for a record that is gone.
+    await records.get(kind, recordId)
+    const { files, note } = await receiveFiles(request, blobs)
+    const version = await records.addVersion(principal, kind, recordId, files, note)
+    return await reply.status(201).send(version)
+  })
+
+  app.get(`${base}/versions/:versionId/files/:name`, {
+    schema: {
+      tags: tag,
+      summary: 'Download one file of a version (streamed)',
+      params: {
+        type: 'object',
+        required: ['id', 'versionId', 'name'],
+        additionalProperties: false,
+        properties: { id, versionId: id, name: { type: 'string', minLength: 1, maxLength: 1024 } }
+      }
+    }
+  }, async (request, reply) => {
+    const params = request.params as { id: string, versionId: string, name: string }
+    const record = await records.get(kind, params.id)
+    const file = findFile(record, params.versionId, params.name)
+    const stat = await blobs.stat(file.sha256)
+    if (stat === undefined) {
+      throw new DwError('BLOB_UNAVAILABLE', `the bytes of ${file.name} are not on this node yet; try again later`, { details: { retryAfterSeconds: 30 } })
+    }
+    const stream = await blobs.get(file.sha256)
+    void reply.header('content-length', String(stat.size))
+    void reply.header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(file.name)}`)
+    void reply.header('x-content-sha256', file.sha256)
+    return await reply.type(file.mediaType).send(stream)
+  })
+
+  if (kind === 'model') {
+    app.post(`${base}/training`, {
+      schema: {
+        tags: tag,
+        summary: 'Append a training-history entry',
+        params: idParams,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            note: { type: 'string', maxLength: MAX_NOTE, default: '' },
+            versionId: id,
+            params: { type: 'object', maxProperties: 200, default: {} },
+            metrics: { type: 'object', maxProperties: 200, additionalProperties: { type: 'number' }, default: {} }
+          }
+        }
+      }
+    }, async (request, reply) => {
+      const entry = request.body as { note: string, versionId?: string, params: Record<string, unknown>, metrics: Record<string, number> }
+      return await reply.status(201).send(await records.addTrainingEntry(who(request), (request.params as { id: string }).id, entry))
+    })
+  }
+}

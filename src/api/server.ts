@@ -1,0 +1,61 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import multipart from '@fastify/multipart'
+import swagger from '@fastify/swagger'
+import type { BlobStore } from '../blobs/blob-store.ts'
+import type { Records } from '../warehouse/records.ts'
+import type { Users } from '../warehouse/users.ts'
+import { registerAuthHook } from './auth-hook.ts'
+import { errorHandler, notFoundHandler } from './errors.ts'
+import { authRoutes } from './routes/auth.ts'
+import { recordRoutes } from './routes/records.ts'
+import { userRoutes } from './routes/users.ts'
+import { versionRoutes } from './routes/versions.ts'
+
+export interface ApiServices {
+  users: Users
+  records: Records
+  blobs: BlobStore
+  /** Facts for /healthz. */
+  health: () => Record<string, unknown>
+}
+
+export interface ApiOptions {
+  nodeToken?: string
+  nodeTokenUserId: string
+  logger?: boolean | object
+  /** Largest accepted file in a version upload. */
+  maxFileBytes?: number
+  /** Extra route groups (peers, sync...) registered by the node. */
+  plugins?: Array<(app: FastifyInstance) => void>
+}
+
+export async function buildApi (services: ApiServices, options: ApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } }
+  })
+  app.setErrorHandler(errorHandler)
+  app.setNotFoundHandler(notFoundHandler)
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'dw-mesh node API', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }]
+    }
+  })
+  await app.register(multipart, {
+    limits: { fileSize: options.maxFileBytes ?? 64 * 1024 ** 3, files: 1000, fields: 10, fieldSize: 64 * 1024, parts: 1010 }
+  })
+  registerAuthHook(app, { users: services.users, nodeToken: options.nodeToken, nodeTokenUserId: options.nodeTokenUserId })
+
+  app.get('/healthz', { config: { public: true }, schema: { tags: ['node'], summary: 'Liveness' } }, async () => ({ ok: true, ...services.health() }))
+  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
+  authRoutes(app, services.users)
+  userRoutes(app, services.users)
+  for (const kind of ['dataset', 'model', 'report'] as const) recordRoutes(app, services.records, kind)
+  versionRoutes(app, services.records, services.blobs, 'dataset')
+  versionRoutes(app, services.records, services.blobs, 'model')
+  for (const plugin of options.plugins ?? []) plugin(app)
+  return app
+}

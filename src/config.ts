@@ -1,0 +1,64 @@
+import { readFile, writeFile, rename } from 'node:fs/promises'
+import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { DwError } from './errors.ts'
+
+/** Everything a node reads at start, kept as `config.json` in its data directory. */
+export interface NodeConfig {
+  version: 1
+  name: string
+  http: { host: string, port: number }
+  /** libp2p listen multiaddrs. */
+  listen: string[]
+  blobs: { type: 'fs' }
+  /** The account `dw` commands act as through the node token. */
+  adminUserId: string
+}
+
+export const CONFIG_FILE = 'config.json'
+
+export function parseHostPort (value: string): { host: string, port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(value.trim())
+  const port = Number(m?.[2])
+  if (m === null || m[1] === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new DwError('INVALID_INPUT', `--http wants HOST:PORT such as 127.0.0.1:8080, got "${value}"`)
+  }
+  return { host: m[1] as string, port }
+}
+
+export function validateListenAddr (value: string): string {
+  const trimmed = value.trim()
+  try {
+    const ma = multiaddr(trimmed)
+    if (!ma.getComponents().some(c => c.name === 'tcp')) throw new Error('not tcp')
+    return ma.toString()
+  } catch {
+    throw new DwError('INVALID_INPUT', `--listen wants a TCP multiaddr such as /ip4/0.0.0.0/tcp/4001, got "${value}"`)
+  }
+}
+
+export async function readConfig (dataDir: string): Promise<NodeConfig> {
+  let text: string
+  try {
+    text = await readFile(join(dataDir, CONFIG_FILE), 'utf8')
+  } catch (err: any) {
+    if (err?.code === 'ENOENT') throw new DwError('CONFIG_INVALID', `${dataDir} is not a dw node: run "dw init --data ${dataDir}" first`)
+    throw err
+  }
+  let config: NodeConfig
+  try {
+    config = JSON.parse(text)
+  } catch (err) {
+    throw new DwError('CONFIG_INVALID', `${join(dataDir, CONFIG_FILE)} is not valid JSON`, { cause: err })
+  }
+  if (config.version !== 1 || typeof config.http?.port !== 'number' || !Array.isArray(config.listen)) {
+    throw new DwError('CONFIG_INVALID', `${join(dataDir, CONFIG_FILE)} is missing required settings`)
+  }
+  return config
+}
+
+export async function writeConfig (dataDir: string, config: NodeConfig): Promise<void> {
+  const path = join(dataDir, CONFIG_FILE)
+  await writeFile(`${path}.tmp`, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 })
+  await rename(`${path}.tmp`, path)
+}

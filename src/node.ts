@@ -1,0 +1,150 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir, readdir, rm, writeFile, rename } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { openDb, jsonSublevel, type Db } from './db.ts'
+import { DocStore } from './crdt/doc-store.ts'
+import { summarise } from './crdt/summary.ts'
+import { FsBlobStore } from './blobs/fs-store.ts'
+import type { BlobStore } from './blobs/blob-store.ts'
+import { SessionStore, type SessionRecord } from './auth/sessions.ts'
+import { LoginThrottle } from './auth/login-throttle.ts'
+import { Users } from './warehouse/users.ts'
+import { Records } from './warehouse/records.ts'
+import { buildApi } from './api/server.ts'
+import { loadOrCreateIdentity, peerIdOf } from './peer/identity.ts'
+import { readConfig, writeConfig, type NodeConfig } from './config.ts'
+import { DwError } from './errors.ts'
+
+/** Where a running node tells local `dw` commands how to reach it (mode 0600). */
+export const NODE_TOKEN_FILE = 'node-token.json'
+
+export interface NodeTokenFile { url: string, token: string, pid: number }
+
+export interface InitOptions {
+  dataDir: string
+  name?: string
+  http?: { host: string, port: number }
+  listen?: string[]
+  adminPassword: string
+}
+
+export interface RunningNode {
+  config: NodeConfig
+  dataDir: string
+  peerId: string
+  /** The HTTP API's base URL, e.g. http://127.0.0.1:8080 */
+  url: string
+  docs: DocStore
+  blobs: BlobStore
+  users: Users
+  records: Records
+  api: FastifyInstance
+  stop: () => Promise<void>
+}
+
+function dbPath (dataDir: string): string { return join(dataDir, 'db') }
+function blobPath (dataDir: string): string { return join(dataDir, 'blobs') }
+
+async function openDbClearly (dataDir: string): Promise<Db> {
+  try {
+    return await openDb(dbPath(dataDir))
+  } catch (err: any) {
+    if (err?.cause?.code === 'LEVEL_LOCKED' || /lock/i.test(String(err?.cause?.message ?? err?.message))) {
+      throw new DwError('CONFIG_INVALID', `another dw node is already running on ${dataDir}`, { cause: err })
+    }
+    throw err
+  }
+}
+
+interface Core { db: Db, docs: DocStore, blobs: BlobStore, users: Users, records: Records }
+
+async function openCore (dataDir: string): Promise<Core> {
+  const db = await openDbClearly(dataDir)
+  const docs = await DocStore.open(db, { summarise })
+  const blobs = await FsBlobStore.open(blobPath(dataDir))
+  const sessions = new SessionStore(jsonSublevel<SessionRecord>(db, 'sessions'))
+  const users = await Users.open(docs, sessions, new LoginThrottle())
+  return { db, docs, blobs, users, records: new Records(docs) }
+}
+
+/**
+ * Creates a node's data directory: identity, config, database, blob store
+ * and the first admin account. Refuses a directory that already holds a node.
+ */
+export async function initNode (options: InitOptions): Promise<{ peerId: string, config: NodeConfig, addresses: string[] }> {
+  const { dataDir } = options
+  await mkdir(dataDir, { recursive: true })
+  const existing = await readdir(dataDir)
+  if (existing.includes('config.json') || existing.includes('db')) {
+    throw new DwError('ALREADY_INITIALISED', `${dataDir} already holds a dw node; pick another --data directory`)
+  }
+  const key = await loadOrCreateIdentity(dataDir)
+  const peerId = peerIdOf(key)
+  const core = await openCore(dataDir)
+  try {
+    const admin = await core.users.create(undefined, { username: 'admin', password: options.adminPassword, role: 'admin', displayName: 'Administrator' })
+    const config: NodeConfig = {
+      version: 1,
+      name: options.name ?? `node-${peerId.slice(-6)}`,
+      http: options.http ?? { host: '127.0.0.1', port: 8080 },
+      listen: options.listen ?? ['/ip4/0.0.0.0/tcp/4001'],
+      blobs: { type: 'fs' },
+      adminUserId: String(admin.id)
+    }
+    await core.docs.flush()
+    await writeConfig(dataDir, config)
+    return { peerId, config, addresses: config.listen.map(a => `${a}/p2p/${peerId}`) }
+  } finally {
+    await core.blobs.close()
+    await core.db.close()
+  }
+}
+
+/** Starts a node from its data directory: stores, HTTP API. Resolves once it serves. */
+export async function startNode (options: { dataDir: string, logger?: boolean | object, httpPort?: number }): Promise<RunningNode> {
+  const { dataDir } = options
+  const config = await readConfig(dataDir)
+  const key = await loadOrCreateIdentity(dataDir)
+  const peerId = peerIdOf(key)
+  const core = await openCore(dataDir)
+  const nodeToken = randomBytes(32).toString('base64url')
+  const startedAt = new Date().toISOString()
+  const api = await buildApi(
+    { users: core.users, records: core.records, blobs: core.blobs, health: () => ({ name: config.name, peerId, startedAt }) },
+    { nodeToken, nodeTokenUserId: config.adminUserId, logger: options.logger }
+  )
+  let url: string
+  try {
+    await api.listen({ host: config.http.host, port: options.httpPort ?? config.http.port })
+    const address = api.server.address()
+    const port = typeof address === 'object' && address !== null ? address.port : config.http.port
+    const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host
+    url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`
+    await writeNodeToken(dataDir, { url, token: nodeToken, pid: process.pid })
+  } catch (err) {
+    await api.close()
+    await core.blobs.close()
+    await core.db.close()
+    throw err
+  }
+
+  let stopping: Promise<void> | undefined
+  const stop = async (): Promise<void> => {
+    stopping ??= (async () => {
+      await rm(join(dataDir, NODE_TOKEN_FILE), { force: true })
+      await api.close()
+      await core.docs.flush()
+      await core.blobs.close()
+      await core.db.close()
+    })()
+    await stopping
+  }
+  return { config, dataDir, peerId, url, docs: core.docs, blobs: core.blobs, users: core.users, records: core.records, api, stop }
+}
+
+async function writeNodeToken (dataDir: string, content: NodeTokenFile): Promise<void> {
+  const path = join(dataDir, NODE_TOKEN_FILE)
+  await writeFile(`${path}.tmp`, JSON.stringify(content) + '\n', { mode: 0o600 })
+  await rename(`${path}.tmp`, path)
+}

@@ -1,0 +1,143 @@
+import type { DocStore, DocMeta } from '../crdt/doc-store.ts'
+import { docKey, newId, type RecordKind } from '../crdt/keys.ts'
+import { recordView, type RecordView } from '../crdt/merge-view.ts'
+import { isDeleted, markDeleted, restore } from '../crdt/records/common.ts'
+import { initDataset, patchDataset, type DatasetInput, type DatasetPatch } from '../crdt/records/dataset.ts'
+import { addTrainingEntry, initModel, patchModel, type ModelInput, type ModelPatch, type TrainingEntry } from '../crdt/records/model.ts'
+import { initReport, patchReport, type ReportInput, type ReportPatch } from '../crdt/records/report.ts'
+import { addVersion, type FileRef, type Version } from '../crdt/records/versions.ts'
+import type { RecordSummary } from '../crdt/summary.ts'
+import { DwError } from '../errors.ts'
+import { actorOf, requireOwnerOrAdmin, type Principal } from './principal.ts'
+
+export type ContentKind = 'dataset' | 'model' | 'report'
+
+export interface ListQuery {
+  tag?: string
+  owner?: string
+  /** Case-insensitive substring of the name (or report title). */
+  q?: string
+  includeDeleted?: boolean
+  limit: number
+  /** The id after which to continue (the previous page's `next`). */
+  cursor?: string
+}
+
+export interface ListPage {
+  items: Array<RecordSummary & { id: string }>
+  next: string | undefined
+}
+
+/**
+ * Datasets, models and reports: the operations the API offers, with the
+ * permission rules, on top of the document store.
+ */
+export class Records {
+  readonly #docs: DocStore
+
+  constructor (docs: DocStore) {
+    this.#docs = docs
+  }
+
+  async create (who: Principal, kind: ContentKind, input: DatasetInput | ModelInput | ReportInput): Promise<RecordView> {
+    const id = newId()
+    const actor = actorOf(who)
+    await this.#docs.create(docKey(kind, id), doc => {
+      if (kind === 'dataset') initDataset(doc, 'dataset', id, input as DatasetInput, actor)
+      else if (kind === 'model') initModel(doc, id, input as ModelInput, actor)
+      else initReport(doc, id, input as ReportInput, actor)
+    })
+    return await this.get(kind, id)
+  }
+
+  async get (kind: ContentKind, id: string, options: { includeDeleted?: boolean } = {}): Promise<RecordView> {
+    const view = await this.#docs.read(docKey(kind, id), doc => doc === undefined ? undefined : recordView(doc))
+    if (view === undefined) throw new DwError('NOT_FOUND', `${kind} ${id} not found`)
+    if (view.deleted === true && options.includeDeleted !== true) {
+      throw new DwError('RECORD_DELETED', `${kind} ${id} was deleted; an admin or its owner can restore it`)
+    }
+    return view
+  }
+
+  async patch (who: Principal, kind: ContentKind, id: string, patch: DatasetPatch | ModelPatch | ReportPatch): Promise<RecordView> {
+    const actor = actorOf(who)
+    await this.#change(kind, id, doc => {
+      requireOwnerOrAdmin(who, doc.owner, kind)
+      if ((patch as DatasetPatch).owner !== undefined && who.role !== 'admin') {
+        throw new DwError('FORBIDDEN', 'only an admin can change the owner')
+      }
+      if (kind === 'dataset') patchDataset(doc, patch as DatasetPatch, actor)
+      else if (kind === 'model') patchModel(doc, patch as ModelPatch, actor)
+      else patchReport(doc, patch as ReportPatch, actor)
+    })
+    return await this.get(kind, id)
+  }
+
+  async remove (who: Principal, kind: ContentKind, id: string): Promise<void> {
+    await this.#change(kind, id, doc => {
+      requireOwnerOrAdmin(who, doc.owner, kind)
+      markDeleted(doc, actorOf(who))
+    })
+  }
+
+  async restore (who: Principal, kind: ContentKind, id: string): Promise<RecordView> {
+    await this.#change(kind, id, doc => {
+      requireOwnerOrAdmin(who, doc.owner, kind)
+      restore(doc, actorOf(who))
+    }, { allowDeleted: true })
+    return await this.get(kind, id)
+  }
+
+  async addVersion (who: Principal, kind: 'dataset' | 'model', id: string, files: FileRef[], note: string): Promise<Version> {
+    let version: Version | undefined
+    await this.#change(kind, id, doc => {
+      requireOwnerOrAdmin(who, doc.owner, kind)
+      version = addVersion(doc, files, note, actorOf(who))
+    })
+    return version as Version
+  }
+
+  async addTrainingEntry (who: Principal, id: string, entry: Omit<TrainingEntry, 'id' | 'at' | 'by'>): Promise<TrainingEntry> {
+    let added: TrainingEntry | undefined
+    await this.#change('model', id, doc => {
+      requireOwnerOrAdmin(who, doc.owner, 'model')
+      if (entry.versionId !== undefined && doc.versions[entry.versionId] === undefined) {
+        throw new DwError('INVALID_INPUT', `model ${id} has no version ${entry.versionId}`)
+      }
+      added = addTrainingEntry(doc, entry, actorOf(who))
+    })
+    return added as TrainingEntry
+  }
+
+  /** Pages through summaries in id order (UUIDv7: creation order) without loading documents. */
+  async list (kind: ContentKind, query: ListQuery): Promise<ListPage> {
+    const items: ListPage['items'] = []
+    const prefix = `${kind}/`
+    const after = query.cursor !== undefined ? prefix + query.cursor : undefined
+    const q = query.q?.toLowerCase()
+    for await (const [key, meta] of this.#docs.scan(prefix, { after })) {
+      const s = meta.summary as unknown as RecordSummary
+      if (s.deleted && query.includeDeleted !== true) continue
+      if (query.tag !== undefined && !s.tags.includes(query.tag)) continue
+      if (query.owner !== undefined && s.owner !== query.owner) continue
+      if (q !== undefined && !s.name.toLowerCase().includes(q)) continue
+      if (items.length === query.limit) return { items, next: items.at(-1)?.id }
+      items.push({ id: key.slice(prefix.length), ...s })
+    }
+    return { items, next: undefined }
+  }
+
+  async meta (kind: RecordKind, id: string): Promise<DocMeta | undefined> {
+    return await this.#docs.meta(docKey(kind, id))
+  }
+
+  async #change (kind: ContentKind, id: string, fn: (doc: any) => void, options: { allowDeleted?: boolean } = {}): Promise<void> {
+    const key = docKey(kind, id)
+    await this.#docs.change(key, doc => {
+      if (isDeleted(doc) && options.allowDeleted !== true) {
+        throw new DwError('RECORD_DELETED', `${kind} ${id} was deleted; restore it first`)
+      }
+      fn(doc)
+    })
+  }
+}

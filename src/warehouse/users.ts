@@ -1,0 +1,169 @@
+import type { DocStore } from '../crdt/doc-store.ts'
+import { docKey, isRecordId, newId } from '../crdt/keys.ts'
+import { recordView, type RecordView } from '../crdt/merge-view.ts'
+import { isDeleted } from '../crdt/records/common.ts'
+import { initUser, patchUser, type Role, type UserPatch } from '../crdt/records/user.ts'
+import type { RecordSummary } from '../crdt/summary.ts'
+import { UsernameClaims } from '../crdt/username-claims.ts'
+import { dummyVerify, hashPassword, validatePasswordPolicy, verifyPassword } from '../auth/passwords.ts'
+import type { SessionStore } from '../auth/sessions.ts'
+import type { LoginThrottle } from '../auth/login-throttle.ts'
+import { DwError } from '../errors.ts'
+import { actorOf, requireAdmin, type Principal } from './principal.ts'
+
+export interface NewUser {
+  username: string
+  password: string
+  role: Role
+  email?: string
+  displayName?: string
+}
+
+export interface UserChanges extends Omit<UserPatch, 'passwordHash'> {
+  password?: string
+  /** Required when users change their own password. */
+  currentPassword?: string
+}
+
+export type UserView = RecordView & { usernameConflict: boolean }
+
+const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+export function validateUsername (username: string): void {
+  if (!USERNAME.test(username)) {
+    throw new DwError('INVALID_INPUT', 'username must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit')
+  }
+}
+
+/** User accounts, login and the username-claim rule. */
+export class Users {
+  readonly #docs: DocStore
+  readonly #sessions: SessionStore
+  readonly #throttle: LoginThrottle
+  readonly #claims = new UsernameClaims()
+
+  private constructor (docs: DocStore, sessions: SessionStore, throttle: LoginThrottle) {
+    this.#docs = docs
+    this.#sessions = sessions
+    this.#throttle = throttle
+  }
+
+  static async open (docs: DocStore, sessions: SessionStore, throttle: LoginThrottle): Promise<Users> {
+    const users = new Users(docs, sessions, throttle)
+    for await (const [key, meta] of docs.scan('user/')) users.#claim(key, meta.summary as unknown as RecordSummary)
+    // Accounts arrive from peers too: keep the claims current whatever the origin.
+    docs.on('change', event => {
+      if (event.key.startsWith('user/')) users.#claim(event.key, event.meta.summary as unknown as RecordSummary)
+    })
+    return users
+  }
+
+  #claim (key: string, s: RecordSummary): void {
+    this.#claims.set({ id: key.slice('user/'.length), username: s.username ?? '', createdAt: s.createdAt, deleted: s.deleted })
+  }
+
+  /** Creates an account. `who` undefined is the node itself bootstrapping its first admin. */
+  async create (who: Principal | undefined, input: NewUser): Promise<UserView> {
+    if (who !== undefined) requireAdmin(who)
+    validateUsername(input.username)
+    validatePasswordPolicy(input.password)
+    if (this.#claims.owner(input.username) !== undefined) {
+      throw new DwError('CONFLICT', `username ${input.username} is taken`)
+    }
+    const id = newId()
+    const passwordHash = await hashPassword(input.password)
+    const actor = who !== undefined ? actorOf(who) : { userId: id, at: new Date().toISOString() }
+    await this.#docs.create(docKey('user', id), doc => initUser(doc, id, { ...input, passwordHash }, actor))
+    return await this.get(id)
+  }
+
+  async get (id: string): Promise<UserView> {
+    const view = isRecordId(id)
+      ? await this.#docs.read(docKey('user', id), doc => doc === undefined ? undefined : recordView(doc))
+      : undefined
+    if (view === undefined) throw new DwError('NOT_FOUND', `user ${id} not found`)
+    return { ...view, usernameConflict: this.#claims.isConflicted(id) }
+  }
+
+  async list (): Promise<Array<RecordSummary & { id: string, usernameConflict: boolean }>> {
+    const out = []
+    for await (const [key, meta] of this.#docs.scan('user/')) {
+      const id = key.slice('user/'.length)
+      out.push({ id, ...(meta.summary as unknown as RecordSummary), usernameConflict: this.#claims.isConflicted(id) })
+    }
+    return out
+  }
+
+  conflicts (): Array<{ username: string, ids: string[] }> {
+    return this.#claims.conflicts()
+  }
+
+  async update (who: Principal, id: string, changes: UserChanges): Promise<UserView> {
+    const self = who.userId === id
+    const adminOnly = changes.role !== undefined || changes.disabled !== undefined || changes.username !== undefined
+    if (who.role !== 'admin' && (!self || adminOnly)) requireAdmin(who)
+    if (changes.username !== undefined) {
+      validateUsername(changes.username)
+      const owner = this.#claims.owner(changes.username)
+      if (owner !== undefined && owner !== id) throw new DwError('CONFLICT', `username ${changes.username} is taken`)
+    }
+    const patch: UserPatch = { ...changes }
+    delete (patch as UserChanges).password
+    delete (patch as UserChanges).currentPassword
+    if (changes.password !== undefined) {
+      validatePasswordPolicy(changes.password)
+      if (self && who.role !== 'admin') {
+        const current = await this.#docs.read(docKey('user', id), doc => doc?.passwordHash as string | undefined)
+        if (changes.currentPassword === undefined || current === undefined || !await verifyPassword(changes.currentPassword, current)) {
+          throw new DwError('FORBIDDEN', 'the current password is wrong')
+        }
+      }
+      patch.passwordHash = await hashPassword(changes.password)
+    }
+    await this.#docs.change(docKey('user', id), doc => {
+      if (isDeleted(doc)) throw new DwError('RECORD_DELETED', `user ${id} was deleted`)
+      patchUser(doc, patch, actorOf(who))
+    })
+    if (changes.disabled === true || changes.password !== undefined) await this.#sessions.revokeAllFor(id)
+    return await this.get(id)
+  }
+
+  /**
+   * Same answer and similar cost for an unknown name, a wrong password, a
+   * disabled account and a name held by an earlier account: nothing tells
+   * an attacker which usernames exist.
+   */
+  async login (username: string, password: string): Promise<{ token: string, expiresAt: string, user: UserView }> {
+    await this.#throttle.before(username)
+    const id = this.#claims.owner(username)
+    const account = id === undefined
+      ? undefined
+      : await this.#docs.read(docKey('user', id), doc => doc === undefined ? undefined : { hash: String(doc.passwordHash), usable: !doc.disabled && !isDeleted(doc) })
+    const ok = account === undefined ? await dummyVerify(password) && false : await verifyPassword(password, account.hash)
+    if (!ok || account?.usable !== true || id === undefined) {
+      this.#throttle.failure(username)
+      throw new DwError('UNAUTHENTICATED', 'wrong username or password')
+    }
+    this.#throttle.success(username)
+    const session = await this.#sessions.issue(id)
+    return { token: session.token, expiresAt: new Date(session.expiresAt).toISOString(), user: await this.get(id) }
+  }
+
+  async logout (token: string): Promise<void> {
+    await this.#sessions.revoke(token)
+  }
+
+  /** The principal behind a session token, if the token and the account are both still good. */
+  async authenticate (token: string): Promise<Principal | undefined> {
+    const session = await this.#sessions.verify(token)
+    if (session === undefined) return undefined
+    return await this.principal(session.userId)
+  }
+
+  async principal (userId: string): Promise<Principal | undefined> {
+    return await this.#docs.read(docKey('user', userId), doc => {
+      if (doc === undefined || doc.disabled === true || isDeleted(doc)) return undefined
+      return { userId, username: String(doc.username), role: doc.role === 'admin' ? 'admin' : 'member' } satisfies Principal
+    })
+  }
+}

@@ -1,0 +1,171 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import t from 'tap'
+import type { Stream } from '@libp2p/interface'
+import type { Test } from 'tap'
+import { FramedStream } from '../../src/peer/framed-stream.ts'
+import { startTestPeer, trustEachOther, waitFor, within } from './helpers.ts'
+import type { TestPeer } from './helpers.ts'
+
+const PROTOCOL = '/dw-test/framed/1.0.0'
+const MiB = 1024 * 1024
+
+type TestMessage = { seq: number, from: string, change: Uint8Array, meta: { tags: string[] } }
+
+function message (seq: number, from: string): TestMessage {
+  const change = new Uint8Array(16 + (seq % 200))
+  for (let i = 0; i < change.length; i++) change[i] = (seq + i) & 0xff
+  return { seq, from, change, meta: { tags: [`t${seq % 7}`] } }
+}
+
+/** Two trusting nodes; `b` hands each inbound test stream to `onStream`. */
+async function pair (t: Test): Promise<{ a: TestPeer, b: TestPeer, inbound: Promise<Stream>, dial: () => Promise<Stream> }> {
+  const a = await startTestPeer(t)
+  const b = await startTestPeer(t)
+  await trustEachOther(a, b)
+  const { promise: inbound, resolve } = Promise.withResolvers<Stream>()
+  await b.node.handle(PROTOCOL, (stream) => { resolve(stream) })
+  const dial = async (): Promise<Stream> => await a.node.dialProtocol(multiaddr(b.addr), PROTOCOL, { signal: AbortSignal.timeout(5000) })
+  return { a, b, inbound, dial }
+}
+
+async function collect (framed: FramedStream): Promise<unknown[]> {
+  const out: unknown[] = []
+  for await (const msg of framed) out.push(msg)
+  return out
+}
+
+void t.test('10,000 pipelined messages each way, concurrently, with binary fields', async (t) => {
+  const { a, b, inbound, dial } = await pair(t)
+  const left = new FramedStream(await dial())
+  const right = new FramedStream(await within(5000, inbound, 'inbound stream'))
+  const count = 10_000
+
+  const sendAll = async (framed: FramedStream, from: string): Promise<void> => {
+    for (let seq = 0; seq < count; seq++) await framed.send(message(seq, from))
+    await framed.close()
+  }
+  const started = Date.now()
+  const [fromB, fromA] = await within(60_000, Promise.all([
+    collect(left),
+    collect(right),
+    sendAll(left, a.peerId),
+    sendAll(right, b.peerId)
+  ]), 'exchange')
+  t.comment(`exchanged ${2 * count} messages in ${Date.now() - started} ms`)
+
+  for (const [received, from] of [[fromA, a.peerId], [fromB, b.peerId]] as const) {
+    t.equal(received.length, count, `all messages from ${from.slice(-6)} arrived`)
+    const bad = received.findIndex((msg, seq) => {
+      const m = msg as TestMessage
+      const want = message(seq, from)
+      return m.seq !== seq || m.from !== from || !(m.change instanceof Uint8Array) || Buffer.compare(m.change, want.change) !== 0 || m.meta.tags[0] !== want.meta.tags[0]
+    })
+    t.equal(bad, -1, 'in order, intact, Uint8Array fields decoded as Uint8Array')
+  }
+  await waitFor(() => left.stream.status === 'closed' && right.stream.status === 'closed', 5000, 'both ends closed')
+})
+
+void t.test('request/response after a half-close, and read() with a signal', async (t) => {
+  const { inbound, dial } = await pair(t)
+  const client = new FramedStream(await dial())
+  await client.send({ op: 'sum', values: [1, 2, 3] })
+  await client.close()
+
+  const server = new FramedStream(await within(5000, inbound, 'inbound stream'))
+  const requests = await within(5000, collect(server), 'server read')
+  t.same(requests, [{ op: 'sum', values: [1, 2, 3] }], 'server sees the end of the requests')
+  await server.send({ sum: 6 })
+  await server.close()
+
+  t.same(await within(5000, client.read(), 'client read'), { done: false, value: { sum: 6 } })
+  t.same(await within(5000, client.read(), 'client end'), { done: true, value: undefined })
+
+  const { dial: dial2 } = await pair(t)
+  const idle = new FramedStream(await dial2())
+  await t.rejects(idle.read({ signal: AbortSignal.timeout(100) }), { name: 'TimeoutError' }, 'a read can be bounded')
+  idle.abort(new Error('done'))
+})
+
+void t.test('an oversized frame aborts the stream with INVALID_MESSAGE', async (t) => {
+  const { inbound, dial } = await pair(t)
+  const sender = new FramedStream(await dial(), { maxMessageSize: 8 * MiB })
+  const receiver = new FramedStream(await within(5000, inbound, 'inbound stream'), { maxMessageSize: 1 * MiB })
+
+  await sender.send({ small: new Uint8Array(10) })
+  const big = { blob: new Uint8Array(2 * MiB) }
+  const sending = sender.send(big).then(() => 'sent', (err: Error) => err.name)
+
+  const got: unknown[] = []
+  const error = await within(5000, (async () => {
+    try {
+      for await (const msg of receiver) got.push(msg)
+    } catch (err) {
+      return err
+    }
+  })(), 'receiver error')
+  t.match(error, { code: 'INVALID_MESSAGE', message: /2097\d+-byte frame/ }, 'reader gets INVALID_MESSAGE')
+  t.equal(got.length, 1, 'messages before the bad frame were delivered')
+  t.equal(receiver.stream.status, 'aborted', 'receiving stream aborted')
+  await within(5000, sending, 'sender settles')
+  await waitFor(() => sender.stream.status === 'reset', 5000, 'sender sees the reset')
+  await t.rejects(sender.send({ more: 1 }), 'sending on a reset stream fails')
+
+  await t.rejects(receiver.send(big), { code: 'PAYLOAD_TOO_LARGE' }, 'the sender refuses frames over its own limit')
+})
+
+void t.test('a forged length prefix is refused before its body is buffered', async (t) => {
+  const { inbound, dial } = await pair(t)
+  const raw = await dial()
+  const receiver = new FramedStream(await within(5000, inbound, 'inbound stream'), { maxMessageSize: 1 * MiB })
+  raw.send(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0x0f)) // ~4 GiB announced, no body
+  await t.rejects(within(5000, receiver.read(), 'read'), { code: 'INVALID_MESSAGE' })
+
+  const { inbound: inbound2, dial: dial2 } = await pair(t)
+  const raw2 = await dial2()
+  const receiver2 = new FramedStream(await within(5000, inbound2, 'inbound stream'))
+  raw2.send(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80))
+  await t.rejects(within(5000, receiver2.read(), 'read'), { code: 'INVALID_MESSAGE', message: /prefix is too long/ })
+
+  const { inbound: inbound3, dial: dial3 } = await pair(t)
+  const raw3 = await dial3()
+  const receiver3 = new FramedStream(await within(5000, inbound3, 'inbound stream'))
+  raw3.send(Uint8Array.of(3, 0xff, 0xff, 0xff))
+  await t.rejects(within(5000, receiver3.read(), 'read'), { code: 'INVALID_MESSAGE', message: /CBOR/ })
+
+  const { inbound: inbound4, dial: dial4 } = await pair(t)
+  const raw4 = await dial4()
+  const receiver4 = new FramedStream(await within(5000, inbound4, 'inbound stream'))
+  raw4.send(Uint8Array.of(10, 0x01))
+  await raw4.close()
+  await t.rejects(within(5000, receiver4.read(), 'read'), { code: 'INVALID_MESSAGE', message: /middle of a frame/ })
+})
+
+void t.test('a slow reader applies backpressure instead of buffering everything', async (t) => {
+  const { inbound, dial } = await pair(t)
+  const sender = new FramedStream(await dial())
+  const receiver = new FramedStream(await within(5000, inbound, 'inbound stream'), { readHighWaterMark: 2 * MiB })
+  const total = 128
+  const chunk = new Uint8Array(MiB).fill(7)
+  let sent = 0
+  const sending = (async () => {
+    for (let i = 0; i < total; i++) {
+      await sender.send({ i, chunk })
+      sent++
+    }
+    await sender.close()
+  })()
+
+  // Nobody reads for a while: the sender must stall well short of 128 MiB.
+  await new Promise(resolve => setTimeout(resolve, 1500))
+  t.ok(sent < total / 2, `sender stalled after ${sent} of ${total} MiB while nobody read`)
+  t.equal(receiver.stream.status, 'open', 'the stalled stream was not reset')
+
+  let received = 0
+  for await (const msg of receiver) {
+    const m = msg as { i: number, chunk: Uint8Array }
+    if (m.i !== received || m.chunk.byteLength !== MiB) break
+    received++
+  }
+  await within(30_000, sending, 'sender finished')
+  t.equal(received, total, 'every message arrived in order once the reader caught up')
+})
