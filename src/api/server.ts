@@ -6,6 +6,7 @@ import type { Records } from '../warehouse/records.ts'
 import type { Users } from '../warehouse/users.ts'
 import { registerAuthHook } from './auth-hook.ts'
 import { errorHandler, notFoundHandler } from './errors.ts'
+import { validatorCompiler } from './validator.ts'
 import { authRoutes } from './routes/auth.ts'
 import { recordRoutes } from './routes/records.ts'
 import { userRoutes } from './routes/users.ts'
@@ -32,9 +33,9 @@ export interface ApiOptions {
 export async function buildApi (services: ApiServices, options: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger ?? false,
-    bodyLimit: 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } }
+    bodyLimit: 1024 * 1024
   })
+  app.setValidatorCompiler(validatorCompiler())
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(notFoundHandler)
   await app.register(swagger, {

@@ -1,5 +1,5 @@
 import { decode as cborDecode, encode as cborEncode } from 'cborg'
-import { StreamStateError } from '@libp2p/interface'
+import { StreamResetError, StreamStateError } from '@libp2p/interface'
 import type { AbortOptions, Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import { DwError } from '../errors.ts'
 
@@ -62,9 +62,16 @@ export class FramedStream implements AsyncIterable<unknown> {
     stream.addEventListener('message', this.#onMessage)
     stream.addEventListener('remoteCloseWrite', this.#onRemoteCloseWrite)
     stream.addEventListener('close', this.#onClose)
-    if (stream.readStatus === 'closed' || stream.readStatus === 'closing') {
+    // The remote may have finished, or the stream died, before this wrapper
+    // existed; the events saying so have then already fired.
+    if (stream.status === 'reset' || stream.status === 'aborted') {
+      this.#fail(new StreamResetError(`stream was already ${stream.status}`))
+    } else if (stream.remoteWriteStatus === 'closed' || stream.readStatus === 'closed' || stream.readStatus === 'closing') {
       this.#remoteEnded = true
-      this.#maybeFinish()
+      queueMicrotask(() => {
+        this.#maybeFinish()
+        this.#notify()
+      })
     }
   }
 

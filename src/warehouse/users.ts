@@ -1,7 +1,7 @@
 import type { DocStore } from '../crdt/doc-store.ts'
 import { docKey, isRecordId, newId } from '../crdt/keys.ts'
 import { recordView, type RecordView } from '../crdt/merge-view.ts'
-import { isDeleted } from '../crdt/records/common.ts'
+import { isDeleted, markDeleted } from '../crdt/records/common.ts'
 import { initUser, patchUser, type Role, type UserPatch } from '../crdt/records/user.ts'
 import type { RecordSummary } from '../crdt/summary.ts'
 import { UsernameClaims } from '../crdt/username-claims.ts'
@@ -9,6 +9,7 @@ import { dummyVerify, hashPassword, validatePasswordPolicy, verifyPassword } fro
 import type { SessionStore } from '../auth/sessions.ts'
 import type { LoginThrottle } from '../auth/login-throttle.ts'
 import { DwError } from '../errors.ts'
+import { Slots } from './slots.ts'
 import { actorOf, requireAdmin, type Principal } from './principal.ts'
 
 export interface NewUser {
@@ -27,6 +28,9 @@ export interface UserChanges extends Omit<UserPatch, 'passwordHash'> {
 
 export type UserView = RecordView & { usernameConflict: boolean }
 
+/** Each scrypt check allocates ~128 MiB: at most this many run at once. */
+const PASSWORD_CHECKS_AT_ONCE = 2
+
 const USERNAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
 export function validateUsername (username: string): void {
@@ -41,6 +45,7 @@ export class Users {
   readonly #sessions: SessionStore
   readonly #throttle: LoginThrottle
   readonly #claims = new UsernameClaims()
+  readonly #slots = new Slots(PASSWORD_CHECKS_AT_ONCE)
 
   private constructor (docs: DocStore, sessions: SessionStore, throttle: LoginThrottle) {
     this.#docs = docs
@@ -71,10 +76,18 @@ export class Users {
       throw new DwError('CONFLICT', `username ${input.username} is taken`)
     }
     const id = newId()
-    const passwordHash = await hashPassword(input.password)
+    const passwordHash = await this.#slots.run(async () => await hashPassword(input.password))
     const actor = who !== undefined ? actorOf(who) : { userId: id, at: new Date().toISOString() }
     await this.#docs.create(docKey('user', id), doc => initUser(doc, id, { ...input, passwordHash }, actor))
     return await this.get(id)
+  }
+
+  /** Deletes an account (a tombstone, replicated) and ends its sessions. */
+  async remove (who: Principal, id: string): Promise<void> {
+    requireAdmin(who)
+    if (who.userId === id) throw new DwError('INVALID_INPUT', 'you cannot delete your own account')
+    await this.#docs.change(docKey('user', id), doc => markDeleted(doc, actorOf(who)))
+    await this.#sessions.revokeAllFor(id)
   }
 
   async get (id: string): Promise<UserView> {
@@ -114,11 +127,11 @@ export class Users {
       validatePasswordPolicy(changes.password)
       if (self && who.role !== 'admin') {
         const current = await this.#docs.read(docKey('user', id), doc => doc?.passwordHash as string | undefined)
-        if (changes.currentPassword === undefined || current === undefined || !await verifyPassword(changes.currentPassword, current)) {
+        if (changes.currentPassword === undefined || current === undefined || !await this.#slots.run(async () => await verifyPassword(changes.currentPassword as string, current))) {
           throw new DwError('FORBIDDEN', 'the current password is wrong')
         }
       }
-      patch.passwordHash = await hashPassword(changes.password)
+      patch.passwordHash = await this.#slots.run(async () => await hashPassword(changes.password as string))
     }
     await this.#docs.change(docKey('user', id), doc => {
       if (isDeleted(doc)) throw new DwError('RECORD_DELETED', `user ${id} was deleted`)
@@ -139,7 +152,7 @@ export class Users {
     const account = id === undefined
       ? undefined
       : await this.#docs.read(docKey('user', id), doc => doc === undefined ? undefined : { hash: String(doc.passwordHash), usable: !doc.disabled && !isDeleted(doc) })
-    const ok = account === undefined ? await dummyVerify(password) && false : await verifyPassword(password, account.hash)
+    const ok = await this.#slots.run(async () => account === undefined ? await dummyVerify(password) && false : await verifyPassword(password, account.hash))
     if (!ok || account?.usable !== true || id === undefined) {
       this.#throttle.failure(username)
       throw new DwError('UNAUTHENTICATED', 'wrong username or password')

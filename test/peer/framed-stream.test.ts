@@ -65,6 +65,21 @@ void t.test('10,000 pipelined messages each way, concurrently, with binary field
   await waitFor(() => left.stream.status === 'closed' && right.stream.status === 'closed', 5000, 'both ends closed')
 })
 
+void t.test('sends issued without awaiting each one arrive in call order', async (t) => {
+  const { a, inbound, dial } = await pair(t)
+  const left = new FramedStream(await dial())
+  await left.send({ hello: true })
+  const right = new FramedStream(await within(5000, inbound, 'inbound stream'))
+  const reading = collect(right)
+  const sends: Array<Promise<void>> = []
+  for (let seq = 0; seq < 10_000; seq++) sends.push(left.send(message(seq, a.peerId)))
+  await within(30_000, Promise.all(sends), 'sends')
+  await left.close()
+  const received = await within(30_000, reading, 'reader')
+  t.equal(received.length, 10_001)
+  t.ok(received.slice(1).every((msg, seq) => (msg as TestMessage).seq === seq), 'in call order')
+})
+
 void t.test('request/response after a half-close, and read() with a signal', async (t) => {
   const { inbound, dial } = await pair(t)
   const client = new FramedStream(await dial())
@@ -84,6 +99,21 @@ void t.test('request/response after a half-close, and read() with a signal', asy
   const idle = new FramedStream(await dial2())
   await t.rejects(idle.read({ signal: AbortSignal.timeout(100) }), { name: 'TimeoutError' }, 'a read can be bounded')
   idle.abort(new Error('done'))
+})
+
+void t.test('a reader attached after the remote already finished still sees every message and the end', async (t) => {
+  const a = await startTestPeer(t)
+  const b = await startTestPeer(t)
+  await trustEachOther(a, b)
+  const { promise: inbound, resolve } = Promise.withResolvers<Stream>()
+  await b.node.handle(PROTOCOL, (stream) => { resolve(stream) })
+  const client = new FramedStream(await a.node.dialProtocol(multiaddr(b.addr), PROTOCOL, { signal: AbortSignal.timeout(5000) }))
+  for (let i = 0; i < 3; i++) await client.send({ i })
+  await client.close()
+  const stream = await within(5000, inbound, 'inbound stream')
+  await waitFor(() => stream.remoteWriteStatus === 'closed', 5000, 'remote FIN seen')
+  const late = new FramedStream(stream)
+  t.same(await within(5000, collect(late), 'late reader'), [{ i: 0 }, { i: 1 }, { i: 2 }])
 })
 
 void t.test('an oversized frame aborts the stream with INVALID_MESSAGE', async (t) => {
@@ -132,6 +162,16 @@ void t.test('a forged length prefix is refused before its body is buffered', asy
   raw3.send(Uint8Array.of(3, 0xff, 0xff, 0xff))
   await t.rejects(within(5000, receiver3.read(), 'read'), { code: 'INVALID_MESSAGE', message: /CBOR/ })
 
+  const { inbound: inbound5, dial: dial5 } = await pair(t)
+  const raw5 = await dial5()
+  const receiver5 = new FramedStream(await within(5000, inbound5, 'inbound stream'))
+  const depth = 500_000
+  const nested = new Uint8Array(depth + 1).fill(0x81) // [[[[...]]]]
+  nested[depth] = 0
+  raw5.send(Uint8Array.of(0xa1, 0xc2, 0x1e)) // varint 500001
+  raw5.send(nested)
+  await t.rejects(within(5000, receiver5.read(), 'read'), { code: 'INVALID_MESSAGE' }, 'absurd nesting is an invalid message, not a crash')
+
   const { inbound: inbound4, dial: dial4 } = await pair(t)
   const raw4 = await dial4()
   const receiver4 = new FramedStream(await within(5000, inbound4, 'inbound stream'))
@@ -157,6 +197,7 @@ void t.test('a slow reader applies backpressure instead of buffering everything'
 
   // Nobody reads for a while: the sender must stall well short of 128 MiB.
   await new Promise(resolve => setTimeout(resolve, 1500))
+  t.comment(`sender stalled after ${sent} MiB`)
   t.ok(sent < total / 2, `sender stalled after ${sent} of ${total} MiB while nobody read`)
   t.equal(receiver.stream.status, 'open', 'the stalled stream was not reset')
 

@@ -52,4 +52,9 @@ export function userRoutes (app: FastifyInstance, users: Users): void {
     checkJsonSize('preferences', body.preferences)
     return await users.update(who(request), (request.params as { id: string }).id, body)
   })
+
+  app.delete('/users/:id', { schema: { tags: ['users'], summary: 'Delete an account (admins); its sessions end at once', params: idParams } }, async (request, reply) => {
+    await users.remove(who(request), (request.params as { id: string }).id)
+    return await reply.status(204).send()
+  })
 }

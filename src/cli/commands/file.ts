@@ -1,0 +1,103 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { link, rename, rm, stat } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { Readable, Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { ReadableStream } from 'node:stream/web'
+import { Command } from 'commander'
+import { DwError } from '../../errors.ts'
+import { apiCommand, connect, type ConnectionOptions } from '../options.ts'
+import { bytes, json } from '../output.ts'
+import { progress } from '../progress.ts'
+import { recordBase } from './version.ts'
+
+interface GetOptions extends ConnectionOptions { output?: string, force?: boolean, model?: boolean }
+
+/** Where the file goes: `-o` (a directory means "inside it"), else ./NAME. */
+async function targetPath (name: string, output: string | undefined): Promise<string> {
+  if (name !== basename(name)) throw new DwError('INVALID_INPUT', `a file name is one path segment, got ${JSON.stringify(name)}`)
+  if (output === undefined) return name
+  const info = await stat(output).catch(() => undefined)
+  return info?.isDirectory() === true ? join(output, name) : output
+}
+
+async function exists (path: string): Promise<boolean> {
+  return await stat(path).then(() => true, () => false)
+}
+
+function counter (onBytes: (n: number) => void): { hash: () => string, tap: Transform } {
+  const hash = createHash('sha256')
+  const tap = new Transform({
+    transform (chunk: Buffer, _encoding, done) {
+      hash.update(chunk)
+      onBytes(chunk.length)
+      done(null, chunk)
+    }
+  })
+  return { hash: () => hash.digest('hex'), tap }
+}
+
+/** Moves the finished temp file into place; without --force, never over a file that appeared meanwhile. */
+async function publish (temp: string, target: string, force: boolean): Promise<void> {
+  if (force) return await rename(temp, target)
+  try {
+    await link(temp, target)
+  } catch (err: any) {
+    if (err?.code === 'EEXIST') throw new DwError('CONFLICT', `${target} already exists; add --force to overwrite it`)
+    throw err
+  }
+  await rm(temp, { force: true })
+}
+
+function get (): Command {
+  return apiCommand('get', 'download one file of a version (streamed, checked against its sha256)')
+    .argument('<dataset-id>')
+    .argument('<version-id>')
+    .argument('<name>')
+    .option('-o, --output <path>', 'where to write it (default: ./NAME; "-" for stdout)')
+    .option('--force', 'overwrite an existing file')
+    .option('--model', 'the id is a model, not a dataset')
+    .action(async (id: string, versionId: string, name: string, options: GetOptions) => {
+      const toStdout = options.output === '-'
+      const target = toStdout ? '-' : await targetPath(name, options.output)
+      if (!toStdout && options.force !== true && await exists(target)) {
+        throw new DwError('CONFLICT', `${target} already exists; add --force to overwrite it`)
+      }
+      const client = await connect(options)
+      const path = `${recordBase(options, id)}/versions/${encodeURIComponent(versionId)}/files/${encodeURIComponent(name)}`
+      const response = await client.fetch('GET', path) as Response
+      const size = Number(response.headers.get('content-length') ?? 0)
+      const expected = response.headers.get('x-content-sha256')
+      const bar = progress(`downloading ${name}`, size)
+      const { hash, tap } = counter(n => bar.add(n))
+      const source = Readable.fromWeb(response.body as ReadableStream<Uint8Array>)
+      if (toStdout) {
+        await pipeline(source, tap, process.stdout, { end: false })
+        bar.done()
+        return
+      }
+      const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.part`)
+      const cleanUp = (): void => { void rm(temp, { force: true }).finally(() => process.exit(130)) }
+      process.once('SIGINT', cleanUp)
+      try {
+        await pipeline(source, tap, createWriteStream(temp, { flags: 'wx' }))
+        bar.done()
+        const actual = hash()
+        if (expected !== null && actual !== expected) {
+          throw new DwError('INTEGRITY_MISMATCH', `${name} arrived damaged (sha256 ${actual}, expected ${expected}); nothing was written`)
+        }
+        await publish(temp, target, options.force === true)
+        if (options.json === true) return json({ path: target, size, sha256: actual })
+        process.stdout.write(`saved ${name} (${bytes(size)}, sha256 verified) to ${target}\n`)
+      } finally {
+        process.off('SIGINT', cleanUp)
+        await rm(temp, { force: true })
+      }
+    })
+}
+
+export function fileCommand (): Command {
+  return new Command('file').description('files of dataset and model versions')
+    .addCommand(get())
+}

@@ -1,0 +1,35 @@
+import { initNode, startNode, type RunningNode } from '../../src/node.ts'
+import { tempDir } from './tmp.ts'
+
+export const ADMIN_PASSWORD = 'correct horse battery'
+
+export interface TestNode {
+  node: RunningNode
+  dataDir: string
+  /** Logs in through the API and returns the bearer header. */
+  login: (username: string, password: string) => Promise<{ authorization: string }>
+  admin: { authorization: string }
+}
+
+type T = { teardown: (fn: () => Promise<void> | void) => void }
+
+/** A real node (LevelDB, blob store, HTTP on a random port) in a temp directory. */
+export async function startTestNode (t: T): Promise<TestNode> {
+  const dataDir = await tempDir(t, 'dw-node-')
+  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
+  const node = await startNode({ dataDir })
+  t.teardown(async () => { await node.stop() })
+  const login = async (username: string, password: string): Promise<{ authorization: string }> => {
+    const res = await node.api.inject({ method: 'POST', url: '/auth/login', payload: { username, password } })
+    if (res.statusCode !== 200) throw new Error(`login ${username}: ${res.statusCode} ${res.body}`)
+    return { authorization: `Bearer ${res.json().token as string}` }
+  }
+  return { node, dataDir, login, admin: await login('admin', ADMIN_PASSWORD) }
+}
+
+/** Creates a member account and returns its id and bearer header. */
+export async function addMember (n: TestNode, username: string): Promise<{ id: string, headers: { authorization: string } }> {
+  const res = await n.node.api.inject({ method: 'POST', url: '/users', headers: n.admin, payload: { username, password: 'member password', role: 'member' } })
+  if (res.statusCode !== 201) throw new Error(`add member: ${res.statusCode} ${res.body}`)
+  return { id: res.json().id, headers: await n.login(username, 'member password') }
+}
