@@ -46,6 +46,9 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
     }
   })
   await app.register(multipart, {
+    // Keep the client's file name as sent, so a name with a path is refused
+    // with a clear error rather than silently cut to its last segment.
+    preservePath: true,
     limits: { fileSize: options.maxFileBytes ?? 64 * 1024 ** 3, files: 1000, fields: 10, fieldSize: 64 * 1024, parts: 1010 }
   })
   registerAuthHook(app, { users: services.users, nodeToken: options.nodeToken, nodeTokenUserId: options.nodeTokenUserId })

@@ -3,10 +3,12 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import type { Identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
+import { DwError } from '../errors.ts'
 
 /** The services every dw-mesh libp2p node runs. */
 export type PeerServices = {
@@ -46,13 +48,20 @@ const MAX_READ_BUFFER = MAX_STREAM_WINDOW + 4 * 1024 * 1024
  * is no DHT, no bootstrap list, no relay, no discovery: the gater decides
  * every connection.
  *
- * The gater passed in is used as is. libp2p only installs its own default
- * gater (which refuses private addresses in browsers) when none is given,
- * and Node's default allows everything, so LAN and loopback peers dial fine
- * as long as `gater.denyDialMultiaddr` does not refuse them.
+ * On Node libp2p uses the gater as given (its browser build fills in a
+ * `denyDialMultiaddr` that refuses private addresses), so LAN and loopback
+ * peers dial fine unless the gater itself refuses them. Failing to listen
+ * is a CONFIG_INVALID error and leaves nothing running.
  */
 export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNode> {
-  return await createLibp2p<PeerServices>({
+  for (const addr of [...options.listen, ...(options.announce ?? [])]) {
+    try {
+      multiaddr(addr)
+    } catch (err) {
+      throw new DwError('CONFIG_INVALID', `"${addr}" is not a valid multiaddr (expected e.g. /ip4/0.0.0.0/tcp/4001)`, { cause: err })
+    }
+  }
+  const node = await createLibp2p<PeerServices>({
     privateKey: options.privateKey,
     addresses: {
       listen: options.listen,
@@ -75,6 +84,22 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
       identify: identify(),
       ping: ping()
     },
-    start: true
+    start: false
   })
+  try {
+    await node.start()
+  } catch (err) {
+    // A failed start (port in use) leaves timers and sockets behind that
+    // would keep the process alive.
+    await Promise.resolve(node.stop()).catch(() => {})
+    throw new DwError('CONFIG_INVALID', `libp2p could not start: ${listenFailures(err)}`, { cause: err })
+  }
+  return node
+}
+
+/** libp2p lists each failed address on its own line, amid stack traces. */
+function listenFailures (err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err)
+  const failures = message.split('\n').map(line => line.trim()).filter(line => line.startsWith('/'))
+  return failures.length > 0 ? failures.join('; ') : message.split('\n')[0] ?? message
 }

@@ -1,0 +1,50 @@
+import { Command, CommanderError } from 'commander'
+import { isDwError } from '../errors.ts'
+import { ApiError } from './client.ts'
+import { datasetCommand } from './commands/dataset.ts'
+import { fileCommand } from './commands/file.ts'
+import { initCommand } from './commands/init.ts'
+import { startCommand } from './commands/start.ts'
+import { statusCommand } from './commands/status.ts'
+import { userCommand } from './commands/user.ts'
+import { versionCommand } from './commands/version.ts'
+
+export function buildProgram (): Command {
+  const program = new Command('dw')
+    .description('dw-mesh: a peer-to-peer replicated data warehouse for field sites')
+    .version('0.1.0')
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride()
+  for (const make of [initCommand, startCommand, statusCommand, userCommand, datasetCommand, versionCommand, fileCommand]) {
+    program.addCommand(make())
+  }
+  // Subcommands copy settings only when created through the parent; these were built standalone.
+  const override = (command: Command): void => {
+    command.exitOverride().showHelpAfterError('(add --help for usage)')
+    command.commands.forEach(override)
+  }
+  program.commands.forEach(override)
+  return program
+}
+
+/** The message a user sees for a failure, without a stack trace for errors we expect. */
+function describe (err: unknown): string {
+  if (err instanceof ApiError) return `${err.message} (${err.code})`
+  if (isDwError(err)) return err.message
+  if (err instanceof Error) return process.env.DW_DEBUG === '1' ? String(err.stack) : err.message
+  return String(err)
+}
+
+export async function main (argv: string[] = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv)
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander has already printed help, the version or the usage error.
+      process.exitCode = err.exitCode
+      return
+    }
+    process.stderr.write(`dw: ${describe(err)}\n`)
+    process.exitCode = 1
+  }
+}
