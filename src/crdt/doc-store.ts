@@ -276,6 +276,15 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
     })
   }
 
+  /** True when the document already contains every change that `heads` names. */
+  async hasHeads (key: string, heads: string[]): Promise<boolean> {
+    const meta = await this.meta(key)
+    if (meta === undefined) return heads.length === 0
+    const mine = new Set(meta.heads)
+    if (heads.every(h => mine.has(h))) return true
+    return await this.read(key, doc => doc !== undefined && A.hasHeads(doc, heads))
+  }
+
   /** Resolves when every write so far is on disk. */
   async flush (): Promise<void> {
     await this.#commit.idle()

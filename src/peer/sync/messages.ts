@@ -1,0 +1,111 @@
+import { DwError } from '../../errors.ts'
+
+/**
+ * Wire messages of `/dw/sync/1.0.0` (CBOR, varint length-prefixed). See
+ * docs/sync-protocol.md. Every message from a peer is validated here before
+ * anything acts on it; a message that fails is a protocol violation that
+ * ends the stream.
+ */
+export const SYNC_PROTOCOL = '/dw/sync/1.0.0'
+export const PROTOCOL_VERSION = 1
+/** Entries per offer: bounds the memory of one batch on both sides. */
+export const OFFER_BATCH = 256
+/** Documents per `docs` message are cut at about this many bytes. */
+export const DOCS_MESSAGE_BYTES = 1024 * 1024
+/** Hard limit on one frame. A single document larger than this cannot sync. */
+export const MAX_SYNC_MESSAGE = 16 * 1024 * 1024
+
+const MAX_ITEMS = 1024
+const MAX_HEADS = 256
+
+/** [document key, its Automerge heads] */
+export type HeadsItem = [string, string[]]
+/** [document key, Automerge bytes: a whole document or the changes the puller lacks] */
+export type DocItem = [string, Uint8Array]
+
+export type PullerMessage =
+  | { t: 'hello', v: number, epoch: string, since: number, live: boolean }
+  | { t: 'want', batch: number, items: HeadsItem[] }
+  | { t: 'ack', through: number }
+
+export type ServerMessage =
+  | { t: 'welcome', v: number, epoch: string, head: number, from: number }
+  | { t: 'offer', batch: number, through: number, items: HeadsItem[] }
+  | { t: 'docs', batch: number, items: DocItem[], last: boolean }
+  | { t: 'caught-up', head: number }
+
+function bad (what: string): never {
+  throw new DwError('INVALID_MESSAGE', `malformed sync message: ${what}`)
+}
+
+function isObject (m: unknown): m is Record<string, unknown> {
+  return typeof m === 'object' && m !== null && !Array.isArray(m) && !(m instanceof Uint8Array)
+}
+
+function seq (v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) bad(`${field} must be a non-negative integer`)
+  return v
+}
+
+function key (v: unknown): string {
+  // Keys are `<kind>/<uuid>`; the document store refuses anything else later too.
+  if (typeof v !== 'string' || v.length > 64 || !/^(user|dataset|model|report)\/[0-9a-f-]{36}$/.test(v)) bad('bad document key')
+  return v
+}
+
+function heads (v: unknown): string[] {
+  if (!Array.isArray(v) || v.length > MAX_HEADS) bad('heads must be a short array')
+  for (const h of v) if (typeof h !== 'string' || !/^[0-9a-f]{64}$/.test(h)) bad('a head must be 64 hex characters')
+  return v as string[]
+}
+
+function items<T> (v: unknown, item: (x: unknown) => T): T[] {
+  if (!Array.isArray(v) || v.length > MAX_ITEMS) bad(`items must be an array of at most ${MAX_ITEMS}`)
+  return v.map(item)
+}
+
+function headsItem (x: unknown): HeadsItem {
+  if (!Array.isArray(x) || x.length !== 2) bad('an item must be [key, heads]')
+  return [key(x[0]), heads(x[1])]
+}
+
+function docItem (x: unknown): DocItem {
+  if (!Array.isArray(x) || x.length !== 2 || !(x[1] instanceof Uint8Array)) bad('a document item must be [key, bytes]')
+  return [key(x[0]), x[1]]
+}
+
+export function parsePullerMessage (m: unknown): PullerMessage {
+  if (!isObject(m)) bad('not a map')
+  switch (m.t) {
+    case 'hello':
+      if (m.v !== PROTOCOL_VERSION) throw new DwError('INVALID_MESSAGE', `unsupported sync protocol version ${String(m.v)}`)
+      if (typeof m.epoch !== 'string' || m.epoch.length > 64) bad('epoch')
+      if (typeof m.live !== 'boolean') bad('live')
+      return { t: 'hello', v: m.v, epoch: m.epoch, since: seq(m.since, 'since'), live: m.live }
+    case 'want':
+      return { t: 'want', batch: seq(m.batch, 'batch'), items: items(m.items, headsItem) }
+    case 'ack':
+      return { t: 'ack', through: seq(m.through, 'through') }
+    default:
+      return bad(`unknown type ${JSON.stringify(m.t)?.slice(0, 20)}`)
+  }
+}
+
+export function parseServerMessage (m: unknown): ServerMessage {
+  if (!isObject(m)) bad('not a map')
+  switch (m.t) {
+    case 'welcome':
+      if (m.v !== PROTOCOL_VERSION) throw new DwError('INVALID_MESSAGE', `unsupported sync protocol version ${String(m.v)}`)
+      if (typeof m.epoch !== 'string' || m.epoch.length === 0 || m.epoch.length > 64) bad('epoch')
+      return { t: 'welcome', v: m.v, epoch: m.epoch, head: seq(m.head, 'head'), from: seq(m.from, 'from') }
+    case 'offer':
+      return { t: 'offer', batch: seq(m.batch, 'batch'), through: seq(m.through, 'through'), items: items(m.items, headsItem) }
+    case 'docs':
+      if (typeof m.last !== 'boolean') bad('last')
+      return { t: 'docs', batch: seq(m.batch, 'batch'), items: items(m.items, docItem), last: m.last }
+    case 'caught-up':
+      return { t: 'caught-up', head: seq(m.head, 'head') }
+    default:
+      return bad(`unknown type ${JSON.stringify(m.t)?.slice(0, 20)}`)
+  }
+}

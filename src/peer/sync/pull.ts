@@ -1,0 +1,114 @@
+import { DwError } from '../../errors.ts'
+import { PROTOCOL_VERSION, parseServerMessage, type HeadsItem } from './messages.ts'
+import { emptyStats, type Checkpoint, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
+
+export interface PullOptions {
+  /** Keep the session open and receive changes as the peer makes them. */
+  live: boolean
+  /** Saves the checkpoint; called only after the documents it covers are durable here. */
+  saveCheckpoint: (checkpoint: Checkpoint) => Promise<void>
+  /** Each time the puller has everything the peer offered so far. */
+  onCaughtUp?: (info: { remoteHead: number, stats: SessionStats }) => void
+  /** After every applied batch. */
+  onProgress?: (info: { through: number, remoteHead: number, stats: SessionStats }) => void
+}
+
+/**
+ * Pulls from one peer: sends the checkpoint, answers each offer with what
+ * this store lacks, applies the documents in offer order, and moves the
+ * checkpoint past a batch only once that batch is on disk here. A session
+ * cut at any point loses nothing acknowledged; the next one resumes from the
+ * last saved checkpoint.
+ */
+export async function pullSync (stream: MessageStream, store: SyncableStore, checkpoint: Checkpoint, options: PullOptions): Promise<SessionStats> {
+  const stats = emptyStats()
+  await stream.send({ t: 'hello', v: PROTOCOL_VERSION, epoch: checkpoint.epoch, since: checkpoint.through, live: options.live })
+  const first = await stream.read()
+  if (first.done === true) throw new DwError('INVALID_MESSAGE', 'stream ended before welcome')
+  const welcome = parseServerMessage(first.value)
+  if (welcome.t !== 'welcome') throw new DwError('INVALID_MESSAGE', `expected welcome, got ${welcome.t}`)
+  let current: Checkpoint = welcome.epoch === checkpoint.epoch && welcome.from === checkpoint.through
+    ? checkpoint
+    : { epoch: welcome.epoch, through: welcome.from }
+  let remoteHead = welcome.head
+
+  // Offers whose documents have not all arrived and been applied, in order.
+  const pending: Array<{ batch: number, through: number, docs: Array<{ key: string, bytes: Uint8Array }> }> = []
+  let caughtUp = false
+
+  const finishedBatch = async (): Promise<void> => {
+    const done = pending.shift() as (typeof pending)[number]
+    if (done.docs.length > 0) {
+      const changed = await store.applyRemote(done.docs)
+      stats.recordsReceived += changed.length
+    }
+    current = { epoch: current.epoch, through: done.through }
+    await options.saveCheckpoint(current)
+    await stream.send({ t: 'ack', through: done.through })
+    options.onProgress?.({ through: done.through, remoteHead, stats })
+  }
+
+  while (true) {
+    const next = await stream.read()
+    if (next.done === true) {
+      if (!options.live && caughtUp && pending.length === 0) return stats
+      throw new DwError('INVALID_MESSAGE', 'the peer ended the sync stream early')
+    }
+    const msg = parseServerMessage(next.value)
+    switch (msg.t) {
+      case 'offer': {
+        if (msg.through < current.through) throw new DwError('INVALID_MESSAGE', 'offer went backwards')
+        remoteHead = Math.max(remoteHead, msg.through)
+        caughtUp = false
+        pending.push({ batch: msg.batch, through: msg.through, docs: [] })
+        await stream.send({ t: 'want', batch: msg.batch, items: await wantsFor(store, msg.items) })
+        break
+      }
+      case 'docs': {
+        const head = pending[0]
+        if (head === undefined || head.batch !== msg.batch) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} out of order`)
+        for (const [key, bytes] of msg.items) {
+          head.docs.push({ key, bytes })
+          stats.bytesIn += bytes.length
+        }
+        if (msg.last) await finishedBatch()
+        break
+      }
+      case 'caught-up': {
+        remoteHead = Math.max(remoteHead, msg.head)
+        caughtUp = true
+        break
+      }
+      default:
+        throw new DwError('INVALID_MESSAGE', `unexpected ${msg.t}`)
+    }
+    if (caughtUp && pending.length === 0) {
+      options.onCaughtUp?.({ remoteHead, stats })
+      if (!options.live) {
+        await stream.close()
+        return stats
+      }
+    }
+  }
+}
+
+/** What to ask for: nothing for documents we have in full, our heads for the rest. */
+async function wantsFor (store: SyncableStore, offered: HeadsItem[]): Promise<HeadsItem[]> {
+  const metas = await store.metas(offered.map(([key]) => key))
+  const wants: HeadsItem[] = []
+  for (let i = 0; i < offered.length; i++) {
+    const [key, theirs] = offered[i] as HeadsItem
+    const meta = metas[i]
+    if (meta === undefined) {
+      wants.push([key, []])
+      continue
+    }
+    const mine = new Set(meta.heads)
+    if (theirs.every(h => mine.has(h))) continue
+    // Their heads differ: either they have changes we lack, or ours are newer
+    // (the offer reflects our own earlier push). Only the first needs bytes.
+    if (await store.hasHeads(key, theirs)) continue
+    wants.push([key, meta.heads])
+  }
+  return wants
+}

@@ -1,0 +1,131 @@
+import { DwError } from '../../errors.ts'
+import { DOCS_MESSAGE_BYTES, OFFER_BATCH, PROTOCOL_VERSION, parsePullerMessage, type DocItem, type HeadsItem } from './messages.ts'
+import { emptyStats, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
+
+/** Offers in flight before the server waits for the puller's wants. */
+const WINDOW = 4
+
+export interface ServeOptions {
+  /** Called with the puller's acknowledged feed position (for lag reporting). */
+  onAck?: (through: number) => void
+  signal?: AbortSignal
+}
+
+/**
+ * Serves one pull: walks this node's changes feed from the puller's
+ * checkpoint and offers (key, heads) in batches; the puller answers each
+ * offer with the keys it lacks and the heads it has, and gets back only the
+ * changes it is missing. Offers are pipelined, WINDOW batches ahead, so a
+ * large catch-up costs no round trip per batch; memory stays bounded by the
+ * window. In live mode it then keeps offering as the feed grows.
+ */
+export async function serveSync (stream: MessageStream, store: SyncableStore, options: ServeOptions = {}): Promise<SessionStats> {
+  const stats = emptyStats()
+  const first = await stream.read()
+  if (first.done === true) throw new DwError('INVALID_MESSAGE', 'stream ended before hello')
+  const hello = parsePullerMessage(first.value)
+  if (hello.t !== 'hello') throw new DwError('INVALID_MESSAGE', `expected hello, got ${hello.t}`)
+  // A checkpoint from another epoch of this store means nothing here.
+  const from = hello.epoch === store.epoch ? Math.min(hello.since, store.seq) : 0
+  await stream.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: store.epoch, head: store.seq, from })
+
+  let cursor = from
+  let batch = 0
+  let outstanding = 0
+  let ended = false
+  // A poke that lands while the offer loop is busy must not be lost: `dirty`
+  // makes the next nap return at once.
+  let dirty = false
+  let wake: (() => void) | undefined
+  const poke = (): void => { dirty = true; wake?.(); wake = undefined }
+  const nap = async (): Promise<void> => {
+    if (!dirty) await new Promise<void>(resolve => { wake = resolve })
+    dirty = false
+  }
+  const onChange = (): void => { poke() }
+  store.on('change', onChange)
+  options.signal?.addEventListener('abort', poke)
+
+  const answerWants = async (): Promise<void> => {
+    try {
+      while (true) {
+        const next = await stream.read()
+        if (next.done === true) return
+        const msg = parsePullerMessage(next.value)
+        if (msg.t === 'ack') {
+          options.onAck?.(msg.through)
+        } else if (msg.t === 'want') {
+          if (msg.batch >= batch) throw new DwError('INVALID_MESSAGE', `want for batch ${msg.batch} that was never offered`)
+          await sendDocs(stream, store, msg.batch, msg.items, stats)
+          outstanding -= 1
+          poke()
+        } else {
+          throw new DwError('INVALID_MESSAGE', 'hello twice')
+        }
+      }
+    } finally {
+      ended = true
+      poke()
+    }
+  }
+
+  const offer = async (): Promise<void> => {
+    let caughtUpAt = -1
+    while (!ended && options.signal?.aborted !== true) {
+      if (outstanding >= WINDOW) { await nap(); continue }
+      const entries = await store.feedSince(cursor, OFFER_BATCH)
+      if (entries.length === 0) {
+        if (caughtUpAt !== cursor) {
+          caughtUpAt = cursor
+          await stream.send({ t: 'caught-up', head: cursor })
+        }
+        if (!hello.live && outstanding === 0) return
+        await nap()
+        continue
+      }
+      const metas = await store.metas(entries.map(e => e.key))
+      const items: HeadsItem[] = []
+      entries.forEach((e, i) => {
+        const meta = metas[i]
+        if (meta !== undefined) items.push([e.key, meta.heads])
+      })
+      cursor = (entries.at(-1) as { seq: number }).seq
+      outstanding += 1
+      await stream.send({ t: 'offer', batch: batch++, through: cursor, items })
+    }
+  }
+
+  try {
+    const answering = answerWants()
+    // Its failure is awaited below; this only keeps it from counting as unhandled meanwhile.
+    answering.catch(() => {})
+    await offer()
+    // Non-live: everything is offered and answered; the puller closes its end.
+    await answering
+  } finally {
+    store.off('change', onChange)
+    options.signal?.removeEventListener('abort', poke)
+  }
+  return stats
+}
+
+async function sendDocs (stream: MessageStream, store: SyncableStore, batch: number, wants: HeadsItem[], stats: SessionStats): Promise<void> {
+  let items: DocItem[] = []
+  let size = 0
+  for (const [key, theirHeads] of wants) {
+    // A puller without the document gets the stored bytes as they are: no
+    // Automerge load on this side, which keeps initial sync cheap.
+    const bytes = theirHeads.length === 0 ? await store.rawBytes(key) : await store.changesSince(key, theirHeads)
+    if (bytes === undefined || bytes.length === 0) continue
+    if (size > 0 && size + bytes.length > DOCS_MESSAGE_BYTES) {
+      await stream.send({ t: 'docs', batch, items, last: false })
+      items = []
+      size = 0
+    }
+    items.push([key, bytes])
+    size += bytes.length
+    stats.recordsSent += 1
+    stats.bytesOut += bytes.length
+  }
+  await stream.send({ t: 'docs', batch, items, last: true })
+}

@@ -1,0 +1,43 @@
+import type { DocMeta, FeedEntry, RemoteDoc } from '../../crdt/doc-store.ts'
+
+/**
+ * What the sync protocol needs of the document store. The peer layer sees
+ * the store only through this type (the crdt layer knows nothing of peers).
+ */
+export interface SyncableStore {
+  readonly epoch: string
+  readonly seq: number
+  feedSince: (since: number, limit: number) => Promise<FeedEntry[]>
+  metas: (keys: string[]) => Promise<Array<DocMeta | undefined>>
+  rawBytes: (key: string) => Promise<Uint8Array | undefined>
+  changesSince: (key: string, heads: string[]) => Promise<Uint8Array | undefined>
+  /** True when the local document already contains every change named by `heads`. */
+  hasHeads: (key: string, heads: string[]) => Promise<boolean>
+  applyRemote: (items: RemoteDoc[]) => Promise<string[]>
+  on: (event: 'change', listener: (event: { seq: number }) => void) => unknown
+  off: (event: 'change', listener: (event: { seq: number }) => void) => unknown
+}
+
+/** A bidirectional message stream (a FramedStream over libp2p, or an in-memory pair in tests). */
+export interface MessageStream {
+  send: (message: unknown) => Promise<void>
+  read: () => Promise<IteratorResult<unknown, undefined>>
+  close: () => Promise<void>
+  abort: (err: Error) => void
+}
+
+/** Where the puller keeps how far it has read each peer's feed. */
+export interface Checkpoint { epoch: string, through: number }
+
+export interface SessionStats {
+  /** Documents this side received and that changed something here. */
+  recordsReceived: number
+  /** Documents this side sent. */
+  recordsSent: number
+  bytesIn: number
+  bytesOut: number
+}
+
+export function emptyStats (): SessionStats {
+  return { recordsReceived: 0, recordsSent: 0, bytesIn: 0, bytesOut: 0 }
+}

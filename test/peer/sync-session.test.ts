@@ -1,0 +1,151 @@
+// The sync protocol between two real document stores over an in-memory
+// stream pair: exactly what differs moves, checkpoints only advance past
+// durable batches, and a cut session resumes.
+import t from 'tap'
+import { openDb } from '../../src/db.ts'
+import { DocStore } from '../../src/crdt/doc-store.ts'
+import { summarise } from '../../src/crdt/summary.ts'
+import { initDataset, patchDataset } from '../../src/crdt/records/dataset.ts'
+import { markDeleted } from '../../src/crdt/records/common.ts'
+import { docKey, newId } from '../../src/crdt/keys.ts'
+import { serveSync } from '../../src/peer/sync/serve.ts'
+import { pullSync } from '../../src/peer/sync/pull.ts'
+import type { Checkpoint } from '../../src/peer/sync/types.ts'
+import { streamPair } from '../helpers/stream-pair.ts'
+import { tempDir } from '../helpers/tmp.ts'
+
+const actor = { userId: 'u', at: '2026-01-01T00:00:00.000Z' }
+
+async function store (t: any): Promise<DocStore> {
+  const db = await openDb(await tempDir(t))
+  t.teardown(async () => { await db.close() })
+  return await DocStore.open(db, { summarise })
+}
+
+async function create (s: DocStore, n: number, prefix = 'd'): Promise<string[]> {
+  const keys: string[] = []
+  await Promise.all(Array.from({ length: n }, async (_, i) => {
+    const id = newId()
+    keys.push(docKey('dataset', id))
+    await s.create(docKey('dataset', id), d => initDataset(d, 'dataset', id, { name: `${prefix}${i}` }, actor))
+  }))
+  return keys
+}
+
+async function pullOnce (from: DocStore, to: DocStore, cp: Checkpoint): Promise<{ cp: Checkpoint, received: number, sent: number }> {
+  const [client, server] = streamPair()
+  let saved = cp
+  const serving = serveSync(server, from)
+  const stats = await pullSync(client, to, cp, { live: false, saveCheckpoint: async c => { saved = c } })
+  const served = await serving
+  return { cp: saved, received: stats.recordsReceived, sent: served.recordsSent }
+}
+
+async function sameState (t: any, a: DocStore, b: DocStore, keys: string[]): Promise<void> {
+  const ma = await a.metas(keys)
+  const mb = await b.metas(keys)
+  t.same(ma.map(m => m?.heads.sort()), mb.map(m => m?.heads.sort()), 'same heads for every record')
+}
+
+t.test('initial pull moves everything; a second moves nothing; an edit moves one', async t => {
+  const a = await store(t)
+  const b = await store(t)
+  const keys = await create(a, 600)
+  let r = await pullOnce(a, b, { epoch: '', through: 0 })
+  t.equal(r.received, 600)
+  t.equal(r.cp.epoch, a.epoch)
+  t.equal(r.cp.through, a.seq)
+  await sameState(t, a, b, keys)
+
+  r = await pullOnce(a, b, r.cp)
+  t.equal(r.sent, 0, 'nothing new, nothing sent')
+
+  await a.change(keys[5] as string, d => patchDataset(d, { name: 'edited' }, actor))
+  const again = await pullOnce(a, b, r.cp)
+  t.equal(again.sent, 1, 'only the changed record')
+  t.equal(await b.read(keys[5] as string, d => d?.name), 'edited')
+})
+
+t.test('two-way pulls converge concurrent edits, deletes and empty edits', async t => {
+  const a = await store(t)
+  const b = await store(t)
+  const keys = await create(a, 20)
+  const cpB = (await pullOnce(a, b, { epoch: '', through: 0 })).cp
+  await a.change(keys[0] as string, d => patchDataset(d, { name: 'from a' }, actor))
+  await b.change(keys[0] as string, d => patchDataset(d, { name: 'from b', metadata: { b: 1 } }, actor))
+  await b.change(keys[1] as string, d => markDeleted(d, actor))
+  const onlyB = await create(b, 3, 'b')
+  const cpA = (await pullOnce(b, a, { epoch: '', through: 0 })).cp
+  await pullOnce(a, b, cpB)
+  await sameState(t, a, b, [...keys, ...onlyB])
+  const winner = await a.read(keys[0] as string, d => d?.name)
+  t.equal(await b.read(keys[0] as string, d => d?.name), winner)
+  t.equal(await a.read(keys[0] as string, d => d?.metadata.b), 1)
+  t.ok(await a.read(keys[1] as string, d => Object.keys(d?.deletions).length > 0), 'the delete replicated')
+  const back = await pullOnce(b, a, cpA)
+  t.equal(back.received, 0, 'echoes of our own changes are not re-applied')
+})
+
+t.test('a checkpoint from another epoch restarts from zero', async t => {
+  const a = await store(t)
+  const b = await store(t)
+  await create(a, 10)
+  const r = await pullOnce(a, b, { epoch: 'some-old-epoch', through: 999 })
+  t.equal(r.received, 10)
+  t.equal(r.cp.epoch, a.epoch)
+})
+
+t.test('a session cut midway resumes from the last durable checkpoint', async t => {
+  const a = await store(t)
+  const b = await store(t)
+  const keys = await create(a, 2000)
+  const [client, server] = streamPair()
+  const checkpoints: Checkpoint[] = []
+  const serving = serveSync(server, a).catch(() => undefined)
+  const pulling = pullSync(client, b, { epoch: '', through: 0 }, {
+    live: false,
+    saveCheckpoint: async c => {
+      checkpoints.push(c)
+      if (checkpoints.length === 3) client.abort(new Error('link cut'))
+    }
+  })
+  await t.rejects(pulling)
+  await serving
+  const cut = checkpoints.at(-1) as Checkpoint
+  t.ok(cut.through > 0 && cut.through < a.seq, `cut at ${cut.through} of ${a.seq}`)
+  const resumed = await pullOnce(a, b, cut)
+  t.ok(resumed.sent <= 2000 - 3 * 256 + 256, `resumed without starting over (sent ${resumed.sent})`)
+  t.equal(resumed.cp.through, a.seq)
+  await sameState(t, a, b, keys)
+})
+
+t.test('live pull delivers new changes as they happen', async t => {
+  const a = await store(t)
+  const b = await store(t)
+  const [client, server] = streamPair()
+  const controller = new AbortController()
+  const serving = serveSync(server, a, { signal: controller.signal }).catch(() => undefined)
+  let caughtUp = 0
+  const pulling = pullSync(client, b, { epoch: '', through: 0 }, { live: true, saveCheckpoint: async () => {}, onCaughtUp: () => { caughtUp += 1 } }).catch(() => undefined)
+  const [key] = await create(a, 1)
+  const deadline = Date.now() + 5000
+  while (await b.meta(key as string) === undefined && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 5))
+  t.ok(await b.meta(key as string), 'arrived while the session stayed open')
+  t.ok(caughtUp >= 1)
+  client.abort(new Error('done'))
+  controller.abort()
+  await Promise.all([serving, pulling])
+})
+
+t.test('malformed messages end the session with INVALID_MESSAGE', async t => {
+  const a = await store(t)
+  for (const bad of [{ t: 'hello', v: 2, epoch: '', since: 0, live: false }, { t: 'nonsense' }, 'x', { t: 'hello', v: 1, epoch: '', since: -1, live: false }]) {
+    const [client, server] = streamPair()
+    await client.send(bad)
+    await t.rejects(serveSync(server, a), { code: 'INVALID_MESSAGE' })
+  }
+  const [client, server] = streamPair()
+  await client.send({ t: 'hello', v: 1, epoch: '', since: 0, live: true })
+  await client.send({ t: 'want', batch: 7, items: [] })
+  await t.rejects(serveSync(server, a), { code: 'INVALID_MESSAGE' }, 'want for a batch never offered')
+})
