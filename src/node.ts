@@ -13,6 +13,12 @@ import { Users } from './warehouse/users.ts'
 import { Records } from './warehouse/records.ts'
 import { buildApi } from './api/server.ts'
 import { loadOrCreateIdentity, peerIdOf } from './peer/identity.ts'
+import { createPeerNode, type PeerNode } from './peer/libp2p.ts'
+import { PeerBook, createConnectionGater, type PeerEntry, type PendingPeer } from './peer/peer-book.ts'
+import { SyncService } from './peer/sync/service.ts'
+import type { Checkpoint } from './peer/sync/types.ts'
+import { AuditLog, type AuditEntry } from './audit.ts'
+import { peerRoutes, syncRoutes } from './api/routes/peers.ts'
 import { readConfig, writeConfig, type NodeConfig } from './config.ts'
 import { DwError } from './errors.ts'
 
@@ -40,6 +46,12 @@ export interface RunningNode {
   users: Users
   records: Records
   api: FastifyInstance
+  libp2p: PeerNode
+  book: PeerBook
+  sync: SyncService
+  audit: AuditLog
+  /** Multiaddrs other sites use to add this node (`.../p2p/<peerId>`). */
+  addresses: () => string[]
   stop: () => Promise<void>
 }
 
@@ -101,46 +113,74 @@ export async function initNode (options: InitOptions): Promise<{ peerId: string,
   }
 }
 
-/** Starts a node from its data directory: stores, HTTP API. Resolves once it serves. */
+/** Starts a node from its data directory: stores, libp2p, sync, HTTP API. Resolves once it serves. */
 export async function startNode (options: { dataDir: string, logger?: boolean | object, httpPort?: number }): Promise<RunningNode> {
   const { dataDir } = options
   const config = await readConfig(dataDir)
   const key = await loadOrCreateIdentity(dataDir)
   const peerId = peerIdOf(key)
   const core = await openCore(dataDir)
-  const nodeToken = randomBytes(32).toString('base64url')
-  const startedAt = new Date().toISOString()
-  const api = await buildApi(
-    { users: core.users, records: core.records, blobs: core.blobs, health: () => ({ name: config.name, peerId, startedAt }) },
-    { nodeToken, nodeTokenUserId: config.adminUserId, logger: options.logger }
-  )
-  let url: string
+  const cleanup: Array<() => Promise<void>> = [async () => { await core.blobs.close() }, async () => { await core.db.close() }]
+  const unwind = async (): Promise<void> => { for (const step of cleanup.splice(0).reverse()) await step().catch(() => {}) }
   try {
+    const audit = new AuditLog(jsonSublevel<AuditEntry>(core.db, 'audit'))
+    const book = await PeerBook.open({
+      trusted: jsonSublevel<PeerEntry>(core.db, 'peers'),
+      pending: jsonSublevel<PendingPeer>(core.db, 'peers-pending'),
+      self: peerId
+    })
+    const refusedAt = new Map<string, number>()
+    const libp2p = await createPeerNode({
+      privateKey: key,
+      listen: config.listen,
+      gater: createConnectionGater(book, (refused) => {
+        // One audit entry per peer per minute: a peer retrying in a loop must not flood the log.
+        const id = refused.peerId.toString()
+        if ((refusedAt.get(id) ?? 0) > Date.now() - 60_000) return
+        refusedAt.set(id, Date.now())
+        void audit.append({ type: 'peer.refused', peer: id, outcome: 'error' }).catch(() => {})
+      })
+    })
+    cleanup.push(async () => { await libp2p.stop() })
+    const addresses = (): string[] => libp2p.getMultiaddrs().map(ma => ma.toString())
+    const sync = new SyncService({
+      node: libp2p,
+      store: core.docs,
+      book,
+      checkpoints: jsonSublevel<Checkpoint>(core.db, 'sync-checkpoints'),
+      audit,
+      redial: config.sync
+    })
+    await sync.start()
+    cleanup.push(async () => { await sync.stop() })
+
+    const nodeToken = randomBytes(32).toString('base64url')
+    const startedAt = new Date().toISOString()
+    const mesh = { book, sync, audit, self: () => ({ peerId, addresses: addresses(), seq: core.docs.seq, epoch: core.docs.epoch }) }
+    const api = await buildApi(
+      { users: core.users, records: core.records, blobs: core.blobs, audit, health: () => ({ name: config.name, peerId, startedAt }) },
+      { nodeToken, nodeTokenUserId: config.adminUserId, logger: options.logger, plugins: [app => { peerRoutes(app, mesh) }, app => { syncRoutes(app, mesh) }] }
+    )
+    cleanup.push(async () => { await api.close() })
     await api.listen({ host: config.http.host, port: options.httpPort ?? config.http.port })
     const address = api.server.address()
     const port = typeof address === 'object' && address !== null ? address.port : config.http.port
     const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host
-    url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`
+    const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${port}`
     await writeNodeToken(dataDir, { url, token: nodeToken, pid: process.pid })
+    cleanup.push(async () => { await rm(join(dataDir, NODE_TOKEN_FILE), { force: true }) })
+    cleanup.push(async () => { await core.docs.flush() })
+
+    let stopping: Promise<void> | undefined
+    const stop = async (): Promise<void> => {
+      stopping ??= unwind()
+      await stopping
+    }
+    return { config, dataDir, peerId, url, ...core, api, libp2p, book, sync, audit, addresses, stop }
   } catch (err) {
-    await api.close()
-    await core.blobs.close()
-    await core.db.close()
+    await unwind()
     throw err
   }
-
-  let stopping: Promise<void> | undefined
-  const stop = async (): Promise<void> => {
-    stopping ??= (async () => {
-      await rm(join(dataDir, NODE_TOKEN_FILE), { force: true })
-      await api.close()
-      await core.docs.flush()
-      await core.blobs.close()
-      await core.db.close()
-    })()
-    await stopping
-  }
-  return { config, dataDir, peerId, url, docs: core.docs, blobs: core.blobs, users: core.users, records: core.records, api, stop }
 }
 
 async function writeNodeToken (dataDir: string, content: NodeTokenFile): Promise<void> {

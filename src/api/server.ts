@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Records } from '../warehouse/records.ts'
 import type { Users } from '../warehouse/users.ts'
+import type { AuditLog } from '../audit.ts'
 import { registerAuthHook } from './auth-hook.ts'
 import { errorHandler, notFoundHandler } from './errors.ts'
 import { validatorCompiler } from './validator.ts'
@@ -16,6 +17,7 @@ export interface ApiServices {
   users: Users
   records: Records
   blobs: BlobStore
+  audit?: AuditLog
   /** Facts for /healthz. */
   health: () => Record<string, unknown>
 }
@@ -56,7 +58,7 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
   app.get('/healthz', { config: { public: true }, schema: { tags: ['node'], summary: 'Liveness' } }, async () => ({ ok: true, ...services.health() }))
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
   authRoutes(app, services.users)
-  userRoutes(app, services.users)
+  userRoutes(app, services.users, services.audit)
   for (const kind of ['dataset', 'model', 'report'] as const) recordRoutes(app, services.records, kind)
   versionRoutes(app, services.records, services.blobs, 'dataset')
   versionRoutes(app, services.records, services.blobs, 'model')

@@ -36,6 +36,9 @@ const MAX_VARINT_BYTES = 8
  * remote aborted, `StreamStateError` when sending on a closed stream).
  */
 export class FramedStream implements AsyncIterable<unknown> {
+  /** Framed bytes handed to / received from the transport, for sync status. */
+  bytesSent = 0
+  bytesReceived = 0
   readonly #stream: Stream
   readonly #maxMessageSize: number
   readonly #highWaterMark: number
@@ -96,6 +99,7 @@ export class FramedStream implements AsyncIterable<unknown> {
     const frame = new Uint8Array(varintLength(body.byteLength) + body.byteLength)
     const offset = writeVarint(body.byteLength, frame)
     frame.set(body, offset)
+    this.bytesSent += frame.byteLength
     if (!this.#stream.send(frame)) await this.#drained(options)
   }
 
@@ -146,6 +150,7 @@ export class FramedStream implements AsyncIterable<unknown> {
     // exception for the whole node; a bad peer must only lose its stream.
     try {
       const data = evt.data
+      this.bytesReceived += data.byteLength
       if (data instanceof Uint8Array) {
         this.#push(data)
       } else {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -42,6 +42,8 @@ async function readKeyFile (path: string): Promise<PrivateKey | undefined> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw err
   }
+  // A key restored from backup may come back world-readable.
+  if (((await stat(path)).mode & 0o077) !== 0) await chmod(path, 0o600)
   try {
     const key = privateKeyFromProtobuf(bytes)
     if (key.type !== 'Ed25519') throw new Error(`expected an Ed25519 key, found ${key.type}`)

@@ -261,7 +261,11 @@ export function createConnectionGater (book: PeerBook, onRefused?: (refused: Ref
     } catch {
       // Failing to remember a stranger must not let it in, nor break the gater.
     }
-    onRefused?.({ peerId: id, addr, direction })
+    try {
+      onRefused?.({ peerId: id, addr, direction })
+    } catch {
+      // A logging callback must not decide who gets in.
+    }
     return true
   }
   return {

@@ -1,4 +1,4 @@
-import { readdir, stat, writeFile } from 'node:fs/promises'
+import { chmod, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { IDENTITY_FILE, loadOrCreateIdentity, peerIdOf } from '../../src/peer/identity.ts'
@@ -17,6 +17,14 @@ void t.test('creates an Ed25519 identity once and loads the same one afterwards'
   const info = await stat(join(dir, IDENTITY_FILE))
   t.equal(info.mode & 0o777, 0o600, 'key file is readable by its owner only')
   t.same(await readdir(dir), [IDENTITY_FILE], 'no temporary files left behind')
+})
+
+void t.test('a key file restored with loose permissions is tightened to 0600', async (t) => {
+  const dir = await tempDir(t)
+  const key = await loadOrCreateIdentity(dir)
+  await chmod(join(dir, IDENTITY_FILE), 0o644)
+  t.ok((await loadOrCreateIdentity(dir)).equals(key))
+  t.equal((await stat(join(dir, IDENTITY_FILE))).mode & 0o777, 0o600)
 })
 
 void t.test('a different data directory gets a different identity', async (t) => {

@@ -4,6 +4,7 @@ import { requireAdmin } from '../../warehouse/principal.ts'
 import { who } from '../auth-hook.ts'
 import { idParams, jsonMap } from '../schemas.ts'
 import { checkJsonSize } from '../validate.ts'
+import type { AuditLog } from '../../audit.ts'
 
 const username = { type: 'string', minLength: 1, maxLength: 64 } as const
 const password = { type: 'string', minLength: 1, maxLength: 1024 } as const
@@ -11,7 +12,7 @@ const role = { type: 'string', enum: ['admin', 'member'] } as const
 const email = { type: 'string', maxLength: 254 } as const
 const displayName = { type: 'string', maxLength: 200 } as const
 
-export function userRoutes (app: FastifyInstance, users: Users): void {
+export function userRoutes (app: FastifyInstance, users: Users, audit?: AuditLog): void {
   app.get('/users', { schema: { tags: ['users'], summary: 'List accounts' } }, async () => ({ items: await users.list() }))
 
   app.get('/users/conflicts', {
@@ -29,6 +30,7 @@ export function userRoutes (app: FastifyInstance, users: Users): void {
     }
   }, async (request, reply) => {
     const user = await users.create(who(request), request.body as NewUser)
+    await audit?.append({ type: 'user.create', actor: who(request).userId, details: { id: user.id, username: user.username } })
     return await reply.status(201).send(user)
   })
 
@@ -50,11 +52,16 @@ export function userRoutes (app: FastifyInstance, users: Users): void {
   }, async (request) => {
     const body = request.body as UserChanges
     checkJsonSize('preferences', body.preferences)
-    return await users.update(who(request), (request.params as { id: string }).id, body)
+    const id = (request.params as { id: string }).id
+    const updated = await users.update(who(request), id, body)
+    // Which fields changed, never their values: passwords must not reach the log.
+    await audit?.append({ type: 'user.update', actor: who(request).userId, details: { id, fields: Object.keys(body).filter(k => k !== 'currentPassword') } })
+    return updated
   })
 
   app.delete('/users/:id', { schema: { tags: ['users'], summary: 'Delete an account (admins); its sessions end at once', params: idParams } }, async (request, reply) => {
     await users.remove(who(request), (request.params as { id: string }).id)
+    await audit?.append({ type: 'user.delete', actor: who(request).userId, details: { id: (request.params as { id: string }).id } })
     return await reply.status(204).send()
   })
 }

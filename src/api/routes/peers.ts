@@ -1,0 +1,121 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { AuditLog } from '../../audit.ts'
+import type { PeerBook } from '../../peer/peer-book.ts'
+import type { SyncService } from '../../peer/sync/service.ts'
+import { requireAdmin } from '../../warehouse/principal.ts'
+import { who } from '../auth-hook.ts'
+
+export interface MeshApi {
+  book: PeerBook
+  sync: SyncService
+  audit: AuditLog
+  self: () => { peerId: string, addresses: string[], seq: number, epoch: string }
+}
+
+const peerIdParams = {
+  type: 'object',
+  required: ['peerId'],
+  additionalProperties: false,
+  properties: { peerId: { type: 'string', minLength: 1, maxLength: 128 } }
+} as const
+
+const adminOnly = async (request: FastifyRequest): Promise<void> => { requireAdmin(who(request)) }
+
+/** The peer book, admins only. */
+export function peerRoutes (app: FastifyInstance, mesh: MeshApi): void {
+  app.get('/peers', { preHandler: adminOnly, schema: { tags: ['peers'], summary: 'Trusted peers with connection and sync status (admins)' } }, async () =>
+    ({ items: mesh.sync.status() }))
+
+  app.post('/peers', {
+    preHandler: adminOnly,
+    schema: {
+      tags: ['peers'],
+      summary: 'Trust a peer by its multiaddr, which must end in /p2p/<peerId> (admins)',
+      body: {
+        type: 'object',
+        required: ['multiaddr'],
+        additionalProperties: false,
+        properties: { multiaddr: { type: 'string', maxLength: 1024 }, name: { type: 'string', maxLength: 100 } }
+      }
+    }
+  }, async (request, reply) => {
+    const body = request.body as { multiaddr: string, name?: string }
+    const entry = await mesh.book.add(body.multiaddr, body.name)
+    await mesh.audit.append({ type: 'peer.add', actor: who(request).userId, peer: entry.peerId, details: { addrs: entry.addrs, name: entry.name } })
+    mesh.sync.peerAdded(entry.peerId)
+    return await reply.status(201).send(entry)
+  })
+
+  app.delete('/peers/:peerId', { preHandler: adminOnly, schema: { tags: ['peers'], summary: 'Stop trusting a peer; its connections close at once (admins)', params: peerIdParams } }, async (request, reply) => {
+    const { peerId } = request.params as { peerId: string }
+    await mesh.book.remove(peerId)
+    await mesh.sync.peerRemoved(peerId)
+    await mesh.audit.append({ type: 'peer.remove', actor: who(request).userId, peer: peerId })
+    return await reply.status(204).send()
+  })
+
+  app.get('/peers/pending', { preHandler: adminOnly, schema: { tags: ['peers'], summary: 'Untrusted peers that tried to connect (admins)' } }, async () =>
+    ({ items: mesh.book.pending() }))
+
+  app.post('/peers/pending/:peerId/approve', {
+    preHandler: adminOnly,
+    schema: {
+      tags: ['peers'],
+      summary: 'Trust a pending peer; give the address it listens on, since it connected from an ephemeral port (admins)',
+      params: peerIdParams,
+      body: {
+        type: ['object', 'null'],
+        additionalProperties: false,
+        properties: { multiaddr: { type: 'string', maxLength: 1024 }, name: { type: 'string', maxLength: 100 } }
+      }
+    }
+  }, async (request) => {
+    const { peerId } = request.params as { peerId: string }
+    const body = (request.body ?? {}) as { multiaddr?: string, name?: string }
+    const entry = await mesh.book.approve(peerId, body.multiaddr, body.name)
+    await mesh.audit.append({ type: 'peer.approve', actor: who(request).userId, peer: peerId, details: { addrs: entry.addrs } })
+    mesh.sync.peerAdded(peerId)
+    return entry
+  })
+}
+
+/** Sync status, sync-now and the audit log. */
+export function syncRoutes (app: FastifyInstance, mesh: MeshApi): void {
+  app.get('/sync/status', { schema: { tags: ['sync'], summary: 'This node and, per peer, connection, last sync, lag, bytes, last error' } }, async () => {
+    const self = mesh.self()
+    return { peerId: self.peerId, addresses: self.addresses, feedHead: self.seq, epoch: self.epoch, peers: mesh.sync.status() }
+  })
+
+  app.post('/sync/now', {
+    preHandler: adminOnly,
+    schema: {
+      tags: ['sync'],
+      summary: 'Sync with every trusted peer now and wait (admins)',
+      body: { type: ['object', 'null'], additionalProperties: false, properties: { timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 } } }
+    }
+  }, async (request) => {
+    const body = (request.body ?? {}) as { timeoutMs?: number }
+    const results = await mesh.sync.syncNow(body.timeoutMs)
+    return { ok: results.every(r => r.ok), results }
+  })
+
+  app.get('/audit', {
+    preHandler: adminOnly,
+    schema: {
+      tags: ['sync'],
+      summary: 'The audit log, newest first (admins)',
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          before: { type: 'string', maxLength: 64 },
+          type: { type: 'string', maxLength: 64 },
+          peer: { type: 'string', maxLength: 128 }
+        }
+      }
+    }
+  }, async (request) => {
+    return { items: await mesh.audit.list(request.query as { limit: number }) }
+  })
+}

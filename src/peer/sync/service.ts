@@ -1,0 +1,376 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { AuditLog } from '../../audit.ts'
+import type { Sublevel } from '../../db.ts'
+import { isDwError } from '../../errors.ts'
+import { FramedStream } from '../framed-stream.ts'
+import type { PeerNode } from '../libp2p.ts'
+import type { PeerBook } from '../peer-book.ts'
+import { MAX_SYNC_MESSAGE, SYNC_PROTOCOL } from './messages.ts'
+import { pullSync } from './pull.ts'
+import { Redialer, type RedialOptions } from './redial.ts'
+import { serveSync } from './serve.ts'
+import type { Checkpoint, SessionStats, SyncableStore } from './types.ts'
+
+export interface PeerSyncStatus {
+  peerId: string
+  name?: string
+  addrs: string[]
+  connected: boolean
+  /** ISO time this node last had everything the peer had offered. */
+  lastSyncAt?: string
+  /** Changes in the peer's feed not yet applied here (their feed head minus our checkpoint). */
+  behindPeer: number | null
+  /** Changes in our feed the peer has not acknowledged (our feed head minus its checkpoint). */
+  peerBehind: number | null
+  bytesIn: number
+  bytesOut: number
+  recordsIn: number
+  recordsOut: number
+  lastError?: string
+}
+
+export interface SyncNowResult {
+  peerId: string
+  name?: string
+  ok: boolean
+  received: number
+  /** The peer confirmed it holds everything we had when the sync began. */
+  peerCaughtUp: boolean
+  error?: string
+}
+
+export interface SyncServiceInit {
+  node: PeerNode
+  store: SyncableStore
+  book: PeerBook
+  checkpoints: Sublevel<Checkpoint>
+  audit: AuditLog
+  redial?: Partial<RedialOptions>
+  log?: { info: (obj: object, msg: string) => void, warn: (obj: object, msg: string) => void }
+}
+
+interface PeerState {
+  connected: boolean
+  pulling: boolean
+  lastSyncAt?: number
+  remoteHead?: number
+  ourCheckpoint?: number
+  /** Their acknowledged position in our feed. */
+  theirAck?: number
+  bytesIn: number
+  bytesOut: number
+  recordsIn: number
+  recordsOut: number
+  lastError?: string
+  ackWaiters: Array<() => void>
+}
+
+const noLog = { info: () => {}, warn: () => {} }
+
+/**
+ * Keeps this node in sync with every trusted peer it can reach: serves
+ * `/dw/sync/1.0.0` to them, runs one live pull from each connected peer
+ * (so their changes arrive as they are made), redials peers that are away,
+ * and reports status. Each direction is a pull by the receiver, which is the
+ * only side that knows when what it received is durable.
+ */
+export class SyncService {
+  readonly #init: SyncServiceInit
+  readonly #peers = new Map<string, PeerState>()
+  readonly #redialer: Redialer
+  readonly #log: NonNullable<SyncServiceInit['log']>
+  readonly #abort = new AbortController()
+  readonly #tasks = new Set<Promise<unknown>>()
+
+  constructor (init: SyncServiceInit) {
+    this.#init = init
+    this.#log = init.log ?? noLog
+    this.#redialer = new Redialer({
+      ...init.redial,
+      due: () => init.book.list().filter(p => !this.#state(p.peerId).connected).map(p => p.peerId),
+      dial: async (peerId) => { await this.#dial(peerId) }
+    })
+  }
+
+  async start (): Promise<void> {
+    const { node } = this.#init
+    await node.handle(SYNC_PROTOCOL, (stream, connection) => { this.#track(this.#serve(stream, connection)) }, { maxInboundStreams: 4 })
+    node.addEventListener('peer:connect', this.#onConnect)
+    node.addEventListener('peer:disconnect', this.#onDisconnect)
+    for (const conn of node.getConnections()) this.#onConnected(conn.remotePeer)
+    this.#redialer.start()
+  }
+
+  async stop (): Promise<void> {
+    this.#abort.abort()
+    this.#redialer.stop()
+    const { node } = this.#init
+    node.removeEventListener('peer:connect', this.#onConnect)
+    node.removeEventListener('peer:disconnect', this.#onDisconnect)
+    await node.unhandle(SYNC_PROTOCOL).catch(() => {})
+    await Promise.allSettled([...this.#tasks])
+  }
+
+  /** Dials a newly trusted peer at once instead of waiting for the redial timer. */
+  peerAdded (peerId: string): void {
+    this.#redialer.reset(peerId)
+    this.#track(this.#dial(peerId).catch(() => {}))
+  }
+
+  /** Cuts a peer off at once: its connections close and the gater keeps it out. */
+  async peerRemoved (peerId: string): Promise<void> {
+    this.#peers.delete(peerId)
+    await this.#init.node.hangUp(peerIdFromString(peerId)).catch(() => {})
+  }
+
+  status (): PeerSyncStatus[] {
+    const seq = this.#init.store.seq
+    return this.#init.book.list().map(entry => {
+      const s = this.#state(entry.peerId)
+      const status: PeerSyncStatus = {
+        peerId: entry.peerId,
+        addrs: entry.addrs,
+        connected: s.connected,
+        behindPeer: s.remoteHead !== undefined && s.ourCheckpoint !== undefined ? Math.max(0, s.remoteHead - s.ourCheckpoint) : null,
+        peerBehind: s.theirAck !== undefined ? Math.max(0, seq - s.theirAck) : null,
+        bytesIn: s.bytesIn,
+        bytesOut: s.bytesOut,
+        recordsIn: s.recordsIn,
+        recordsOut: s.recordsOut
+      }
+      if (entry.name !== undefined) status.name = entry.name
+      const lastSync = s.lastSyncAt ?? entry.lastSyncAt
+      if (lastSync !== undefined) status.lastSyncAt = new Date(lastSync).toISOString()
+      if (s.lastError !== undefined) status.lastError = s.lastError
+      return status
+    })
+  }
+
+  /**
+   * Syncs with every trusted peer now: dials it, pulls everything it has,
+   * and waits (up to the timeout) until it has acknowledged everything we
+   * had when the call began.
+   */
+  async syncNow (timeoutMs = 30_000): Promise<SyncNowResult[]> {
+    const target = this.#init.store.seq
+    return await Promise.all(this.#init.book.list().map(async (entry): Promise<SyncNowResult> => {
+      const result: SyncNowResult = { peerId: entry.peerId, ok: false, received: 0, peerCaughtUp: false }
+      if (entry.name !== undefined) result.name = entry.name
+      const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#abort.signal])
+      try {
+        await this.#dial(entry.peerId, signal)
+        const stats = await this.#pull(entry.peerId, false, signal)
+        result.received = stats.recordsReceived
+        result.peerCaughtUp = await this.#waitForAck(entry.peerId, target, signal)
+        result.ok = result.peerCaughtUp
+        if (!result.ok) result.error = 'the peer did not confirm it has our changes in time'
+      } catch (err) {
+        result.error = describe(err)
+      }
+      return result
+    }))
+  }
+
+  readonly #onConnect = (evt: CustomEvent<PeerId>): void => { this.#onConnected(evt.detail) }
+
+  readonly #onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const s = this.#peers.get(evt.detail.toString())
+    if (s !== undefined) s.connected = false
+  }
+
+  #onConnected (peer: PeerId): void {
+    const peerId = peer.toString()
+    if (!this.#init.book.isTrusted(peerId)) return
+    const s = this.#state(peerId)
+    s.connected = true
+    this.#redialer.reset(peerId)
+    if (!s.pulling) this.#track(this.#livePullLoop(peerId))
+  }
+
+  /** While connected, keeps one live pull from the peer running, restarting it after errors. */
+  async #livePullLoop (peerId: string): Promise<void> {
+    const s = this.#state(peerId)
+    s.pulling = true
+    try {
+      let failures = 0
+      while (s.connected && this.#init.book.isTrusted(peerId) && !this.#abort.signal.aborted) {
+        try {
+          await this.#pull(peerId, true, this.#abort.signal)
+          failures = 0
+        } catch {
+          failures += 1
+        }
+        if (!s.connected || this.#abort.signal.aborted) break
+        await sleep(Math.min(30_000, 250 * 2 ** Math.min(failures, 7)), this.#abort.signal)
+      }
+    } finally {
+      s.pulling = false
+    }
+  }
+
+  async #pull (peerId: string, live: boolean, signal: AbortSignal): Promise<SessionStats> {
+    const s = this.#state(peerId)
+    const started = new Date()
+    const stream = await this.#init.node.dialProtocol(peerIdFromString(peerId), SYNC_PROTOCOL, { signal })
+    const framed = new FramedStream(stream, { maxMessageSize: MAX_SYNC_MESSAGE })
+    const onAbort = (): void => { framed.abort(new Error('sync stopped')) }
+    signal.addEventListener('abort', onAbort)
+    const checkpoint = await this.#init.checkpoints.get(peerId) ?? { epoch: '', through: 0 }
+    s.ourCheckpoint = checkpoint.through
+    let audited = false
+    let stats: SessionStats | undefined
+    const account = (): void => {
+      s.bytesIn += framed.bytesReceived
+      s.bytesOut += framed.bytesSent
+      framed.bytesReceived = 0
+      framed.bytesSent = 0
+    }
+    try {
+      stats = await pullSync(framed, this.#init.store, checkpoint, {
+        live,
+        saveCheckpoint: async (cp) => {
+          await this.#init.checkpoints.put(peerId, cp)
+          s.ourCheckpoint = cp.through
+        },
+        onProgress: ({ remoteHead, stats }) => {
+          s.remoteHead = remoteHead
+          s.recordsIn = stats.recordsReceived
+          account()
+        },
+        onCaughtUp: ({ remoteHead, stats }) => {
+          s.remoteHead = remoteHead
+          s.lastSyncAt = Date.now()
+          delete s.lastError
+          account()
+          if (!audited) {
+            // A live session lasts as long as the link: its first catch-up is
+            // the moment worth recording; the end is recorded too.
+            audited = true
+            void this.#auditSession(peerId, started, stats, 'ok')
+            void this.#init.book.update(peerId, { lastSyncAt: Date.now(), lastError: null }).catch(() => {})
+          }
+        }
+      })
+      return stats
+    } catch (err) {
+      if (!signal.aborted && s.connected) {
+        s.lastError = describe(err)
+        void this.#auditSession(peerId, started, stats, 'error', s.lastError)
+        if (isDwError(err, 'INVALID_MESSAGE')) {
+          framed.abort(err as Error)
+          void this.#init.audit.append({ type: 'sync.violation', peer: peerId, outcome: 'error', details: { message: s.lastError, side: 'puller' } })
+        }
+      }
+      throw err
+    } finally {
+      account()
+      signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  async #serve (stream: Stream, connection: Connection): Promise<void> {
+    const peerId = connection.remotePeer.toString()
+    const framed = new FramedStream(stream, { maxMessageSize: MAX_SYNC_MESSAGE })
+    if (!this.#init.book.isTrusted(peerId)) {
+      framed.abort(new Error('not trusted'))
+      return
+    }
+    const s = this.#state(peerId)
+    const onAbort = (): void => { framed.abort(new Error('node stopping')) }
+    this.#abort.signal.addEventListener('abort', onAbort)
+    try {
+      const stats = await serveSync(framed, this.#init.store, {
+        signal: this.#abort.signal,
+        onAck: (through) => {
+          s.theirAck = through
+          for (const wake of s.ackWaiters.splice(0)) wake()
+        }
+      })
+      s.recordsOut += stats.recordsSent
+      await framed.close().catch(() => {})
+    } catch (err) {
+      if (isDwError(err, 'INVALID_MESSAGE')) {
+        this.#log.warn({ peer: peerId, err }, 'peer broke the sync protocol; stream reset')
+        void this.#init.audit.append({ type: 'sync.violation', peer: peerId, outcome: 'error', details: { message: describe(err), side: 'server' } })
+      }
+      framed.abort(err instanceof Error ? err : new Error(String(err)))
+    } finally {
+      this.#abort.signal.removeEventListener('abort', onAbort)
+      s.bytesIn += framed.bytesReceived
+      s.bytesOut += framed.bytesSent
+    }
+  }
+
+  async #waitForAck (peerId: string, target: number, signal: AbortSignal): Promise<boolean> {
+    const s = this.#state(peerId)
+    while ((s.theirAck ?? -1) < target) {
+      if (signal.aborted) return false
+      await new Promise<void>(resolve => {
+        s.ackWaiters.push(resolve)
+        signal.addEventListener('abort', () => { resolve() }, { once: true })
+      })
+    }
+    return true
+  }
+
+  async #dial (peerId: string, signal?: AbortSignal): Promise<void> {
+    const { node, book } = this.#init
+    if (node.getConnections(peerIdFromString(peerId)).length > 0) return
+    const entry = book.get(peerId)
+    if (entry === undefined) throw new Error(`${peerId} is not in the peer book`)
+    const { multiaddr } = await import('@multiformats/multiaddr')
+    let lastErr: unknown
+    for (const addr of entry.addrs) {
+      try {
+        await node.dial(multiaddr(addr), { signal: signal ?? AbortSignal.timeout(10_000) })
+        return
+      } catch (err) {
+        lastErr = err
+      }
+    }
+    const s = this.#state(peerId)
+    s.lastError = `unreachable: ${describe(lastErr)}`
+    throw lastErr ?? new Error('no address to dial')
+  }
+
+  async #auditSession (peerId: string, started: Date, stats: SessionStats | undefined, outcome: 'ok' | 'error', error?: string): Promise<void> {
+    const s = this.#state(peerId)
+    const details: Record<string, unknown> = {
+      start: started.toISOString(),
+      end: new Date().toISOString(),
+      recordsReceived: stats?.recordsReceived ?? s.recordsIn,
+      bytesIn: s.bytesIn,
+      bytesOut: s.bytesOut
+    }
+    if (error !== undefined) details.error = error
+    await this.#init.audit.append({ type: 'sync.session', peer: peerId, outcome, details }).catch(() => {})
+  }
+
+  #state (peerId: string): PeerState {
+    let s = this.#peers.get(peerId)
+    if (s === undefined) {
+      s = { connected: false, pulling: false, bytesIn: 0, bytesOut: 0, recordsIn: 0, recordsOut: 0, ackWaiters: [] }
+      this.#peers.set(peerId, s)
+    }
+    return s
+  }
+
+  #track (task: Promise<unknown>): void {
+    const guarded = task.catch((err) => { this.#log.warn({ err }, 'sync task failed') })
+    this.#tasks.add(guarded)
+    void guarded.finally(() => this.#tasks.delete(guarded))
+  }
+}
+
+function describe (err: unknown): string {
+  if (err instanceof Error) return err.message.slice(0, 300)
+  return String(err).slice(0, 300)
+}
+
+async function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  await new Promise<void>(resolve => {
+    const timer = setTimeout(resolve, ms)
+    signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+  })
+}
