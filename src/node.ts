@@ -33,6 +33,7 @@ export interface InitOptions {
   http?: { host: string, port: number }
   listen?: string[]
   adminPassword: string
+  sync?: NodeConfig['sync']
 }
 
 export interface RunningNode {
@@ -104,6 +105,7 @@ export async function initNode (options: InitOptions): Promise<{ peerId: string,
       blobs: { type: 'fs' },
       adminUserId: String(admin.id)
     }
+    if (options.sync !== undefined) config.sync = options.sync
     await core.docs.flush()
     await writeConfig(dataDir, config)
     return { peerId, config, addresses: config.listen.map(a => `${a}/p2p/${peerId}`) }

@@ -1,7 +1,11 @@
 import { readFile } from 'node:fs/promises'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
-import { NODE_TOKEN_FILE, type NodeTokenFile } from '../node.ts'
-import { DwError } from '../errors.ts'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { NodeTokenFile } from '../node.ts'
+import { DwError, isDwError } from '../errors.ts'
 
 /** An error answer from the node's HTTP API, carrying the API's code and message. */
 export class ApiError extends Error {
@@ -29,11 +33,18 @@ export interface ConnectOptions {
 export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>
   json?: unknown
+  /** A streamed body; sent with backpressure, never buffered whole. */
   body?: AsyncIterable<Uint8Array>
   headers?: Record<string, string>
   /** Statuses answered with `undefined` instead of an error. */
   allow?: number[]
 }
+
+/**
+ * Same value as NODE_TOKEN_FILE in src/node.ts (a test keeps them equal):
+ * importing node.ts would load the whole node stack, ~0.4 s on every command.
+ */
+export const NODE_TOKEN_FILE = 'node-token.json'
 
 function notRunning (data: string): DwError {
   return new DwError('NODE_NOT_RUNNING', `the node at ${data} is not running; start it with: dw start --data ${data}`)
@@ -62,17 +73,33 @@ function alive (pid: number): boolean {
   }
 }
 
+async function readText (response: IncomingMessage): Promise<string> {
+  let text = ''
+  response.setEncoding('utf8')
+  for await (const chunk of response) text += chunk as string
+  return text
+}
+
+async function apiError (response: IncomingMessage): Promise<ApiError> {
+  const status = response.statusCode ?? 0
+  const text = await readText(response)
+  try {
+    const body = JSON.parse(text) as { error?: { code?: string, message?: string } }
+    if (typeof body.error?.message === 'string') return new ApiError(status, body.error.code ?? 'UNKNOWN', body.error.message)
+  } catch {}
+  return new ApiError(status, 'UNKNOWN', `the node answered ${status} ${response.statusMessage ?? ''}${text === '' ? '' : `: ${text.slice(0, 200)}`}`)
+}
+
 /** The HTTP API of one node, as the local admin (node token) or as a signed-in user. */
 export class NodeClient {
   readonly #url: string
   readonly #data: string
-  #token: string
+  #token = ''
   /** Set when signed in with a password, so users can change their own password. */
   readonly password: string | undefined
 
-  private constructor (url: string, token: string, data: string, password?: string) {
+  private constructor (url: string, data: string, password?: string) {
     this.#url = url.replace(/\/+$/, '')
-    this.#token = token
     this.#data = data
     this.password = password
   }
@@ -85,61 +112,67 @@ export class NodeClient {
       if (options.url !== undefined) throw new DwError('INVALID_INPUT', '--url needs --user: the node token is only for the local node')
       const local = await readNodeToken(options.data)
       if (local === undefined) throw notRunning(options.data)
-      return new NodeClient(local.url, local.token, options.data)
+      const client = new NodeClient(local.url, options.data)
+      client.#token = local.token
+      return client
     }
     const url = options.url ?? (await readNodeToken(options.data))?.url
     if (url === undefined) throw notRunning(options.data)
     const password = await (options.password ?? (async () => ''))()
-    const client = new NodeClient(url, '', options.data, password)
+    const client = new NodeClient(url, options.data, password)
     const session = await client.request<{ token: string }>('POST', '/auth/login', { json: { username: options.user, password } })
     client.#token = session.token
+    // Each command signs in afresh; signing out when it is done keeps sessions from piling up on the node.
+    process.once('beforeExit', () => { client.request('POST', '/auth/logout').catch(() => {}) })
     return client
   }
 
   async request<T> (method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const response = await this.fetch(method, path, options)
-    if (response === undefined || response.status === 204) return undefined as T
-    return await response.json() as T
+    const response = await this.stream(method, path, options)
+    if (response === undefined) return undefined as T
+    const text = await readText(response)
+    return (text === '' ? undefined : JSON.parse(text)) as T
   }
 
-  /** The raw response for streaming; error statuses are already turned into an ApiError. */
-  async fetch (method: string, path: string, options: RequestOptions = {}): Promise<Response | undefined> {
+  /** The response body as a stream; error statuses are already turned into an ApiError. */
+  async stream (method: string, path: string, options: RequestOptions = {}): Promise<IncomingMessage | undefined> {
     const url = new URL(this.#url + path)
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value))
     }
     const headers: Record<string, string> = { ...options.headers }
     if (this.#token !== '') headers.authorization = `Bearer ${this.#token}`
-    let body: string | AsyncIterable<Uint8Array> | undefined = options.body
-    if (options.json !== undefined) {
+    const text = options.json === undefined ? undefined : JSON.stringify(options.json)
+    if (text !== undefined) {
       headers['content-type'] = 'application/json'
-      body = JSON.stringify(options.json)
+      headers['content-length'] = String(Buffer.byteLength(text))
     }
-    let response: Response
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method, headers })
+    const responded = new Promise<IncomingMessage>((resolve, reject) => {
+      req.once('response', resolve)
+      req.once('error', reject)
+    })
+    let uploadError: unknown
+    if (options.body !== undefined) {
+      // A node that refuses an upload answers before reading it all and closes: its answer wins over the broken pipe.
+      pipeline(Readable.from(options.body), req).catch((err: unknown) => { uploadError = err })
+    } else {
+      req.end(text)
+    }
+    let response: IncomingMessage
     try {
-      response = await fetch(url, { method, headers, body, duplex: body === undefined || typeof body === 'string' ? undefined : 'half' })
+      response = await responded
     } catch (err: any) {
-      const code = err?.cause?.code
-      if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') {
-        if (options.body !== undefined && code !== 'ECONNREFUSED') throw new DwError('NODE_NOT_RUNNING', `the connection to ${this.#url} broke during the upload`, { cause: err })
-        throw notRunning(this.#data)
-      }
-      throw new DwError('NODE_NOT_RUNNING', `cannot reach the node at ${this.#url}: ${err?.cause?.message ?? err?.message}`, { cause: err })
+      if (isDwError(uploadError)) throw uploadError
+      if (err?.code === 'ECONNREFUSED') throw notRunning(this.#data)
+      throw new DwError('NODE_NOT_RUNNING', `lost the connection to the node at ${this.#url}: ${err?.message ?? String(err)}`, { cause: err })
     }
-    if (response.ok) return response
-    if (options.allow?.includes(response.status) === true) {
-      await response.body?.cancel()
+    const status = response.statusCode ?? 0
+    if (status >= 200 && status < 300) return response
+    if (options.allow?.includes(status) === true) {
+      response.resume()
       return undefined
     }
     throw await apiError(response)
   }
-}
-
-async function apiError (response: Response): Promise<ApiError> {
-  const text = await response.text()
-  try {
-    const body = JSON.parse(text) as { error?: { code?: string, message?: string } }
-    if (typeof body.error?.message === 'string') return new ApiError(response.status, body.error.code ?? 'UNKNOWN', body.error.message)
-  } catch {}
-  return new ApiError(response.status, 'UNKNOWN', `the node answered ${response.status} ${response.statusText}${text === '' ? '' : `: ${text.slice(0, 200)}`}`)
 }

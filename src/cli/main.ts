@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { isDwError } from '../errors.ts'
 import { ApiError } from './client.ts'
@@ -9,10 +10,15 @@ import { statusCommand } from './commands/status.ts'
 import { userCommand } from './commands/user.ts'
 import { versionCommand } from './commands/version.ts'
 
+function packageVersion (): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }
+  return pkg.version ?? 'unknown'
+}
+
 export function buildProgram (): Command {
   const program = new Command('dw')
     .description('dw-mesh: a peer-to-peer replicated data warehouse for field sites')
-    .version('0.1.0')
+    .version(packageVersion())
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()
   for (const make of [initCommand, startCommand, statusCommand, userCommand, datasetCommand, versionCommand, fileCommand]) {

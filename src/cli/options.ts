@@ -35,18 +35,8 @@ export function collect (value: string, previous: string[] = []): string[] {
   return [...previous, value]
 }
 
-/** Wraps a parser that throws DwError so commander reports it as a usage error. */
-export function parsed<T> (parse: (value: string) => T): (value: string, previous: T[] | undefined) => T[] {
-  return (value, previous = []) => {
-    try {
-      return [...previous, parse(value)]
-    } catch (err) {
-      throw new InvalidArgumentError(isDwError(err) ? err.message : String(err))
-    }
-  }
-}
-
-export function single<T> (parse: (value: string) => T): (value: string) => T {
+/** Option parsers that throw DwError, wrapped so commander reports a bad value as a usage error. */
+export function asOption<T> (parse: (value: string) => T): (value: string) => T {
   return (value) => {
     try {
       return parse(value)
@@ -54,4 +44,9 @@ export function single<T> (parse: (value: string) => T): (value: string) => T {
       throw new InvalidArgumentError(isDwError(err) ? err.message : String(err))
     }
   }
+}
+
+export function asRepeatedOption<T> (parse: (value: string) => T): (value: string, previous: T[] | undefined) => T[] {
+  const one = asOption(parse)
+  return (value, previous = []) => [...previous, one(value)]
 }

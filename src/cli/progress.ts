@@ -52,8 +52,8 @@ class Bar implements Progress {
     const fraction = Math.min(1, this.#done / this.#total)
     const seconds = Math.max(0.001, (Date.now() - this.#started) / 1000)
     const tail = ` ${(fraction * 100).toFixed(0).padStart(3)}% ${bytes(this.#done)}/${bytes(this.#total)} ${bytes(Math.round(this.#done / seconds))}/s`
-    const room = Math.max(10, (this.#stream.columns ?? 80) - this.#label.length - tail.length - 4)
+    const room = Math.max(10, (this.#stream.columns || 80) - this.#label.length - tail.length - 4)
     const filled = Math.round(fraction * room)
-    this.#stream.write(`\r${this.#label} [${'#'.repeat(filled)}${'-'.repeat(room - filled)}]${tail}`)
+    this.#stream.write(`\r${this.#label} [${'#'.repeat(filled)}${'-'.repeat(room - filled)}]${tail}\x1b[K`)
   }
 }

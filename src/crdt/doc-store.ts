@@ -18,6 +18,8 @@ export interface DocMeta {
   chunks: number
   /** Small JSON the indexes and list endpoints use (name, owner, tags...). */
   summary: Record<string, unknown>
+  /** Never offered to peers: this node's own bootstrap admin, for one. */
+  local?: true
 }
 
 export interface FeedEntry { seq: number, key: string }
@@ -187,13 +189,16 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
     })
   }
 
-  /** Creates a document; fails with CONFLICT if the key exists. */
-  async create (key: string, init: (doc: any) => void, options: { time?: number } = {}): Promise<DocChangeEvent> {
+  /**
+   * Creates a document; fails with CONFLICT if the key exists. A `local`
+   * document is stored and changed like any other but never offered to peers.
+   */
+  async create (key: string, init: (doc: any) => void, options: { time?: number, local?: boolean } = {}): Promise<DocChangeEvent> {
     return await this.#lock.run(key, async () => {
       if (await this.#live(key) !== undefined) throw new DwError('CONFLICT', `${key} already exists`)
       const empty = A.init<any>({ actor: this.actor })
       const doc = A.change(empty, { time: timeOf(options.time) }, init)
-      return await this.#commitLocal(key, doc, undefined)
+      return await this.#commitLocal(key, doc, undefined, options.local === true)
     })
   }
 
@@ -302,11 +307,11 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
     return live
   }
 
-  async #commitLocal (key: string, doc: A.Doc<any>, before: Live | undefined): Promise<DocChangeEvent> {
+  async #commitLocal (key: string, doc: A.Doc<any>, before: Live | undefined, local = false): Promise<DocChangeEvent> {
     const ops: BatchOp[] = []
     const seq = this.#seq + 1
     this.#seq = seq
-    const live = this.#stage(ops, key, doc, before, seq, undefined)
+    const live = this.#stage(ops, key, doc, before, seq, undefined, local)
     try {
       await this.#commit.write(ops)
     } catch (err) {
@@ -324,13 +329,14 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
    * `snapshot` is the peer's bytes of a document we did not have: stored as
    * received, which saves re-encoding it.
    */
-  #stage (ops: BatchOp[], key: string, doc: A.Doc<any>, before: Live | undefined, seq: number, snapshot: Uint8Array | undefined): Live {
+  #stage (ops: BatchOp[], key: string, doc: A.Doc<any>, before: Live | undefined, seq: number, snapshot: Uint8Array | undefined, local = false): Live {
     const meta: DocMeta = {
       heads: A.getHeads(doc),
       seq,
       chunks: before?.meta.chunks ?? 0,
       summary: this.#summarise(key, doc)
     }
+    if (local || before?.meta.local === true) meta.local = true
     if (before === undefined) {
       ops.push({ type: 'put', sublevel: this.#snap, key, value: snapshot ?? A.save(doc) })
       meta.chunks = 0

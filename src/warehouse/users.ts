@@ -67,7 +67,11 @@ export class Users {
     this.#claims.set({ id: key.slice('user/'.length), username: s.username ?? '', createdAt: s.createdAt, deleted: s.deleted })
   }
 
-  /** Creates an account. `who` undefined is the node itself bootstrapping its first admin. */
+  /**
+   * Creates an account. `who` undefined is the node itself bootstrapping its
+   * first admin, which stays local: every site has an `admin`, and
+   * replicating them would make each site's admin a username collision.
+   */
   async create (who: Principal | undefined, input: NewUser): Promise<UserView> {
     if (who !== undefined) requireAdmin(who)
     validateUsername(input.username)
@@ -78,7 +82,7 @@ export class Users {
     const id = newId()
     const passwordHash = await this.#slots.run(async () => await hashPassword(input.password))
     const actor = who !== undefined ? actorOf(who) : { userId: id, at: new Date().toISOString() }
-    await this.#docs.create(docKey('user', id), doc => initUser(doc, id, { ...input, passwordHash }, actor))
+    await this.#docs.create(docKey('user', id), doc => initUser(doc, id, { ...input, passwordHash }, actor), { local: who === undefined })
     return await this.get(id)
   }
 

@@ -1,3 +1,4 @@
+import { TcpProxy } from './tcp-proxy.ts'
 import type { TestNode } from './node.ts'
 
 /** Polls `check` until it returns true or `ms` pass; every wait in the tests is bounded. */
@@ -25,11 +26,32 @@ export async function link (a: TestNode, b: TestNode): Promise<void> {
   }
 }
 
-/** Every record key and its heads on a node, for convergence checks. */
+/**
+ * Links two nodes through a TCP proxy per direction, so the test can cut
+ * and heal the link. Returns the partition controls.
+ */
+export async function linkThroughProxies (t: { teardown: (fn: () => Promise<void>) => void }, a: TestNode, b: TestNode): Promise<{ cut: () => void, heal: () => void }> {
+  const port = (n: TestNode): number => Number(/\/tcp\/(\d+)\//.exec(addressOf(n))?.[1])
+  const toB = await TcpProxy.start(port(b))
+  const toA = await TcpProxy.start(port(a))
+  t.teardown(async () => { await toB.close(); await toA.close() })
+  for (const [x, y, proxy] of [[a, b, toB], [b, a, toA]] as const) {
+    const res = await x.node.api.inject({ method: 'POST', url: '/peers', headers: x.admin, payload: { multiaddr: `/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${y.node.peerId}` } })
+    if (res.statusCode !== 201) throw new Error(`peer add: ${res.statusCode} ${res.body}`)
+  }
+  return {
+    cut: () => { toB.cut(); toA.cut() },
+    heal: () => { toB.heal(); toA.heal() }
+  }
+}
+
+/** Every replicated record key and its heads on a node (local-only documents excluded), for convergence checks. */
 export async function stateOf (n: TestNode): Promise<Map<string, string>> {
   const out = new Map<string, string>()
   for (const kind of ['user', 'dataset', 'model', 'report']) {
-    for await (const [key, meta] of n.node.docs.scan(`${kind}/`)) out.set(key, [...meta.heads].sort().join(','))
+    for await (const [key, meta] of n.node.docs.scan(`${kind}/`)) {
+      if (meta.local !== true) out.set(key, [...meta.heads].sort().join(','))
+    }
   }
   return out
 }

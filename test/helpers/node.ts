@@ -14,9 +14,13 @@ export interface TestNode {
 type T = { teardown: (fn: () => Promise<void> | void) => void }
 
 /** A real node (LevelDB, blob store, HTTP on a random port) in a temp directory. */
-export async function startTestNode (t: T): Promise<TestNode> {
-  const dataDir = await tempDir(t, 'dw-node-')
-  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
+export async function startTestNode (t: T, options: { dataDir?: string } = {}): Promise<TestNode> {
+  let dataDir = options.dataDir
+  if (dataDir === undefined) {
+    dataDir = await tempDir(t, 'dw-node-')
+    // Fast redial, so a healed link is noticed within a second.
+    await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 } })
+  }
   const node = await startNode({ dataDir })
   t.teardown(async () => { await node.stop() })
   const login = async (username: string, password: string): Promise<{ authorization: string }> => {

@@ -2,9 +2,9 @@ import { createHash, randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { link, rename, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { Readable, Transform } from 'node:stream'
+import type { IncomingMessage } from 'node:http'
+import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import type { ReadableStream } from 'node:stream/web'
 import { Command } from 'commander'
 import { DwError } from '../../errors.ts'
 import { apiCommand, connect, type ConnectionOptions } from '../options.ts'
@@ -19,23 +19,27 @@ async function targetPath (name: string, output: string | undefined): Promise<st
   if (name !== basename(name)) throw new DwError('INVALID_INPUT', `a file name is one path segment, got ${JSON.stringify(name)}`)
   if (output === undefined) return name
   const info = await stat(output).catch(() => undefined)
-  return info?.isDirectory() === true ? join(output, name) : output
+  if (info?.isDirectory() === true) return join(output, name)
+  if (await stat(dirname(output)).catch(() => undefined) === undefined) throw new DwError('INVALID_INPUT', `no such directory: ${dirname(output)}`)
+  return output
 }
 
 async function exists (path: string): Promise<boolean> {
   return await stat(path).then(() => true, () => false)
 }
 
-function counter (onBytes: (n: number) => void): { hash: () => string, tap: Transform } {
+function counter (onBytes: (n: number) => void): { hash: () => string, count: () => number, tap: Transform } {
   const hash = createHash('sha256')
+  let count = 0
   const tap = new Transform({
     transform (chunk: Buffer, _encoding, done) {
       hash.update(chunk)
+      count += chunk.length
       onBytes(chunk.length)
       done(null, chunk)
     }
   })
-  return { hash: () => hash.digest('hex'), tap }
+  return { hash: () => hash.digest('hex'), count: () => count, tap }
 }
 
 /** Moves the finished temp file into place; without --force, never over a file that appeared meanwhile. */
@@ -66,30 +70,26 @@ function get (): Command {
       }
       const client = await connect(options)
       const path = `${recordBase(options, id)}/versions/${encodeURIComponent(versionId)}/files/${encodeURIComponent(name)}`
-      const response = await client.fetch('GET', path) as Response
-      const size = Number(response.headers.get('content-length') ?? 0)
-      const expected = response.headers.get('x-content-sha256')
-      const bar = progress(`downloading ${name}`, size)
-      const { hash, tap } = counter(n => bar.add(n))
-      const source = Readable.fromWeb(response.body as ReadableStream<Uint8Array>)
+      const response = await client.stream('GET', path) as IncomingMessage
+      const bar = progress(`downloading ${name}`, Number(response.headers['content-length'] ?? 0))
+      const expected = response.headers['x-content-sha256']
+      const { hash, count, tap } = counter(n => bar.add(n))
       if (toStdout) {
-        await pipeline(source, tap, process.stdout, { end: false })
-        bar.done()
+        await pipeline(response, tap, process.stdout, { end: false }).finally(() => bar.done())
         return
       }
       const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.part`)
       const cleanUp = (): void => { void rm(temp, { force: true }).finally(() => process.exit(130)) }
       process.once('SIGINT', cleanUp)
       try {
-        await pipeline(source, tap, createWriteStream(temp, { flags: 'wx' }))
-        bar.done()
+        await pipeline(response, tap, createWriteStream(temp, { flags: 'wx' })).finally(() => bar.done())
         const actual = hash()
-        if (expected !== null && actual !== expected) {
+        if (expected !== undefined && actual !== expected) {
           throw new DwError('INTEGRITY_MISMATCH', `${name} arrived damaged (sha256 ${actual}, expected ${expected}); nothing was written`)
         }
         await publish(temp, target, options.force === true)
-        if (options.json === true) return json({ path: target, size, sha256: actual })
-        process.stdout.write(`saved ${name} (${bytes(size)}, sha256 verified) to ${target}\n`)
+        if (options.json === true) return json({ path: target, size: count(), sha256: actual })
+        process.stdout.write(`saved ${name} (${bytes(count())}, sha256 verified) to ${target}\n`)
       } finally {
         process.off('SIGINT', cleanUp)
         await rm(temp, { force: true })

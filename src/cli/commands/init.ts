@@ -2,8 +2,7 @@ import type { Command } from 'commander'
 import { validatePasswordPolicy } from '../../auth/passwords.ts'
 import { parseHostPort, validateListenAddr } from '../../config.ts'
 import { DwError } from '../../errors.ts'
-import { initNode } from '../../node.ts'
-import { command, parsed, single, type DataOptions } from '../options.ts'
+import { asOption, asRepeatedOption, command, type DataOptions } from '../options.ts'
 import { fields, json } from '../output.ts'
 import { generatePassword, readPassword } from '../prompt.ts'
 
@@ -16,7 +15,7 @@ interface InitOptions extends DataOptions {
 }
 
 /** The admin password: generated (and shown once), from DW_ADMIN_PASSWORD, or asked for. */
-export async function adminPassword (generate: boolean): Promise<{ password: string, generated: boolean }> {
+async function adminPassword (generate: boolean): Promise<{ password: string, generated: boolean }> {
   if (generate) return { password: generatePassword(), generated: true }
   const password = await readPassword({ env: 'DW_ADMIN_PASSWORD', label: 'new admin password', confirm: true })
   return { password, generated: false }
@@ -29,6 +28,8 @@ export async function createNode (options: InitOptions, password: string): Promi
   } catch (err) {
     throw new DwError('INVALID_INPUT', `the admin password is not accepted: ${(err as Error).message}`)
   }
+  // Loaded on demand: the node stack is heavy and most commands only speak HTTP.
+  const { initNode } = await import('../../node.ts')
   const made = await initNode({ dataDir: options.data, name: options.name, http: options.http, listen: options.listen, adminPassword: password })
   const { host, port } = made.config.http
   return { peerId: made.peerId, name: made.config.name, addresses: made.addresses, http: `${host.includes(':') ? `[${host}]` : host}:${port}` }
@@ -43,8 +44,8 @@ export function printGeneratedPassword (password: string): void {
 export function initCommand (): Command {
   return command('init', 'create a node: identity, config, database, blob store and the admin account')
     .option('--name <name>', 'a human name for this site')
-    .option('--http <host:port>', 'where the HTTP API listens (port 0: any free port)', single(parseHostPort))
-    .option('--listen <multiaddr>', 'a libp2p listen address (repeatable)', parsed(validateListenAddr))
+    .option('--http <host:port>', 'where the HTTP API listens (port 0: any free port)', asOption(parseHostPort))
+    .option('--listen <multiaddr>', 'a libp2p listen address (repeatable)', asRepeatedOption(validateListenAddr))
     .option('--generate-password', 'generate the admin password and print it once, instead of DW_ADMIN_PASSWORD or a prompt')
     .option('--json', 'print JSON')
     .action(async (options: InitOptions) => {

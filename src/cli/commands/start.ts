@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { Command } from 'commander'
 import { CONFIG_FILE, readConfig } from '../../config.ts'
 import { DwError } from '../../errors.ts'
-import { startNode, type RunningNode } from '../../node.ts'
+import type { RunningNode } from '../../node.ts'
 import { generatePassword } from '../prompt.ts'
 import { command, type DataOptions } from '../options.ts'
 import { createNode, printGeneratedPassword } from './init.ts'
@@ -27,6 +27,7 @@ async function initIfMissing (data: string): Promise<void> {
 }
 
 async function start (data: string): Promise<RunningNode> {
+  const { startNode } = await import('../../node.ts')
   try {
     return await startNode({ dataDir: data, logger: { level: process.env.DW_LOG_LEVEL ?? 'warn' } })
   } catch (err: any) {

@@ -1,6 +1,33 @@
 import type { Command } from 'commander'
 import { apiCommand, connect, type ConnectionOptions } from '../options.ts'
-import { duration, fields, json } from '../output.ts'
+import { duration, fields, json, table } from '../output.ts'
+
+interface PeerStatus {
+  peerId: string
+  name?: string
+  connected?: boolean
+  lastSyncAt?: string
+  behindPeer?: number | null
+  peerBehind?: number | null
+  lastError?: string
+}
+interface SyncStatus { addresses?: string[], peers?: PeerStatus[] }
+
+function printSync (sync: SyncStatus): void {
+  if (Array.isArray(sync.addresses) && sync.addresses.length > 0) {
+    process.stdout.write('multiaddrs:\n' + sync.addresses.map(a => `  ${a}\n`).join(''))
+  }
+  if (!Array.isArray(sync.peers)) return
+  process.stdout.write('\n')
+  table(sync.peers, [
+    { header: 'PEER', value: p => p.name ?? p.peerId },
+    { header: 'CONNECTED', value: p => p.connected === true ? 'yes' : 'no' },
+    { header: 'LAST SYNC', value: p => p.lastSyncAt ?? 'never' },
+    { header: 'TO PULL', value: p => p.behindPeer ?? '?' },
+    { header: 'TO PUSH', value: p => p.peerBehind ?? '?' },
+    { header: 'LAST ERROR', value: p => p.lastError }
+  ], '(no peers yet)')
+}
 
 interface Health { ok: boolean, name?: string, peerId?: string, startedAt?: string, [key: string]: unknown }
 
@@ -9,8 +36,8 @@ export function statusCommand (): Command {
     .action(async (options: ConnectionOptions) => {
       const client = await connect(options)
       const health = await client.request<Health>('GET', '/healthz')
-      // Sync status arrives with the peer layer; older nodes answer 404.
-      const sync = await client.request<Record<string, unknown> | undefined>('GET', '/sync/status', { allow: [404] })
+      // Older nodes lack sync status (404); members may not see it (403): status still answers.
+      const sync = await client.request<SyncStatus | undefined>('GET', '/sync/status', { allow: [403, 404] })
       const started = health.startedAt !== undefined ? Date.parse(health.startedAt) : NaN
       const uptimeSeconds = Number.isNaN(started) ? undefined : Math.round((Date.now() - started) / 1000)
       if (options.json === true) {
@@ -26,9 +53,6 @@ export function statusCommand (): Command {
         ['uptime', uptimeSeconds !== undefined ? duration(uptimeSeconds) : undefined],
         ['sync', sync === undefined ? 'not available on this node' : undefined]
       ])
-      if (sync !== undefined) {
-        process.stdout.write('sync:\n')
-        for (const [key, value] of Object.entries(sync)) process.stdout.write(`  ${key}: ${typeof value === 'object' ? JSON.stringify(value) : String(value)}\n`)
-      }
+      if (sync !== undefined) printSync(sync)
     })
 }

@@ -87,7 +87,7 @@ export async function serveSync (stream: MessageStream, store: SyncableStore, op
       const items: HeadsItem[] = []
       entries.forEach((e, i) => {
         const meta = metas[i]
-        if (meta !== undefined) items.push([e.key, meta.heads])
+        if (meta !== undefined && meta.local !== true) items.push([e.key, meta.heads])
       })
       cursor = (entries.at(-1) as { seq: number }).seq
       outstanding += 1
@@ -112,7 +112,10 @@ export async function serveSync (stream: MessageStream, store: SyncableStore, op
 async function sendDocs (stream: MessageStream, store: SyncableStore, batch: number, wants: HeadsItem[], stats: SessionStats): Promise<void> {
   let items: DocItem[] = []
   let size = 0
-  for (const [key, theirHeads] of wants) {
+  const metas = await store.metas(wants.map(([key]) => key))
+  for (const [i, [key, theirHeads]] of wants.entries()) {
+    // Only what was offered may be fetched: never a local-only document.
+    if (metas[i] === undefined || metas[i]?.local === true) continue
     // A puller without the document gets the stored bytes as they are: no
     // Automerge load on this side, which keeps initial sync cheap.
     const bytes = theirHeads.length === 0 ? await store.rawBytes(key) : await store.changesSince(key, theirHeads)

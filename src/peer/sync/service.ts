@@ -1,4 +1,5 @@
 import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { AuditLog } from '../../audit.ts'
 import type { Sublevel } from '../../db.ts'
@@ -212,7 +213,7 @@ export class SyncService {
   async #pull (peerId: string, live: boolean, signal: AbortSignal): Promise<SessionStats> {
     const s = this.#state(peerId)
     const started = new Date()
-    const stream = await this.#init.node.dialProtocol(peerIdFromString(peerId), SYNC_PROTOCOL, { signal })
+    const stream = await (await this.#connection(peerId, signal)).newStream(SYNC_PROTOCOL, { signal })
     const framed = new FramedStream(stream, { maxMessageSize: MAX_SYNC_MESSAGE })
     const onAbort = (): void => { framed.abort(new Error('sync stopped')) }
     signal.addEventListener('abort', onAbort)
@@ -315,16 +316,24 @@ export class SyncService {
   }
 
   async #dial (peerId: string, signal?: AbortSignal): Promise<void> {
+    await this.#connection(peerId, signal)
+  }
+
+  /**
+   * An open connection to the peer, dialling the addresses in the peer book
+   * (never the ones libp2p learnt from identify: the admin's address is the
+   * route the site chose, for example through a tunnel or a proxy).
+   */
+  async #connection (peerId: string, signal?: AbortSignal): Promise<Connection> {
     const { node, book } = this.#init
-    if (node.getConnections(peerIdFromString(peerId)).length > 0) return
+    const open = node.getConnections(peerIdFromString(peerId)).find(c => c.status === 'open')
+    if (open !== undefined) return open
     const entry = book.get(peerId)
     if (entry === undefined) throw new Error(`${peerId} is not in the peer book`)
-    const { multiaddr } = await import('@multiformats/multiaddr')
     let lastErr: unknown
     for (const addr of entry.addrs) {
       try {
-        await node.dial(multiaddr(addr), { signal: signal ?? AbortSignal.timeout(10_000) })
-        return
+        return await node.dial(multiaddr(addr), { signal: signal ?? AbortSignal.timeout(10_000) })
       } catch (err) {
         lastErr = err
       }

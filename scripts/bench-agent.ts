@@ -1,0 +1,191 @@
+/**
+ * One benchmark node driven by scripts/bench-sync.ts: either in a child
+ * process of its own (`node scripts/bench-agent.ts`, commands over the IPC
+ * channel) or in-process (`new Agent()`, same commands as method calls).
+ * Each command is bounded by its own timeout.
+ */
+import type { DocMeta } from '../src/crdt/doc-store.ts'
+import { patchDataset } from '../src/crdt/records/dataset.ts'
+import {
+  type BenchNode, createDatasetsDirect, initBenchDir, loopbackAddress, now, removeDir, startBenchNode
+} from './bench-util.ts'
+
+export type HeadsEntry = [string, string[]]
+
+export interface NodeInfo { url: string, token: string, peerId: string, address: string, dataDir: string }
+
+function sameHeads (a: string[] | undefined, b: string[]): boolean {
+  if (a === undefined || a.length !== b.length) return false
+  const set = new Set(a)
+  return b.every(h => set.has(h))
+}
+
+export class Agent {
+  #n: BenchNode | undefined
+  #keys: string[] = []
+
+  get #node (): BenchNode {
+    if (this.#n === undefined) throw new Error('agent: no node started')
+    return this.#n
+  }
+
+  async start (): Promise<NodeInfo> {
+    const dataDir = await initBenchDir('dw-bench-sync-')
+    this.#n = await startBenchNode(dataDir)
+    const { node, token } = this.#n
+    return { url: node.url, token, peerId: node.peerId, address: loopbackAddress(node), dataDir }
+  }
+
+  /** Creates `count` datasets straight through the DocStore (no HTTP). */
+  async createDirect (args: { count: number, concurrency?: number }): Promise<{ ms: number, payloadBytes: number, total: number }> {
+    const { node } = this.#node
+    const t = now()
+    const { keys, payloadBytes } = await createDatasetsDirect(node.docs, node.config.adminUserId, args.count, {
+      concurrency: args.concurrency ?? 64,
+      offset: this.#keys.length,
+      onProgress: done => { process.stderr.write(`  [agent] ${done} created\n`) }
+    })
+    await node.docs.flush()
+    for (const k of keys) this.#keys.push(k)
+    return { ms: now() - t, payloadBytes, total: this.#keys.length }
+  }
+
+  /** Keys of datasets this agent created, `count` of them evenly spread, starting at `offset`. */
+  pick (args: { count: number, offset?: number }): string[] {
+    const n = this.#keys.length
+    const step = Math.max(1, Math.floor(n / args.count))
+    const out: string[] = []
+    for (let i = 0; i < args.count && i < n; i++) out.push(this.#keys[((args.offset ?? 0) + i * step) % n] as string)
+    return out
+  }
+
+  /** Every document key and its heads. */
+  async heads (args: { prefix?: string } = {}): Promise<HeadsEntry[]> {
+    const out: HeadsEntry[] = []
+    for await (const [key, meta] of this.#node.node.docs.scan(args.prefix ?? '')) out.push([key, meta.heads])
+    return out
+  }
+
+  /** Changes each key once (a new name), all at once; returns the new heads. */
+  async changeDirect (args: { keys: string[], tag: string }): Promise<{ ms: number, heads: HeadsEntry[] }> {
+    const { node } = this.#node
+    const t = now()
+    const at = new Date().toISOString()
+    const events = await Promise.all(args.keys.map(async (key, i) =>
+      await node.docs.change(key, doc => { patchDataset(doc, { name: `${args.tag} ${i}` }, { userId: node.config.adminUserId, at }) })))
+    return { ms: now() - t, heads: events.map(e => [e.key, e.meta.heads]) }
+  }
+
+  /**
+   * Resolves once every key has exactly the expected heads here. Watches the
+   * store's change events and re-checks with `metas` every `pollMs` (a
+   * bounded loop): the answer does not depend on catching an event.
+   */
+  async waitHeads (args: { expected: HeadsEntry[], timeoutMs: number, pollMs?: number }): Promise<{ ms: number, ok: boolean, missing: number }> {
+    const { docs } = this.#node.node
+    const t = now()
+    const want = new Map(args.expected)
+    const check = async (): Promise<void> => {
+      const keys = [...want.keys()]
+      for (let i = 0; i < keys.length; i += 10_000) {
+        const slice = keys.slice(i, i + 10_000)
+        const metas = await docs.metas(slice)
+        slice.forEach((key, j) => { if (sameHeads((metas[j] as DocMeta | undefined)?.heads, want.get(key) as string[])) want.delete(key) })
+      }
+    }
+    let wake: (() => void) | undefined
+    const onChange = (e: { key: string, meta: DocMeta }): void => {
+      const h = want.get(e.key)
+      if (h !== undefined && sameHeads(e.meta.heads, h)) {
+        want.delete(e.key)
+        if (want.size === 0) wake?.()
+      }
+    }
+    // Listen first, then check: a change landing during the check is not missed.
+    docs.on('change', onChange)
+    try {
+      await check()
+      const deadline = t + args.timeoutMs
+      // Many keys: the events do the work and a full re-check is rare (it
+      // costs this node CPU while it syncs); few keys: poll tightly.
+      const pollMs = args.pollMs ?? (want.size > 1000 ? 2000 : 5)
+      while (want.size > 0 && now() < deadline) {
+        await new Promise<void>(resolve => {
+          wake = resolve
+          setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - now())))
+        })
+        wake = undefined
+        if (want.size > 0) await check()
+      }
+      return { ms: now() - t, ok: want.size === 0, missing: want.size }
+    } finally {
+      docs.off('change', onChange)
+    }
+  }
+
+  /** Resolves once `key`'s name (from its stored summary) is `name`; polls every ms and on change events. */
+  async waitName (args: { key: string, name: string, timeoutMs: number }): Promise<{ ms: number, ok: boolean }> {
+    const { docs } = this.#node.node
+    const t = now()
+    const seen = (meta: DocMeta | undefined): boolean => (meta?.summary as { name?: string } | undefined)?.name === args.name
+    if (seen(await docs.meta(args.key))) return { ms: now() - t, ok: true }
+    let done = false
+    let wake: (() => void) | undefined
+    const onChange = (e: { key: string, meta: DocMeta }): void => {
+      if (e.key === args.key && seen(e.meta)) { done = true; wake?.() }
+    }
+    docs.on('change', onChange)
+    try {
+      const deadline = t + args.timeoutMs
+      while (!done && now() < deadline) {
+        await new Promise<void>(resolve => { wake = resolve; setTimeout(resolve, 1) })
+        wake = undefined
+        if (!done && seen(await docs.meta(args.key))) done = true
+      }
+      return { ms: now() - t, ok: done }
+    } finally {
+      docs.off('change', onChange)
+    }
+  }
+
+  status (): { seq: number, rss: number, peers: ReturnType<BenchNode['node']['sync']['status']> } {
+    const { node } = this.#node
+    return { seq: node.docs.seq, rss: process.memoryUsage.rss(), peers: node.sync.status() }
+  }
+
+  async stop (): Promise<void> {
+    const n = this.#n
+    this.#n = undefined
+    if (n === undefined) return
+    await n.node.stop()
+    await removeDir(n.dataDir)
+  }
+}
+
+type Command = { id: number, cmd: string, args: unknown }
+
+// Child-process mode: serve commands from the parent over IPC.
+if (process.send !== undefined && process.argv[1] !== undefined && import.meta.filename === process.argv[1]) {
+  const agent = new Agent() as unknown as Record<string, (args: unknown) => unknown>
+  process.on('message', (msg: Command) => {
+    void (async () => {
+      try {
+        const fn = agent[msg.cmd]
+        if (typeof fn !== 'function') throw new Error(`unknown command ${msg.cmd}`)
+        const result = await fn.call(agent, msg.args)
+        process.send?.({ id: msg.id, ok: true, result })
+        // Exit explicitly (a --cpu-prof profile is written on exit).
+        if (msg.cmd === 'stop') setTimeout(() => { process.exit(0) }, 50)
+      } catch (err) {
+        process.send?.({ id: msg.id, ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) })
+      }
+    })()
+  })
+  process.on('disconnect', () => {
+    // The parent went away: stop cleanly and leave no temp directory behind.
+    void (async () => {
+      await Promise.resolve(agent.stop?.call(agent, undefined as unknown)).catch(() => {})
+      process.exit(0)
+    })()
+  })
+}

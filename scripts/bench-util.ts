@@ -1,0 +1,278 @@
+/**
+ * Shared helpers for the benchmark scripts: timing, percentiles, markdown
+ * tables, temp directories, bounded waits, benchmark data and nodes.
+ * Nothing here is used by the node itself.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { cpus, totalmem, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { initNode, startNode, type RunningNode } from '../src/node.ts'
+import { docKey, newId } from '../src/crdt/keys.ts'
+import { initDataset, type DatasetInput } from '../src/crdt/records/dataset.ts'
+import type { DocStore } from '../src/crdt/doc-store.ts'
+
+export const ADMIN_PASSWORD = 'bench admin password 1'
+
+// ---------------------------------------------------------------- timing
+
+export function now (): number { return performance.now() }
+
+/** Runs `fn` and returns its result and how long it took in ms. */
+export async function timed<T> (fn: () => Promise<T>): Promise<{ value: T, ms: number }> {
+  const start = now()
+  const value = await fn()
+  return { value, ms: now() - start }
+}
+
+export interface Summary { n: number, min: number, p50: number, p90: number, p99: number, max: number, mean: number }
+
+/** Nearest-rank percentile of ascending `sorted` (p in 0..100). */
+export function percentile (sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  const rank = Math.ceil((p / 100) * sorted.length)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] as number
+}
+
+export function summarize (samples: number[]): Summary {
+  const s = [...samples].sort((a, b) => a - b)
+  return {
+    n: s.length,
+    min: s[0] ?? NaN,
+    p50: percentile(s, 50),
+    p90: percentile(s, 90),
+    p99: percentile(s, 99),
+    max: s.at(-1) ?? NaN,
+    mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length)
+  }
+}
+
+export function median (samples: number[]): number { return summarize(samples).p50 }
+
+// ---------------------------------------------------------------- formatting
+
+export function ms (v: number, digits = 1): string {
+  if (!Number.isFinite(v)) return 'n/a'
+  if (v >= 10_000) return `${(v / 1000).toFixed(2)} s`
+  return `${v.toFixed(v < 10 ? Math.max(digits, 2) : digits)} ms`
+}
+
+export function secs (vMs: number): string { return Number.isFinite(vMs) ? `${(vMs / 1000).toFixed(2)} s` : 'n/a' }
+
+export function rate (count: number, vMs: number): string {
+  if (!Number.isFinite(vMs) || vMs <= 0) return 'n/a'
+  return `${Math.round(count / (vMs / 1000)).toLocaleString('en-US')}/s`
+}
+
+export function mib (bytes: number): string { return `${(bytes / 1024 / 1024).toFixed(1)} MiB` }
+
+export function bytes (n: number): string {
+  if (n >= 1024 * 1024) return mib(n)
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`
+  return `${n} B`
+}
+
+export function ratio (a: number, b: number): string {
+  if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0) return 'n/a'
+  return `${(a / b).toFixed(2)}x`
+}
+
+export function count (n: number): string { return n.toLocaleString('en-US') }
+
+/** A markdown table (GitHub style), columns padded for the terminal. */
+export function table (headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? '').length)))
+  const line = (cells: string[]): string => '| ' + cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ') + ' |'
+  return [line(headers), '| ' + widths.map(w => '-'.repeat(w)).join(' | ') + ' |', ...rows.map(line)].join('\n')
+}
+
+export function machineLine (): string {
+  const cpu = cpus()
+  return `${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${mib(totalmem())} RAM, Node ${process.versions.node}, ${process.platform} ${process.arch}`
+}
+
+/** Progress on stderr so stdout stays a clean report. */
+export function progress (msg: string): void {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`)
+}
+
+// ---------------------------------------------------------------- bounds
+
+export async function sleep (msDelay: number): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, msDelay))
+}
+
+/** Rejects when `promise` takes longer than `ms`: every wait in a benchmark is bounded. */
+export async function withTimeout<T> (promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => { reject(new Error(`timed out after ${timeoutMs} ms: ${what}`)) }, timeoutMs)
+      })
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Polls `check` every `intervalMs` until true; throws after `timeoutMs`. */
+export async function waitUntil (check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, intervalMs = 5): Promise<void> {
+  const deadline = now() + timeoutMs
+  while (true) {
+    if (await check()) return
+    if (now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(intervalMs)
+  }
+}
+
+/** Runs `fn(i)` for i in [0, n) with at most `concurrency` in flight. */
+export async function pool (n: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++
+      await fn(i)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(n, concurrency) }, worker))
+}
+
+// ---------------------------------------------------------------- temp dirs
+
+const tempDirs = new Set<string>()
+
+export async function tempDir (prefix = 'dw-bench-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix))
+  tempDirs.add(dir)
+  return dir
+}
+
+export async function removeDir (dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true })
+  tempDirs.delete(dir)
+}
+
+export async function removeTempDirs (): Promise<void> {
+  for (const dir of [...tempDirs]) await removeDir(dir).catch(() => {})
+}
+
+// ---------------------------------------------------------------- data
+
+const WORDS = ['soil', 'ocean', 'survey', 'clinic', 'station', 'sensor', 'sample', 'camp', 'ship', 'temperature',
+  'salinity', 'humidity', 'wind', 'pressure', 'transect', 'core', 'plankton', 'lidar', 'drone', 'patient']
+
+function words (seed: number, n: number): string {
+  const out: string[] = []
+  let x = (seed * 2654435761) >>> 0
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0
+    out.push(WORDS[(x >>> 16) % WORDS.length] as string)
+  }
+  return out.join(' ')
+}
+
+/** A dataset create body of roughly 500 bytes of JSON (name, description, tags, metadata). */
+export function datasetPayload (i: number): DatasetInput {
+  return {
+    name: `dataset ${i} ${words(i, 3)}`,
+    description: `Field data set ${i}: ${words(i + 7, 32)}.`,
+    tags: ['bench', `site-${i % 17}`, `year-${2000 + (i % 25)}`],
+    metadata: {
+      site: `site-${i % 17}`,
+      instrument: words(i + 3, 2),
+      lat: Number((((i * 37) % 18000) / 100 - 90).toFixed(2)),
+      lon: Number((((i * 53) % 36000) / 100 - 180).toFixed(2)),
+      rows: (i * 7919) % 1_000_000,
+      license: 'CC-BY-4.0',
+      contact: `team-${i % 11}@example.org`
+    }
+  }
+}
+
+/**
+ * Creates `n` datasets directly in the document store (no HTTP), `concurrency`
+ * at a time so group commit shares fsyncs. Returns the keys and the summed
+ * JSON size of the create payloads.
+ */
+export async function createDatasetsDirect (docs: DocStore, ownerId: string, n: number, options: { concurrency?: number, offset?: number, onProgress?: (done: number) => void } = {}): Promise<{ keys: string[], payloadBytes: number }> {
+  const keys: string[] = new Array(n)
+  let payloadBytes = 0
+  let done = 0
+  const offset = options.offset ?? 0
+  await pool(n, options.concurrency ?? 64, async (i) => {
+    const input = datasetPayload(offset + i)
+    payloadBytes += Buffer.byteLength(JSON.stringify(input))
+    const id = newId()
+    const key = docKey('dataset', id)
+    await docs.create(key, doc => { initDataset(doc, 'dataset', id, input, { userId: ownerId, at: new Date().toISOString() }) })
+    keys[i] = key
+    done += 1
+    if (done % 10_000 === 0) options.onProgress?.(done)
+  })
+  return { keys, payloadBytes }
+}
+
+// ---------------------------------------------------------------- nodes and HTTP
+
+export interface BenchNode {
+  node: RunningNode
+  dataDir: string
+  token: string
+  headers: Record<string, string>
+}
+
+/** Initialises a node in a fresh temp dir (HTTP and libp2p on 127.0.0.1, free ports). */
+export async function initBenchDir (prefix = 'dw-bench-'): Promise<string> {
+  const dataDir = await tempDir(prefix)
+  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
+  return dataDir
+}
+
+export async function startBenchNode (dataDir: string): Promise<BenchNode> {
+  const node = await startNode({ dataDir })
+  const res = await httpJson(node.url, 'POST', '/auth/login', { username: 'admin', password: ADMIN_PASSWORD })
+  const token = (res as { token: string }).token
+  return { node, dataDir, token, headers: { authorization: `Bearer ${token}` } }
+}
+
+export class HttpError extends Error {
+  readonly status: number
+  constructor (status: number, body: string, what: string) {
+    super(`${what}: HTTP ${status} ${body.slice(0, 300)}`)
+    this.status = status
+  }
+}
+
+/** One JSON request over real HTTP (fetch, loopback). */
+export async function httpJson (base: string, method: string, path: string, body?: unknown, token?: string, timeoutMs = 30_000): Promise<unknown> {
+  const headers: Record<string, string> = {}
+  if (body !== undefined) headers['content-type'] = 'application/json'
+  if (token !== undefined) headers.authorization = `Bearer ${token}`
+  const init: RequestInit = { method, headers, signal: AbortSignal.timeout(timeoutMs) }
+  if (body !== undefined) init.body = JSON.stringify(body)
+  const res = await fetch(base + path, init)
+  const text = await res.text()
+  if (!res.ok) throw new HttpError(res.status, text, `${method} ${path}`)
+  return text === '' ? undefined : JSON.parse(text)
+}
+
+/** The address another node uses to add `node` (loopback, with its peer id). */
+export function loopbackAddress (node: RunningNode): string {
+  const addr = node.addresses().find(a => a.includes('/ip4/127.0.0.1/'))
+  if (addr === undefined) throw new Error('node has no loopback address')
+  return addr
+}
+
+export function rssBytes (): number { return process.memoryUsage.rss() }
+
+/** Parses `--name value` / `--flag` options shared by the scripts. */
+export function intOption (value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value.replace(/[_,]/g, ''))
+  if (!Number.isSafeInteger(n) || n < 0) {
+    console.error(`--${name} must be a non-negative integer`)
+    process.exit(2)
+  }
+  return n
+}

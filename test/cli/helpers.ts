@@ -1,0 +1,75 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { tempDir } from '../helpers/tmp.ts'
+
+export const DW = fileURLToPath(new URL('../../bin/dw.ts', import.meta.url))
+export const ADMIN_PASSWORD = 'field-site-admin-1'
+
+export interface Run { code: number | null, stdout: string, stderr: string }
+
+type Teardown = { teardown: (fn: () => Promise<void> | void) => void }
+
+/** Runs `dw` as a child process, bounded by `timeoutMs`; never inherits a terminal. */
+export async function dw (args: string[], options: { env?: Record<string, string | undefined>, cwd?: string, timeoutMs?: number } = {}): Promise<Run> {
+  const env: Record<string, string | undefined> = { ...process.env, DW_ADMIN_PASSWORD: undefined, DW_USER_PASSWORD: undefined, DW_PASSWORD: undefined, ...options.env }
+  for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key]
+  const child = spawn(process.execPath, [DW, ...args], { cwd: options.cwd, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
+  child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000)
+  const code = await new Promise<number | null>(resolve => child.on('close', resolve))
+  clearTimeout(timer)
+  return { code, stdout, stderr }
+}
+
+/** `dw ... --json`, parsed; fails loudly with the command's stderr. */
+export async function dwJson<T = any> (args: string[], options: Parameters<typeof dw>[1] = {}): Promise<T> {
+  const run = await dw([...args, '--json'], options)
+  if (run.code !== 0) throw new Error(`dw ${args.join(' ')} exited ${run.code}: ${run.stderr}`)
+  return JSON.parse(run.stdout) as T
+}
+
+/** A fresh, initialised node directory with a random HTTP port. */
+export async function initialised (t: Teardown, name = 'site'): Promise<string> {
+  const data = join(await tempDir(t, 'dw-cli-'), 'data')
+  const run = await dw(['init', '--data', data, '--name', name, '--http', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'], { env: { DW_ADMIN_PASSWORD: ADMIN_PASSWORD } })
+  if (run.code !== 0) throw new Error(`dw init failed: ${run.stderr}`)
+  return data
+}
+
+export interface Started { child: ChildProcess, url: string, peerId: string, output: () => string, exited: Promise<number | null> }
+
+/** Starts `dw start` and waits (bounded) for its "serving" line; stopped in teardown. */
+export async function started (t: Teardown, data: string, timeoutMs = 20_000): Promise<Started> {
+  const child = spawn(process.execPath, [DW, 'start', '--data', data], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+    await exited
+    clearTimeout(timer)
+  })
+  const serving = await new Promise<RegExpExecArray>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`dw start did not serve within ${timeoutMs} ms: ${output}`)), timeoutMs)
+    const look = (s: string): void => {
+      output += s
+      const m = /serving (http:\/\/\S+) as peer (\S+)/.exec(output)
+      if (m !== null) {
+        clearTimeout(timer)
+        resolve(m)
+      }
+    }
+    child.stdout.setEncoding('utf8').on('data', look)
+    child.stderr.setEncoding('utf8').on('data', look)
+    void exited.then(code => {
+      clearTimeout(timer)
+      reject(new Error(`dw start exited ${code}: ${output}`))
+    })
+  })
+  return { child, url: serving[1] as string, peerId: serving[2] as string, output: () => output, exited }
+}
