@@ -2,11 +2,14 @@ import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { isDwError } from '../errors.ts'
 import { ApiError } from './client.ts'
+import { auditCommand } from './commands/audit.ts'
 import { datasetCommand } from './commands/dataset.ts'
 import { fileCommand } from './commands/file.ts'
 import { initCommand } from './commands/init.ts'
+import { peerCommand } from './commands/peer.ts'
 import { startCommand } from './commands/start.ts'
 import { statusCommand } from './commands/status.ts'
+import { syncCommand } from './commands/sync.ts'
 import { userCommand } from './commands/user.ts'
 import { versionCommand } from './commands/version.ts'
 
@@ -21,7 +24,7 @@ export function buildProgram (): Command {
     .version(packageVersion())
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()
-  for (const make of [initCommand, startCommand, statusCommand, userCommand, datasetCommand, versionCommand, fileCommand]) {
+  for (const make of [initCommand, startCommand, statusCommand, peerCommand, syncCommand, auditCommand, userCommand, datasetCommand, versionCommand, fileCommand]) {
     program.addCommand(make())
   }
   // Subcommands copy settings only when created through the parent; these were built standalone.

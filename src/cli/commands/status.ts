@@ -1,16 +1,8 @@
 import type { Command } from 'commander'
 import { apiCommand, connect, type ConnectionOptions } from '../options.ts'
-import { duration, fields, json, table } from '../output.ts'
+import { duration, fields, json } from '../output.ts'
+import { peerTable, type PeerStatus } from './peer.ts'
 
-interface PeerStatus {
-  peerId: string
-  name?: string
-  connected?: boolean
-  lastSyncAt?: string
-  behindPeer?: number | null
-  peerBehind?: number | null
-  lastError?: string
-}
 interface SyncStatus { addresses?: string[], peers?: PeerStatus[] }
 
 function printSync (sync: SyncStatus): void {
@@ -19,14 +11,7 @@ function printSync (sync: SyncStatus): void {
   }
   if (!Array.isArray(sync.peers)) return
   process.stdout.write('\n')
-  table(sync.peers, [
-    { header: 'PEER', value: p => p.name ?? p.peerId },
-    { header: 'CONNECTED', value: p => p.connected === true ? 'yes' : 'no' },
-    { header: 'LAST SYNC', value: p => p.lastSyncAt ?? 'never' },
-    { header: 'TO PULL', value: p => p.behindPeer ?? '?' },
-    { header: 'TO PUSH', value: p => p.peerBehind ?? '?' },
-    { header: 'LAST ERROR', value: p => p.lastError }
-  ], '(no peers yet)')
+  peerTable(sync.peers, false)
 }
 
 interface Health { ok: boolean, name?: string, peerId?: string, startedAt?: string, [key: string]: unknown }

@@ -1,0 +1,81 @@
+import t from 'tap'
+import { dw, dwJson, initialised, started } from './helpers.ts'
+
+// A valid peer id that no test node has: the peer book accepts it, nothing answers at its address.
+const STRANGER = '12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo'
+
+void t.test('peer, sync and audit against a running node', async (t) => {
+  const data = await initialised(t, 'alpha')
+  const node = await started(t, data)
+  const at = ['--data', data]
+
+  t.test('peer add refuses bad addresses with a clear message', async (t) => {
+    const cases: Array<[string, string]> = [
+      ['/ip4/10.1.2.3/tcp/4001', 'does not end in /p2p/<peerId>'],
+      [`/ip4/10.1.2.3/tcp/4001 /p2p/${STRANGER}`, 'contains spaces'],
+      [STRANGER, 'is a bare peer id; give the full address'],
+      [`/ip4/127.0.0.1/tcp/4001/p2p/${node.peerId}`, 'this node\'s own peer id']
+    ]
+    for (const [addr, message] of cases) {
+      const run = await dw(['peer', 'add', addr, ...at])
+      t.equal(run.code, 1, `refused: ${addr}`)
+      t.match(run.stderr, message)
+      t.match(run.stderr, 'INVALID_INPUT')
+      t.equal(run.stdout, '')
+    }
+    t.same(await dwJson(['peer', 'ls', ...at]), [], 'nothing was added')
+  })
+
+  t.test('sync with no peers says so and succeeds', async (t) => {
+    const run = await dw(['sync', ...at])
+    t.equal(run.code, 0, run.stderr)
+    t.match(run.stdout, 'no peers to sync with; add one with: dw peer add')
+    t.same(await dwJson(['sync', ...at]), { ok: true, results: [] })
+    const bad = await dw(['sync', '--timeout', 'soon', ...at])
+    t.not(bad.code, 0)
+    t.match(bad.stderr, '--timeout wants seconds between 0.1 and 600')
+  })
+
+  t.test('add, ls, rm round trip, recorded in the audit log', async (t) => {
+    const addr = `/ip4/127.0.0.1/tcp/9/p2p/${STRANGER}`
+    const added = await dwJson(['peer', 'add', addr, '--name', 'beta', ...at])
+    t.match(added, { peerId: STRANGER, name: 'beta', addrs: [addr] })
+
+    const peers = await dwJson(['peer', 'ls', ...at])
+    t.equal(peers.length, 1)
+    t.match(peers[0], { peerId: STRANGER, name: 'beta', addrs: [addr], connected: false, bytesIn: 0, bytesOut: 0 })
+    const table = await dw(['peer', 'ls', ...at])
+    t.match(table.stdout, /^NAME\s+PEER ID\s+ADDRESSES\s+CONNECTED\s+LAST SYNC\s+TO PULL\s+TO PUSH\s+IN\s+OUT\s+LAST ERROR/)
+    t.match(table.stdout, new RegExp(`beta\\s+${STRANGER}\\s+${addr}\\s+no\\s+never`))
+    const status = await dw(['status', ...at])
+    t.match(status.stdout, new RegExp(`beta\\s+${STRANGER}\\s+no\\s+never`), 'status shows the peer too')
+
+    const unreachable = await dw(['sync', '--timeout', '2', ...at])
+    t.equal(unreachable.code, 1, 'a peer that cannot be reached fails the sync')
+    t.match(unreachable.stdout, /beta\s+failed\s+0\s+no/)
+    t.match(unreachable.stderr, '1 of 1 peers did not sync: beta')
+
+    const removed = await dw(['peer', 'rm', STRANGER, ...at])
+    t.equal(removed.code, 0, removed.stderr)
+    t.match(removed.stdout, `removed peer ${STRANGER}`)
+    t.same(await dwJson(['peer', 'ls', ...at]), [])
+    const again = await dw(['peer', 'rm', STRANGER, ...at])
+    t.equal(again.code, 1)
+    t.match(again.stderr, 'is not in the peer book')
+
+    const audit = await dwJson(['audit', '--type', 'peer', ...at])
+    t.match(audit.map((e: any) => e.type), ['peer.remove', 'peer.add'], 'newest first')
+    const text = await dw(['audit', '--peer', STRANGER, '--limit', '1', ...at])
+    t.match(text.stdout, /^TIME\s+TYPE\s+ACTOR\s+PEER\s+OUTCOME\s+DETAILS/)
+    t.match(text.stdout, new RegExp(`peer\\.remove\\s+admin\\s+${STRANGER}\\s+ok`))
+    t.notMatch(text.stdout, 'peer.add', '--limit is honoured')
+  })
+
+  t.test('pending and approve', async (t) => {
+    t.same(await dwJson(['peer', 'pending', ...at]), [])
+    t.match((await dw(['peer', 'pending', ...at])).stdout, '(no pending requests)')
+    const run = await dw(['peer', 'approve', STRANGER, ...at])
+    t.equal(run.code, 1)
+    t.match(run.stderr, `no pending request from peer ${STRANGER}`)
+  })
+})
