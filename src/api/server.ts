@@ -59,7 +59,7 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
   authRoutes(app, services.users)
   userRoutes(app, services.users, services.audit)
-  for (const kind of ['dataset', 'model', 'report'] as const) recordRoutes(app, services.records, kind)
+  for (const kind of ['dataset', 'model', 'report'] as const) recordRoutes(app, services.records, kind, services.blobs)
   versionRoutes(app, services.records, services.blobs, 'dataset')
   versionRoutes(app, services.records, services.blobs, 'model')
   for (const plugin of options.plugins ?? []) plugin(app)

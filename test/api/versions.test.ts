@@ -36,6 +36,8 @@ t.test('versions: upload files, download them byte-identical, presence and integ
 
   // Bytes referenced by metadata but not here (a peer's version, in the mesh): 503 with Retry-After.
   await n.node.blobs.delete(version.files[0].sha256)
+  const view = (await n.node.api.inject({ url: `/datasets/${ds.id}`, headers: n.admin })).json()
+  t.same(view.versions[0].files.map((f: any) => f.present), [false, true], 'the API says which files are here')
   const away = await fetch(`${n.node.url}/datasets/${ds.id}/versions/${version.id}/files/samples.csv`, { headers: n.admin })
   t.equal(away.status, 503)
   t.ok(Number(away.headers.get('retry-after')) > 0)

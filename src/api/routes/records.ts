@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import type { BlobStore } from '../../blobs/blob-store.ts'
 import type { ContentKind, ListQuery, Records } from '../../warehouse/records.ts'
 import { DwError } from '../../errors.ts'
 import { who } from '../auth-hook.ts'
@@ -47,7 +48,7 @@ const BODIES: Record<ContentKind, { create: object, patch: object }> = {
 const PLURAL: Record<ContentKind, string> = { dataset: 'datasets', model: 'models', report: 'reports' }
 
 /** List, create, get, patch, delete and restore for one record kind. */
-export function recordRoutes (app: FastifyInstance, records: Records, kind: ContentKind): void {
+export function recordRoutes (app: FastifyInstance, records: Records, kind: ContentKind, blobs: BlobStore): void {
   const base = `/${PLURAL[kind]}`
   const tag = [PLURAL[kind]]
   const sizes = (body: Record<string, unknown>): void => {
@@ -72,7 +73,7 @@ export function recordRoutes (app: FastifyInstance, records: Records, kind: Cont
     }
   }, async (request) => {
     const query = request.query as { includeDeleted?: boolean }
-    return await records.get(kind, (request.params as { id: string }).id, query)
+    return await withPresence(await records.get(kind, (request.params as { id: string }).id, query), blobs)
   })
 
   app.patch(`${base}/:id`, { schema: { tags: tag, summary: `Change a ${kind} (owner or admin)`, params: idParams, body: BODIES[kind].patch } }, async (request) => {
@@ -96,4 +97,18 @@ async function checkSubject (records: Records, subject: { kind: 'dataset' | 'mod
   if (subject.versionId !== undefined && !(target.versions as Array<{ id: string }>).some(v => v.id === subject.versionId)) {
     throw new DwError('INVALID_INPUT', `${subject.kind} ${subject.id} has no version ${subject.versionId}`)
   }
+}
+
+/**
+ * Marks each file of each version (and a report's files) with `present`:
+ * whether its bytes are on this node. Metadata syncs everywhere; bytes may
+ * not have arrived yet.
+ */
+async function withPresence<T extends Record<string, unknown>> (view: T, blobs: BlobStore): Promise<T> {
+  const files = [
+    ...((view.versions as Array<{ files: Array<Record<string, unknown>> }> | undefined) ?? []).flatMap(v => v.files),
+    ...((view.files as Array<Record<string, unknown>> | undefined) ?? [])
+  ]
+  await Promise.all(files.map(async f => { f.present = await blobs.has(String(f.sha256)) }))
+  return view
 }
