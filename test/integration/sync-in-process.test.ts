@@ -9,9 +9,15 @@ t.test('two nodes converge, live pushes arrive, merge rules hold across the netw
   const b = await startTestNode(t)
   const made = []
   for (let i = 0; i < 20; i++) made.push((await a.node.api.inject({ method: 'POST', url: '/datasets', headers: a.admin, payload: { name: `a${i}`, tags: ['x'] } })).json())
+  // The sparsest records there are, and a deleted one.
+  const bare = (await a.node.api.inject({ method: 'POST', url: '/models', headers: a.admin, payload: { name: 'm' } })).json()
+  const gone = (await a.node.api.inject({ method: 'POST', url: '/datasets', headers: a.admin, payload: { name: 'gone' } })).json()
+  await a.node.api.inject({ method: 'DELETE', url: `/datasets/${gone.id}`, headers: a.admin })
   await link(a, b)
   await eventually(async () => await converged([a, b]), 15_000, 'initial convergence')
   t.pass('initial sync converged')
+  t.same((await b.node.api.inject({ url: `/models/${bare.id}`, headers: b.admin })).json().metrics, {}, 'a bare record arrives whole')
+  t.equal((await b.node.api.inject({ url: `/datasets/${gone.id}`, headers: b.admin })).statusCode, 410, 'a deleted record arrives deleted')
 
   const target = made[0]
   const started = Date.now()
