@@ -5,6 +5,7 @@ export type AuditType =
   | 'sync.session' | 'sync.violation'
   | 'peer.add' | 'peer.remove' | 'peer.approve' | 'peer.refused'
   | 'user.create' | 'user.update' | 'user.delete'
+  | 'blob.mismatch' | 'blob.gc' | 'pin.add' | 'pin.remove'
 
 export interface AuditEntry {
   id: string

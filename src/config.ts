@@ -11,6 +11,8 @@ export interface NodeConfig {
   /** libp2p listen multiaddrs. */
   listen: string[]
   blobs: { type: 'fs' }
+  /** Blob transfers: concurrent transfers per peer, optional receive cap in bytes/s. */
+  transfers?: { perPeer?: number, bytesPerSecond?: number }
   /** Redial backoff for peers out of reach (milliseconds). */
   sync?: { minMs?: number, maxMs?: number }
   /** The account `dw` commands act as through the node token. */

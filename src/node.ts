@@ -11,6 +11,13 @@ import { SessionStore, type SessionRecord } from './auth/sessions.ts'
 import { LoginThrottle } from './auth/login-throttle.ts'
 import { Users } from './warehouse/users.ts'
 import { Records } from './warehouse/records.ts'
+import { Files } from './warehouse/files.ts'
+import { Pins, type Pin } from './warehouse/pins.ts'
+import { BlobRefs } from './crdt/blob-refs.ts'
+import { BlobFetcher } from './blobs/transfer/fetcher.ts'
+import { WantQueue } from './blobs/transfer/want-queue.ts'
+import { BlobService } from './peer/blob-service.ts'
+import { fileRoutes } from './api/routes/files.ts'
 import { buildApi } from './api/server.ts'
 import { loadOrCreateIdentity, peerIdOf } from './peer/identity.ts'
 import { createPeerNode, type PeerNode } from './peer/libp2p.ts'
@@ -46,6 +53,8 @@ export interface RunningNode {
   blobs: BlobStore
   users: Users
   records: Records
+  files: Files
+  pins: Pins
   api: FastifyInstance
   libp2p: PeerNode
   book: PeerBook
@@ -70,15 +79,16 @@ async function openDbClearly (dataDir: string): Promise<Db> {
   }
 }
 
-interface Core { db: Db, docs: DocStore, blobs: BlobStore, users: Users, records: Records }
+interface Core { db: Db, docs: DocStore, blobs: BlobStore, refs: BlobRefs, users: Users, records: Records }
 
 async function openCore (dataDir: string): Promise<Core> {
   const db = await openDbClearly(dataDir)
-  const docs = await DocStore.open(db, { summarise })
+  const refs = new BlobRefs(jsonSublevel<string>(db, 'blobrefs'))
+  const docs = await DocStore.open(db, { summarise, indexes: [refs.index] })
   const blobs = await FsBlobStore.open(blobPath(dataDir))
   const sessions = new SessionStore(jsonSublevel<SessionRecord>(db, 'sessions'))
   const users = await Users.open(docs, sessions, new LoginThrottle())
-  return { db, docs, blobs, users, records: new Records(docs) }
+  return { db, docs, blobs, refs, users, records: new Records(docs) }
 }
 
 /**
@@ -156,12 +166,45 @@ export async function startNode (options: { dataDir: string, logger?: boolean | 
     await sync.start()
     cleanup.push(async () => { await sync.stop() })
 
+    const blobService = new BlobService({ node: libp2p, book, store: core.blobs, audit, isShared: async sha => await core.refs.isReferenced(sha) })
+    await blobService.start()
+    cleanup.push(async () => { await blobService.stop() })
+    const fetcher = new BlobFetcher({
+      store: core.blobs,
+      partialDir: join(dataDir, 'blobs-partial'),
+      transport: blobService.transport,
+      perPeer: config.transfers?.perPeer,
+      bytesPerSecond: config.transfers?.bytesPerSecond,
+      onLie: (peer, sha256) => { void audit.append({ type: 'blob.mismatch', peer, outcome: 'error', details: { sha256 } }).catch(() => {}) }
+    })
+    const queue = new WantQueue(fetcher, core.blobs)
+    queue.start()
+    cleanup.push(async () => { queue.stop() })
+    // A peer that appears may have what we are waiting for.
+    const onConnect = (): void => { setTimeout(() => { queue.kick(true) }, 200) }
+    libp2p.addEventListener('peer:connect', onConnect)
+    cleanup.push(async () => { libp2p.removeEventListener('peer:connect', onConnect) })
+    const files = new Files({ store: core.blobs, refs: core.refs, fetcher, queue })
+    const pins = await Pins.open(jsonSublevel<Pin>(core.db, 'pins'), core.docs, queue)
+    void pins.fetchMatching()
+
     const nodeToken = randomBytes(32).toString('base64url')
     const startedAt = new Date().toISOString()
-    const mesh = { book, sync, audit, self: () => ({ peerId, addresses: addresses(), seq: core.docs.seq, epoch: core.docs.epoch }) }
+    const mesh = {
+      book,
+      sync,
+      audit,
+      self: () => ({ peerId, addresses: addresses(), seq: core.docs.seq, epoch: core.docs.epoch }),
+      transfers: () => ({ transfers: files.transfers(), wanted: files.wanted(), blobBytesOut: blobService.bytesServed })
+    }
     const api = await buildApi(
-      { users: core.users, records: core.records, blobs: core.blobs, audit, health: () => ({ name: config.name, peerId, startedAt }) },
-      { nodeToken, nodeTokenUserId: config.adminUserId, logger: options.logger, plugins: [app => { peerRoutes(app, mesh) }, app => { syncRoutes(app, mesh) }] }
+      { users: core.users, records: core.records, files, audit, health: () => ({ name: config.name, peerId, startedAt }) },
+      {
+        nodeToken,
+        nodeTokenUserId: config.adminUserId,
+        logger: options.logger,
+        plugins: [app => { peerRoutes(app, mesh) }, app => { syncRoutes(app, mesh) }, app => { fileRoutes(app, files, pins, audit) }]
+      }
     )
     cleanup.push(async () => { await api.close() })
     await api.listen({ host: config.http.host, port: options.httpPort ?? config.http.port })
@@ -178,7 +221,7 @@ export async function startNode (options: { dataDir: string, logger?: boolean | 
       stopping ??= unwind()
       await stopping
     }
-    return { config, dataDir, peerId, url, ...core, api, libp2p, book, sync, audit, addresses, stop }
+    return { config, dataDir, peerId, url, ...core, files, pins, api, libp2p, book, sync, audit, addresses, stop }
   } catch (err) {
     await unwind()
     throw err

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import multipart from '@fastify/multipart'
 import swagger from '@fastify/swagger'
-import type { BlobStore } from '../blobs/blob-store.ts'
+import type { Files } from '../warehouse/files.ts'
 import type { Records } from '../warehouse/records.ts'
 import type { Users } from '../warehouse/users.ts'
 import type { AuditLog } from '../audit.ts'
@@ -16,7 +16,7 @@ import { versionRoutes } from './routes/versions.ts'
 export interface ApiServices {
   users: Users
   records: Records
-  blobs: BlobStore
+  files: Files
   audit?: AuditLog
   /** Facts for /healthz. */
   health: () => Record<string, unknown>
@@ -35,7 +35,9 @@ export interface ApiOptions {
 export async function buildApi (services: ApiServices, options: ApiOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger ?? false,
-    bodyLimit: 1024 * 1024
+    bodyLimit: 1024 * 1024,
+    // A node stopping must not wait for a client in the middle of a long download.
+    forceCloseConnections: true
   })
   app.setValidatorCompiler(validatorCompiler())
   app.setErrorHandler(errorHandler)
@@ -59,9 +61,9 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
   authRoutes(app, services.users)
   userRoutes(app, services.users, services.audit)
-  for (const kind of ['dataset', 'model', 'report'] as const) recordRoutes(app, services.records, kind, services.blobs)
-  versionRoutes(app, services.records, services.blobs, 'dataset')
-  versionRoutes(app, services.records, services.blobs, 'model')
+  for (const kind of ['dataset', 'model', 'report'] as const) recordRoutes(app, services.records, kind, services.files.store)
+  versionRoutes(app, services.records, services.files, 'dataset')
+  versionRoutes(app, services.records, services.files, 'model')
   for (const plugin of options.plugins ?? []) plugin(app)
   return app
 }

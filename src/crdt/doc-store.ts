@@ -5,6 +5,7 @@ import type { Db, Sublevel } from '../db.ts'
 import { binarySublevel, jsonSublevel } from '../db.ts'
 import { DwError } from '../errors.ts'
 import { GroupCommit, type BatchOp } from './group-commit.ts'
+export type { BatchOp }
 import { KeyLock } from './key-lock.ts'
 import { Lru } from './lru.ts'
 
@@ -41,6 +42,11 @@ export interface DocStoreOptions {
   compactAfter?: number
   /** Derives the summary kept in the document's meta. */
   summarise: (key: string, doc: A.Doc<any>) => Record<string, unknown>
+  /**
+   * Secondary indexes kept in step with the documents: given the meta
+   * before and after a change, the writes to add to the same atomic batch.
+   */
+  indexes?: Array<(key: string, before: DocMeta | undefined, after: DocMeta) => BatchOp[]>
 }
 
 interface Live { doc: A.Doc<any>, meta: DocMeta }
@@ -91,6 +97,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
   readonly #cache: Lru<string, Live>
   readonly #compactAfter: number
   readonly #summarise: DocStoreOptions['summarise']
+  readonly #indexes: NonNullable<DocStoreOptions['indexes']>
   /** A fresh actor per process run: reusing one after a crash could mint two different changes with one (actor, seq). */
   readonly actor: string = randomBytes(16).toString('hex')
   #seq = 0
@@ -107,6 +114,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
     this.#cache = new Lru(options.cacheSize ?? 500)
     this.#compactAfter = options.compactAfter ?? 32
     this.#summarise = options.summarise
+    this.#indexes = options.indexes ?? []
     this.setMaxListeners(0)
   }
 
@@ -351,6 +359,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
     if (before !== undefined) ops.push({ type: 'del', sublevel: this.#feed, key: seqKey(before.meta.seq) })
     ops.push({ type: 'put', sublevel: this.#feed, key: seqKey(seq), value: key })
     ops.push({ type: 'put', sublevel: this.#meta, key, value: meta })
+    for (const index of this.#indexes) ops.push(...index(key, before?.meta, meta))
     return { doc, meta }
   }
 }

@@ -14,8 +14,10 @@ export interface RecordSummary {
   deleted: boolean
   createdAt: string
   updatedAt: string
-  /** sha256 of every file the record references (versions, report files). */
+  /** sha256 of every file the record references (versions, report files), sorted. */
   blobs: string[]
+  /** Size in bytes of each blob in `blobs`, same order. */
+  sizes: number[]
   /** Users only. */
   username?: string
   role?: string
@@ -24,9 +26,10 @@ export interface RecordSummary {
 
 export function summarise (_key: string, doc: A.Doc<any>): Record<string, unknown> {
   const d = doc as any
-  const blobs = new Set<string>()
-  for (const v of Object.values<any>(d.versions ?? {})) for (const f of v.files ?? []) blobs.add(f.sha256)
-  for (const f of d.files ?? []) blobs.add(f.sha256)
+  const blobs = new Map<string, number>()
+  for (const v of Object.values<any>(d.versions ?? {})) for (const f of v.files ?? []) blobs.set(f.sha256, f.size)
+  for (const f of d.files ?? []) blobs.set(f.sha256, f.size)
+  const hashes = [...blobs.keys()].sort()
   const summary: RecordSummary = {
     kind: d.kind,
     name: String(d.name ?? d.title ?? d.username ?? ''),
@@ -35,7 +38,8 @@ export function summarise (_key: string, doc: A.Doc<any>): Record<string, unknow
     deleted: isDeleted(d),
     createdAt: d.createdAt,
     updatedAt: d.updatedAt,
-    blobs: [...blobs].sort()
+    blobs: hashes,
+    sizes: hashes.map(h => Number(blobs.get(h)))
   }
   if (d.kind === 'user') {
     summary.username = String(d.username)

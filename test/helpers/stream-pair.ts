@@ -1,4 +1,4 @@
-import type { MessageStream } from '../../src/peer/sync/types.ts'
+import type { MessageStream } from '../../src/message-stream.ts'
 
 /**
  * Two connected in-memory message streams. Messages are passed through a

@@ -10,6 +10,8 @@ export interface MeshApi {
   sync: SyncService
   audit: AuditLog
   self: () => { peerId: string, addresses: string[], seq: number, epoch: string }
+  /** Blob transfers in progress (bytes done and total) and files waiting for a peer. */
+  transfers?: () => { transfers: unknown[], wanted: unknown[], blobBytesOut: number }
 }
 
 const peerIdParams = {
@@ -83,7 +85,7 @@ export function peerRoutes (app: FastifyInstance, mesh: MeshApi): void {
 export function syncRoutes (app: FastifyInstance, mesh: MeshApi): void {
   app.get('/sync/status', { schema: { tags: ['sync'], summary: 'This node and, per peer, connection, last sync, lag, bytes, last error' } }, async () => {
     const self = mesh.self()
-    return { peerId: self.peerId, addresses: self.addresses, feedHead: self.seq, epoch: self.epoch, peers: mesh.sync.status() }
+    return { peerId: self.peerId, addresses: self.addresses, feedHead: self.seq, epoch: self.epoch, peers: mesh.sync.status(), ...mesh.transfers?.() }
   })
 
   app.post('/sync/now', {

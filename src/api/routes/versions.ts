@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { BlobStore } from '../../blobs/blob-store.ts'
+import type { Files } from '../../warehouse/files.ts'
 import type { FileRef, Version } from '../../crdt/records/versions.ts'
 import type { Records } from '../../warehouse/records.ts'
 import { DwError } from '../../errors.ts'
@@ -44,7 +45,7 @@ function findFile (record: Record<string, unknown>, versionId: string, name: str
 }
 
 /** Versions and files of datasets and models. */
-export function versionRoutes (app: FastifyInstance, records: Records, blobs: BlobStore, kind: 'dataset' | 'model'): void {
+export function versionRoutes (app: FastifyInstance, records: Records, files: Files, kind: 'dataset' | 'model'): void {
   const base = `/${kind}s/:id`
   const tag = [`${kind}s`]
 
@@ -60,8 +61,11 @@ export function versionRoutes (app: FastifyInstance, records: Records, blobs: Bl
     const principal = who(request)
     // Refuse early, before accepting gigabytes for a record that is gone.
     await records.get(kind, recordId)
-    const { files, note } = await receiveFiles(request, blobs)
-    const version = await records.addVersion(principal, kind, recordId, files, note)
+    // Held against garbage collection until the version references the blobs.
+    const version = await files.guard.hold(async () => {
+      const received = await receiveFiles(request, files.store)
+      return await records.addVersion(principal, kind, recordId, received.files, received.note)
+    })
     return await reply.status(201).send(version)
   })
 
@@ -80,15 +84,18 @@ export function versionRoutes (app: FastifyInstance, records: Records, blobs: Bl
     const params = request.params as { id: string, versionId: string, name: string }
     const record = await records.get(kind, params.id)
     const file = findFile(record, params.versionId, params.name)
-    const stat = await blobs.stat(file.sha256)
-    if (stat === undefined) {
-      throw new DwError('BLOB_UNAVAILABLE', `the bytes of ${file.name} are not on this node yet; try again later`, { details: { retryAfterSeconds: 30 } })
-    }
-    const stream = await blobs.get(file.sha256)
-    void reply.header('content-length', String(stat.size))
+    const stream = await files.open(file)
+    void reply.header('content-length', String(file.size))
     void reply.header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(file.name)}`)
     void reply.header('x-content-sha256', file.sha256)
     return await reply.type(file.mediaType).send(stream)
+  })
+
+  app.get(`${base}/availability`, {
+    schema: { tags: tag, summary: 'Per version: whether every file is here, and which connected peers have each', params: idParams }
+  }, async (request) => {
+    const record = await records.get(kind, (request.params as { id: string }).id)
+    return { items: await files.availability(record.versions as Version[]) }
   })
 
   if (kind === 'model') {

@@ -18,13 +18,7 @@ export interface SyncableStore {
   off: (event: 'change', listener: (event: { seq: number }) => void) => unknown
 }
 
-/** A bidirectional message stream (a FramedStream over libp2p, or an in-memory pair in tests). */
-export interface MessageStream {
-  send: (message: unknown) => Promise<void>
-  read: () => Promise<IteratorResult<unknown, undefined>>
-  close: () => Promise<void>
-  abort: (err: Error) => void
-}
+export type { MessageStream } from '../../message-stream.ts'
 
 /** Where the puller keeps how far it has read each peer's feed. */
 export interface Checkpoint { epoch: string, through: number }

@@ -1,0 +1,210 @@
+import { EventEmitter } from 'node:events'
+import { createReadStream } from 'node:fs'
+import { mkdir, open, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { DwError, isDwError } from '../../errors.ts'
+import type { MessageStream } from '../../message-stream.ts'
+import type { BlobStore } from '../blob-store.ts'
+import { BLOB_PROTOCOL_VERSION, parseBlobResponse } from './messages.ts'
+import { RateLimit } from './rate-limit.ts'
+
+/** How the fetcher reaches peers; the node provides it over libp2p. */
+export interface BlobTransport {
+  /** Trusted peers connected right now. */
+  connectedPeers: () => string[]
+  openStream: (peerId: string) => Promise<MessageStream>
+}
+
+export interface FetcherOptions {
+  store: BlobStore
+  /** Where partial downloads are kept across disconnects and restarts. */
+  partialDir: string
+  transport: BlobTransport
+  /** Transfers at once from one peer (default 2). */
+  perPeer?: number
+  /** Optional cap on received bytes per second, all transfers together. */
+  bytesPerSecond?: number
+  /** A peer sent bytes that do not hash to what was asked. */
+  onLie?: (peerId: string, sha256: string) => void
+}
+
+export interface Transfer { sha256: string, peer: string | undefined, done: number, total: number | undefined }
+
+interface Running { promise: Promise<void>, transfer: Transfer, generation: number }
+
+/**
+ * Fetches blobs from peers: one transfer per blob however many callers wait
+ * for it; the source chosen among connected peers that say they have it;
+ * bytes appended to a partial file that survives disconnects, so the next
+ * attempt resumes where the last stopped; the hash verified before the blob
+ * becomes visible in the store. A peer whose bytes do not match is not
+ * asked for that blob again, and the partial data is discarded.
+ */
+export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
+  readonly #o: FetcherOptions
+  readonly #running = new Map<string, Running>()
+  readonly #busy = new Map<string, number>()
+  /** Peers that sent bad bytes for a blob: never asked for that blob again. */
+  readonly #liars = new Map<string, Set<string>>()
+  readonly #rate: RateLimit | undefined
+
+  constructor (options: FetcherOptions) {
+    super()
+    this.#o = options
+    this.#rate = options.bytesPerSecond !== undefined && options.bytesPerSecond > 0 ? new RateLimit(options.bytesPerSecond) : undefined
+    this.setMaxListeners(0)
+  }
+
+  transfers (): Transfer[] {
+    return [...this.#running.values()].map(r => ({ ...r.transfer }))
+  }
+
+  partialPath (sha256: string): string {
+    return join(this.#o.partialDir, sha256)
+  }
+
+  /** Which of `hashes` each connected peer has. */
+  async whoHas (hashes: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>()
+    await Promise.all(this.#o.transport.connectedPeers().map(async peer => {
+      out.set(peer, await this.#ask(peer, hashes).catch(() => []))
+    }))
+    return out
+  }
+
+  /**
+   * Resolves once the blob is in the store. Throws BLOB_UNAVAILABLE when no
+   * connected peer has it (or every one failed).
+   */
+  async fetch (sha256: string): Promise<void> {
+    if (await this.#o.store.has(sha256)) return
+    let running = this.#running.get(sha256)
+    if (running === undefined) {
+      const transfer: Transfer = { sha256, peer: undefined, done: 0, total: undefined }
+      const entry: Running = { transfer, generation: 0, promise: Promise.resolve() }
+      entry.promise = this.#run(entry).finally(() => {
+        this.#running.delete(sha256)
+        this.emit('progress', sha256)
+      })
+      this.#running.set(sha256, entry)
+      running = entry
+    }
+    await running.promise
+  }
+
+  /** The transfer of a blob in progress, if any (for streaming it as it arrives). */
+  running (sha256: string): { transfer: Transfer, generation: () => number, done: Promise<void> } | undefined {
+    const r = this.#running.get(sha256)
+    if (r === undefined) return undefined
+    return { transfer: r.transfer, generation: () => r.generation, done: r.promise }
+  }
+
+  async #run (entry: Running): Promise<void> {
+    const { sha256 } = entry.transfer
+    await mkdir(this.#o.partialDir, { recursive: true })
+    const liars = this.#liars.get(sha256)
+    const havers = [...(await this.whoHas([sha256]))]
+      .filter(([peer, has]) => has.includes(sha256) && liars?.has(peer) !== true)
+      .map(([peer]) => peer)
+    if (havers.length === 0) {
+      throw new DwError('BLOB_UNAVAILABLE', 'no connected peer has this file right now; it will be fetched when one does', { details: { retryAfterSeconds: 30 } })
+    }
+    // Least busy first, so one slow site does not take every transfer.
+    havers.sort((a, b) => (this.#busy.get(a) ?? 0) - (this.#busy.get(b) ?? 0))
+    let lastErr: unknown
+    for (const peer of havers) {
+      try {
+        await this.#fromPeer(entry, peer)
+        return
+      } catch (err) {
+        lastErr = err
+        if (isDwError(err, 'INTEGRITY_MISMATCH')) {
+          this.#liars.set(sha256, (this.#liars.get(sha256) ?? new Set()).add(peer))
+          this.#o.onLie?.(peer, sha256)
+          await this.#restart(entry)
+        }
+      }
+    }
+    throw new DwError('BLOB_UNAVAILABLE', `could not fetch the file from any connected peer: ${(lastErr as Error)?.message ?? 'unknown error'}`, {
+      cause: lastErr,
+      details: { retryAfterSeconds: 30 }
+    })
+  }
+
+  async #restart (entry: Running): Promise<void> {
+    await rm(this.partialPath(entry.transfer.sha256), { force: true })
+    entry.generation += 1
+    entry.transfer.done = 0
+    this.emit('progress', entry.transfer.sha256)
+  }
+
+  async #fromPeer (entry: Running, peer: string): Promise<void> {
+    const limit = this.#o.perPeer ?? 2
+    while ((this.#busy.get(peer) ?? 0) >= limit) await new Promise(resolve => setTimeout(resolve, 50))
+    this.#busy.set(peer, (this.#busy.get(peer) ?? 0) + 1)
+    try {
+      await this.#download(entry, peer)
+    } finally {
+      this.#busy.set(peer, (this.#busy.get(peer) ?? 1) - 1)
+    }
+  }
+
+  async #download (entry: Running, peer: string): Promise<void> {
+    const { sha256 } = entry.transfer
+    const path = this.partialPath(sha256)
+    const offset = await stat(path).then(s => s.size, () => 0)
+    entry.transfer.peer = peer
+    entry.transfer.done = offset
+    const stream = await this.#o.transport.openStream(peer)
+    const file = await open(path, 'a')
+    try {
+      await stream.send({ t: 'get', v: BLOB_PROTOCOL_VERSION, sha256, offset })
+      const head = parseBlobResponse((await stream.read()).value)
+      if (head.t === 'error') {
+        if (head.code === 'INVALID_INPUT' && offset > 0) await this.#restart(entry)
+        throw new DwError(head.code === 'BLOB_NOT_FOUND' ? 'BLOB_NOT_FOUND' : 'BLOB_UNAVAILABLE', `peer ${peer}: ${head.message}`)
+      }
+      if (head.t !== 'blob') throw new DwError('INVALID_MESSAGE', `expected blob, got ${head.t}`)
+      entry.transfer.total = head.size
+      let at = offset
+      while (true) {
+        const next = await stream.read()
+        if (next.done === true) throw new DwError('BLOB_UNAVAILABLE', `peer ${peer} ended the transfer at ${at} of ${head.size} bytes`)
+        const msg = parseBlobResponse(next.value)
+        if (msg.t === 'end') break
+        if (msg.t !== 'chunk') throw new DwError('INVALID_MESSAGE', `unexpected ${msg.t} during a transfer`)
+        if (at + msg.data.length > head.size) throw new DwError('INTEGRITY_MISMATCH', `peer ${peer} sent more bytes than the ${head.size} it announced`)
+        await file.write(msg.data)
+        at += msg.data.length
+        entry.transfer.done = at
+        this.emit('progress', sha256)
+        await this.#rate?.take(msg.data.length)
+      }
+      if (at !== head.size) throw new DwError('INTEGRITY_MISMATCH', `peer ${peer} sent ${at} of ${head.size} bytes`)
+      await file.sync()
+    } catch (err) {
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+      throw err
+    } finally {
+      await file.close()
+    }
+    await stream.close().catch(() => {})
+    // The store hashes while copying and refuses a mismatch: nothing
+    // unverified ever becomes visible.
+    await this.#o.store.put(createReadStream(path), { expectedSha256: sha256 })
+    await rm(path, { force: true })
+  }
+
+  async #ask (peer: string, hashes: string[]): Promise<string[]> {
+    const stream = await this.#o.transport.openStream(peer)
+    try {
+      await stream.send({ t: 'has', v: BLOB_PROTOCOL_VERSION, hashes })
+      const reply = parseBlobResponse((await stream.read()).value)
+      if (reply.t !== 'have') throw new DwError('INVALID_MESSAGE', `expected have, got ${reply.t}`)
+      const asked = new Set(hashes)
+      return reply.hashes.filter(h => asked.has(h))
+    } finally {
+      await stream.close().catch(() => {})
+    }
+  }
+}

@@ -1,0 +1,61 @@
+import { DwError, isDwError } from '../../errors.ts'
+import type { MessageStream } from '../../message-stream.ts'
+import type { BlobStore } from '../blob-store.ts'
+import { CHUNK_BYTES, parseBlobRequest } from './messages.ts'
+
+export interface BlobServeOptions {
+  /**
+   * Whether this peer may have this blob: only blobs referenced by records
+   * it is allowed to receive are ever served.
+   */
+  mayServe: (sha256: string) => Promise<boolean>
+  /** Bytes sent, for status. */
+  onBytes?: (n: number) => void
+}
+
+/** Answers one request on a `/dw/blob/1.0.0` stream. */
+export async function serveBlob (stream: MessageStream, store: BlobStore, options: BlobServeOptions): Promise<void> {
+  const first = await stream.read()
+  if (first.done === true) throw new DwError('INVALID_MESSAGE', 'stream ended before a request')
+  const request = parseBlobRequest(first.value)
+  if (request.t === 'has') {
+    const have: string[] = []
+    for (const sha of request.hashes) {
+      if (await options.mayServe(sha) && await store.has(sha)) have.push(sha)
+    }
+    await stream.send({ t: 'have', hashes: have })
+    await stream.close()
+    return
+  }
+  const { sha256, offset } = request
+  const info = await options.mayServe(sha256) ? await store.stat(sha256) : undefined
+  if (info === undefined) {
+    // Unreferenced and absent look the same: a peer learns nothing from probing.
+    await stream.send({ t: 'error', code: 'BLOB_NOT_FOUND', message: `no blob ${sha256} to share` })
+    await stream.close()
+    return
+  }
+  if (offset > info.size) {
+    await stream.send({ t: 'error', code: 'INVALID_INPUT', message: `offset ${offset} is past the end (${info.size})` })
+    await stream.close()
+    return
+  }
+  await stream.send({ t: 'blob', size: info.size })
+  const source = await store.get(sha256, { offset })
+  try {
+    for await (const piece of source) {
+      const buf = piece as Uint8Array
+      for (let at = 0; at < buf.length; at += CHUNK_BYTES) {
+        const data = buf.subarray(at, Math.min(buf.length, at + CHUNK_BYTES))
+        await stream.send({ t: 'chunk', data })
+        options.onBytes?.(data.length)
+      }
+    }
+  } catch (err) {
+    source.destroy()
+    if (isDwError(err)) throw err
+    throw new DwError('BLOB_UNAVAILABLE', `reading ${sha256} failed`, { cause: err })
+  }
+  await stream.send({ t: 'end' })
+  await stream.close()
+}

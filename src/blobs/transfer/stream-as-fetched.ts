@@ -1,0 +1,74 @@
+import { once } from 'node:events'
+import { open } from 'node:fs/promises'
+import { Readable } from 'node:stream'
+import { DwError } from '../../errors.ts'
+import type { BlobStore } from '../blob-store.ts'
+import type { BlobFetcher } from './fetcher.ts'
+
+const READ_BYTES = 256 * 1024
+
+/**
+ * The blob's bytes as a stream: from the store if they are here, otherwise
+ * fetched from a peer and passed on as they arrive (read back from the
+ * partial file), so a client starts receiving a large file at once.
+ * Rejects with BLOB_UNAVAILABLE, before any byte, when no peer has it.
+ * If the source turns out to have lied, the stream errors: the client got
+ * a truncated download, never a verified-looking wrong one.
+ */
+export async function streamAsFetched (sha256: string, store: BlobStore, fetcher: BlobFetcher): Promise<Readable> {
+  if (await store.has(sha256)) return await store.get(sha256)
+  const done = fetcher.fetch(sha256)
+  let settled = false
+  done.then(() => { settled = true }, () => { settled = true })
+  // Answer only once a source is sending (or the fetch failed or finished).
+  while (true) {
+    const running = fetcher.running(sha256)
+    if (running === undefined && settled) {
+      await done
+      return await store.get(sha256)
+    }
+    if (running?.transfer.total !== undefined) break
+    await Promise.race([done.catch(() => {}), once(fetcher, 'progress'), new Promise(resolve => setTimeout(resolve, 100))])
+  }
+  const generation = fetcher.running(sha256)?.generation() ?? 0
+  return Readable.from(follow(sha256, store, fetcher, done, generation))
+}
+
+async function * follow (sha256: string, store: BlobStore, fetcher: BlobFetcher, done: Promise<void>, generation: number): AsyncGenerator<Uint8Array> {
+  let pos = 0
+  while (true) {
+    const running = fetcher.running(sha256)
+    if (running === undefined) {
+      await done
+      yield * (await store.get(sha256, { offset: pos })) as AsyncIterable<Uint8Array>
+      return
+    }
+    if (running.generation() !== generation) throw new DwError('INTEGRITY_MISMATCH', 'the peer sending this file sent bad bytes; download it again')
+    if (running.transfer.done > pos) {
+      const chunk = await readPartial(fetcher.partialPath(sha256), pos, Math.min(running.transfer.done - pos, READ_BYTES))
+      if (chunk !== undefined && chunk.length > 0) {
+        pos += chunk.length
+        yield chunk
+        continue
+      }
+    }
+    await Promise.race([once(fetcher, 'progress'), new Promise(resolve => setTimeout(resolve, 500))])
+  }
+}
+
+async function readPartial (path: string, position: number, length: number): Promise<Uint8Array | undefined> {
+  let file
+  try {
+    file = await open(path, 'r')
+  } catch {
+    // Moved into the store a moment ago: the next turn reads it from there.
+    return undefined
+  }
+  try {
+    const buf = Buffer.allocUnsafe(length)
+    const { bytesRead } = await file.read(buf, 0, length, position)
+    return buf.subarray(0, bytesRead)
+  } finally {
+    await file.close()
+  }
+}
