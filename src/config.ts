@@ -2,6 +2,7 @@ import { readFile, writeFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DwError } from './errors.ts'
+import { parseS3BlobsConfig, type S3BlobsConfig } from './blobs/s3-config.ts'
 
 /** Everything a node reads at start, kept as `config.json` in its data directory. */
 export interface NodeConfig {
@@ -10,7 +11,8 @@ export interface NodeConfig {
   http: { host: string, port: number }
   /** libp2p listen multiaddrs. */
   listen: string[]
-  blobs: { type: 'fs' }
+  /** Where file bytes live: the data directory, or an S3-compatible bucket (MinIO). */
+  blobs: { type: 'fs' } | S3BlobsConfig
   /** Blob transfers: concurrent transfers per peer, optional receive cap in bytes/s. */
   transfers?: { perPeer?: number, bytesPerSecond?: number }
   /** Redial backoff for peers out of reach (milliseconds). */
@@ -58,6 +60,8 @@ export async function readConfig (dataDir: string): Promise<NodeConfig> {
   if (config.version !== 1 || typeof config.http?.port !== 'number' || !Array.isArray(config.listen)) {
     throw new DwError('CONFIG_INVALID', `${join(dataDir, CONFIG_FILE)} is missing required settings`)
   }
+  if (config.blobs?.type === 's3') config.blobs = parseS3BlobsConfig(config.blobs, `${join(dataDir, CONFIG_FILE)} "blobs"`)
+  else if (config.blobs?.type !== 'fs') throw new DwError('CONFIG_INVALID', `${join(dataDir, CONFIG_FILE)} "blobs" must have type "fs" or "s3"`)
   return config
 }
 

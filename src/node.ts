@@ -6,6 +6,8 @@ import { openDb, jsonSublevel, type Db } from './db.ts'
 import { DocStore } from './crdt/doc-store.ts'
 import { summarise } from './crdt/summary.ts'
 import { FsBlobStore } from './blobs/fs-store.ts'
+import { S3BlobStore } from './blobs/s3-store.ts'
+import { resolveS3BlobStoreOptions } from './blobs/s3-config.ts'
 import type { BlobStore } from './blobs/blob-store.ts'
 import { SessionStore, type SessionRecord } from './auth/sessions.ts'
 import { LoginThrottle } from './auth/login-throttle.ts'
@@ -41,6 +43,7 @@ export interface InitOptions {
   listen?: string[]
   adminPassword: string
   sync?: NodeConfig['sync']
+  blobs?: NodeConfig['blobs']
 }
 
 export interface RunningNode {
@@ -81,11 +84,17 @@ async function openDbClearly (dataDir: string): Promise<Db> {
 
 interface Core { db: Db, docs: DocStore, blobs: BlobStore, refs: BlobRefs, users: Users, records: Records }
 
-async function openCore (dataDir: string): Promise<Core> {
-  const db = await openDbClearly(dataDir)
+async function openBlobStore (dataDir: string, config: NodeConfig['blobs']): Promise<BlobStore> {
+  if (config.type === 's3') return await S3BlobStore.open(resolveS3BlobStoreOptions(config))
+  return await FsBlobStore.open(blobPath(dataDir))
+}
+
+async function openCore (dataDir: string, blobsConfig: NodeConfig['blobs']): Promise<Core> {
+  // The blob store first: a wrong S3 setting should fail before LevelDB is locked.
+  const blobs = await openBlobStore(dataDir, blobsConfig)
+  const db = await openDbClearly(dataDir).catch(async (err: unknown) => { await blobs.close(); throw err })
   const refs = new BlobRefs(jsonSublevel<string>(db, 'blobrefs'))
   const docs = await DocStore.open(db, { summarise, indexes: [refs.index] })
-  const blobs = await FsBlobStore.open(blobPath(dataDir))
   const sessions = new SessionStore(jsonSublevel<SessionRecord>(db, 'sessions'))
   const users = await Users.open(docs, sessions, new LoginThrottle())
   return { db, docs, blobs, refs, users, records: new Records(docs) }
@@ -104,7 +113,8 @@ export async function initNode (options: InitOptions): Promise<{ peerId: string,
   }
   const key = await loadOrCreateIdentity(dataDir)
   const peerId = peerIdOf(key)
-  const core = await openCore(dataDir)
+  const blobs = options.blobs ?? { type: 'fs' }
+  const core = await openCore(dataDir, blobs)
   try {
     const admin = await core.users.create(undefined, { username: 'admin', password: options.adminPassword, role: 'admin', displayName: 'Administrator' })
     const config: NodeConfig = {
@@ -112,7 +122,7 @@ export async function initNode (options: InitOptions): Promise<{ peerId: string,
       name: options.name ?? `node-${peerId.slice(-6)}`,
       http: options.http ?? { host: '127.0.0.1', port: 8080 },
       listen: options.listen ?? ['/ip4/0.0.0.0/tcp/4001'],
-      blobs: { type: 'fs' },
+      blobs,
       adminUserId: String(admin.id)
     }
     if (options.sync !== undefined) config.sync = options.sync
@@ -131,7 +141,7 @@ export async function startNode (options: { dataDir: string, logger?: boolean | 
   const config = await readConfig(dataDir)
   const key = await loadOrCreateIdentity(dataDir)
   const peerId = peerIdOf(key)
-  const core = await openCore(dataDir)
+  const core = await openCore(dataDir, config.blobs)
   const cleanup: Array<() => Promise<void>> = [async () => { await core.blobs.close() }, async () => { await core.db.close() }]
   const unwind = async (): Promise<void> => { for (const step of cleanup.splice(0).reverse()) await step().catch(() => {}) }
   try {

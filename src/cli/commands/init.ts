@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { validatePasswordPolicy } from '../../auth/passwords.ts'
-import { parseHostPort, validateListenAddr } from '../../config.ts'
+import { parseHostPort, validateListenAddr, type NodeConfig } from '../../config.ts'
+import { S3_ENV, s3BlobsConfigFromEnv } from '../../blobs/s3-config.ts'
 import { DwError } from '../../errors.ts'
 import { asOption, asRepeatedOption, command, type DataOptions } from '../options.ts'
 import { fields, json } from '../output.ts'
@@ -12,6 +13,36 @@ interface InitOptions extends DataOptions {
   listen?: string[]
   generatePassword?: boolean
   json?: boolean
+  blobs?: string
+  s3Endpoint?: string
+  s3Bucket?: string
+  s3Prefix?: string
+  s3Region?: string
+}
+
+/**
+ * Settings not given as flags come from the environment (DW_NAME, DW_HTTP,
+ * DW_LISTEN, DW_BLOBS and DW_S3_*), which is how a container is configured.
+ */
+function withEnvironment (options: InitOptions): { name?: string, http?: { host: string, port: number }, listen?: string[], blobs?: NodeConfig['blobs'] } {
+  const env = process.env
+  const listen = options.listen ?? env.DW_LISTEN?.split(',').map(a => validateListenAddr(a)).filter(a => a !== '')
+  const s3 = s3BlobsConfigFromEnv({
+    ...env,
+    [S3_ENV.blobs]: options.blobs ?? (options.s3Endpoint !== undefined ? 's3' : env[S3_ENV.blobs]),
+    [S3_ENV.endpoint]: options.s3Endpoint ?? env[S3_ENV.endpoint],
+    [S3_ENV.bucket]: options.s3Bucket ?? env[S3_ENV.bucket],
+    [S3_ENV.prefix]: options.s3Prefix ?? env[S3_ENV.prefix],
+    [S3_ENV.region]: options.s3Region ?? env[S3_ENV.region]
+  })
+  const out: ReturnType<typeof withEnvironment> = {}
+  const name = options.name ?? env.DW_NAME
+  if (name !== undefined && name !== '') out.name = name
+  const http = options.http ?? (env.DW_HTTP !== undefined && env.DW_HTTP !== '' ? parseHostPort(env.DW_HTTP) : undefined)
+  if (http !== undefined) out.http = http
+  if (listen !== undefined && listen.length > 0) out.listen = listen
+  if (s3 !== undefined) out.blobs = s3
+  return out
 }
 
 /** The admin password: generated (and shown once), from DW_ADMIN_PASSWORD, or asked for. */
@@ -30,7 +61,7 @@ export async function createNode (options: InitOptions, password: string): Promi
   }
   // Loaded on demand: the node stack is heavy and most commands only speak HTTP.
   const { initNode } = await import('../../node.ts')
-  const made = await initNode({ dataDir: options.data, name: options.name, http: options.http, listen: options.listen, adminPassword: password })
+  const made = await initNode({ dataDir: options.data, ...withEnvironment(options), adminPassword: password })
   const { host, port } = made.config.http
   return { peerId: made.peerId, name: made.config.name, addresses: made.addresses, http: `${host.includes(':') ? `[${host}]` : host}:${port}` }
 }
@@ -46,6 +77,11 @@ export function initCommand (): Command {
     .option('--name <name>', 'a human name for this site')
     .option('--http <host:port>', 'where the HTTP API listens (port 0: any free port)', asOption(parseHostPort))
     .option('--listen <multiaddr>', 'a libp2p listen address (repeatable)', asRepeatedOption(validateListenAddr))
+    .option('--blobs <store>', 'where file bytes live: fs (the data directory, default) or s3 (MinIO or any S3 service)')
+    .option('--s3-endpoint <url>', 'the S3 server, e.g. http://127.0.0.1:9000 (credentials from DW_S3_ACCESS_KEY and DW_S3_SECRET_KEY)')
+    .option('--s3-bucket <name>', 'the bucket (created if missing)')
+    .option('--s3-prefix <prefix>', 'a key prefix inside the bucket, so several nodes can share one')
+    .option('--s3-region <region>', 'the S3 region, if the server needs one')
     .option('--generate-password', 'generate the admin password and print it once, instead of DW_ADMIN_PASSWORD or a prompt')
     .option('--json', 'print JSON')
     .action(async (options: InitOptions) => {
