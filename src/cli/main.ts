@@ -5,8 +5,10 @@ import { ApiError } from './client.ts'
 import { auditCommand } from './commands/audit.ts'
 import { datasetCommand } from './commands/dataset.ts'
 import { fileCommand } from './commands/file.ts'
+import { gcCommand } from './commands/gc.ts'
 import { initCommand } from './commands/init.ts'
 import { peerCommand } from './commands/peer.ts'
+import { pinCommand } from './commands/pin.ts'
 import { startCommand } from './commands/start.ts'
 import { statusCommand } from './commands/status.ts'
 import { syncCommand } from './commands/sync.ts'
@@ -24,7 +26,7 @@ export function buildProgram (): Command {
     .version(packageVersion())
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()
-  for (const make of [initCommand, startCommand, statusCommand, peerCommand, syncCommand, auditCommand, userCommand, datasetCommand, versionCommand, fileCommand]) {
+  for (const make of [initCommand, startCommand, statusCommand, peerCommand, syncCommand, auditCommand, userCommand, datasetCommand, versionCommand, fileCommand, pinCommand, gcCommand]) {
     program.addCommand(make())
   }
   // Subcommands copy settings only when created through the parent; these were built standalone.

@@ -42,16 +42,17 @@ export class Pins {
     return [...this.#pins.values()]
   }
 
-  async add (target: PinTarget, value: string, by: string): Promise<Pin> {
+  /** Adds a pin, or returns the existing one for the same target and value (`created` false). */
+  async add (target: PinTarget, value: string, by: string): Promise<{ pin: Pin, created: boolean }> {
     if ((target === 'dataset' || target === 'model') && !isRecordId(value)) throw new DwError('INVALID_INPUT', `a ${target} pin needs the ${target}'s id`)
     if (target === 'kind' && !['dataset', 'model', 'report'].includes(value)) throw new DwError('INVALID_INPUT', 'a kind pin is one of dataset, model, report')
     const existing = this.list().find(p => p.target === target && p.value === value)
-    if (existing !== undefined) return existing
+    if (existing !== undefined) return { pin: existing, created: false }
     const pin: Pin = { id: randomUUID(), target, value, createdAt: new Date().toISOString(), by }
     await this.#db.put(pin.id, pin)
     this.#pins.set(pin.id, pin)
     void this.fetchMatching()
-    return pin
+    return { pin, created: true }
   }
 
   async remove (id: string): Promise<void> {

@@ -63,7 +63,7 @@ void t.test('usage errors exit non-zero with help hints', async (t) => {
   t.match(badRole.stderr, /Allowed choices are admin, member/)
   const help = await dw(['--help'])
   t.equal(help.code, 0)
-  for (const command of ['init', 'start', 'status', 'user', 'dataset', 'version', 'file']) t.match(help.stdout, new RegExp(`^  ${command}\\b`, 'm'))
+  for (const command of ['init', 'start', 'status', 'peer', 'sync', 'audit', 'user', 'dataset', 'version', 'file', 'pin', 'gc']) t.match(help.stdout, new RegExp(`^  ${command}\\b`, 'm'))
 })
 
 void t.test('a missing local file is reported before contacting the node', async (t) => {

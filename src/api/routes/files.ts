@@ -26,7 +26,8 @@ export function fileRoutes (app: FastifyInstance, files: Files, pins: Pins, audi
     }
   }, async (request, reply) => {
     const body = request.body as { target: PinTarget, value: string }
-    const pin = await pins.add(body.target, body.value, who(request).userId)
+    const { pin, created } = await pins.add(body.target, body.value, who(request).userId)
+    if (!created) return await reply.status(200).send(pin)
     await audit.append({ type: 'pin.add', actor: who(request).userId, details: { target: pin.target, value: pin.value } })
     return await reply.status(201).send(pin)
   })

@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError } from 'commander'
 import type { NodeClient } from '../client.ts'
 import { apiCommand, collect, connect, type ConnectionOptions } from '../options.ts'
 import { bytes, fields, json, table } from '../output.ts'
+import { availabilityCommand } from './availability.ts'
 import { resolveUser } from './user.ts'
 
 interface Summary { id: string, name: string, owner: string, tags: string[], deleted: boolean, createdAt: string, updatedAt: string }
@@ -131,4 +132,5 @@ export function datasetCommand (): Command {
     .addCommand(list())
     .addCommand(show())
     .addCommand(remove())
+    .addCommand(availabilityCommand())
 }

@@ -1,23 +1,59 @@
 import type { Command } from 'commander'
 import { apiCommand, connect, type ConnectionOptions } from '../options.ts'
-import { duration, fields, json } from '../output.ts'
+import { bytes, duration, fields, json, table } from '../output.ts'
 import { peerTable, type PeerStatus } from './peer.ts'
 
-interface SyncStatus { addresses?: string[], peers?: PeerStatus[] }
+/** A blob coming from a peer (Transfer on the node): the peer and total are unknown until a source answers. */
+interface Transfer { sha256: string, peer?: string, done: number, total?: number }
+
+interface SyncStatus {
+  addresses?: string[]
+  peers?: PeerStatus[]
+  transfers?: Transfer[]
+  /** Files this node wants (pinned, or asked for) that no connected peer has yet. */
+  wanted?: Array<{ sha256: string, size: number }>
+  blobBytesOut?: number
+}
+
+function percent (done: number, total: number | undefined): string {
+  if (total === undefined) return '?'
+  return total === 0 ? '100%' : `${Math.floor(done / total * 100)}%`
+}
+
+/** Files arriving from peers, files waiting for one, and bytes served to peers. */
+function printTransfers (sync: SyncStatus, peers: PeerStatus[]): void {
+  if (!Array.isArray(sync.transfers)) return
+  const names = new Map(peers.map(p => [p.peerId, p.name ?? p.peerId]))
+  const wanted = sync.wanted ?? []
+  process.stdout.write('\ntransfers:\n')
+  table(sync.transfers, [
+    { header: 'FILE SHA256', value: x => x.sha256 },
+    { header: 'FROM', value: x => x.peer === undefined ? '-' : names.get(x.peer) ?? x.peer },
+    { header: 'DONE', value: x => bytes(x.done) },
+    { header: 'TOTAL', value: x => x.total === undefined ? '?' : bytes(x.total) },
+    { header: 'PERCENT', value: x => percent(x.done, x.total) }
+  ], '(no transfers in progress)')
+  fields([
+    ['waiting for a peer', `${wanted.length} file${wanted.length === 1 ? '' : 's'}, ${bytes(wanted.reduce((n, w) => n + w.size, 0))}`],
+    ['served to peers', sync.blobBytesOut === undefined ? undefined : bytes(sync.blobBytesOut)]
+  ])
+}
 
 function printSync (sync: SyncStatus): void {
   if (Array.isArray(sync.addresses) && sync.addresses.length > 0) {
     process.stdout.write('multiaddrs:\n' + sync.addresses.map(a => `  ${a}\n`).join(''))
   }
-  if (!Array.isArray(sync.peers)) return
-  process.stdout.write('\n')
-  peerTable(sync.peers, false)
+  if (Array.isArray(sync.peers)) {
+    process.stdout.write('\n')
+    peerTable(sync.peers, false)
+  }
+  printTransfers(sync, sync.peers ?? [])
 }
 
 interface Health { ok: boolean, name?: string, peerId?: string, startedAt?: string, [key: string]: unknown }
 
 export function statusCommand (): Command {
-  return apiCommand('status', 'show the running node: name, peer id, URL, uptime, sync')
+  return apiCommand('status', 'show the running node: name, peer id, URL, uptime, sync, file transfers')
     .action(async (options: ConnectionOptions) => {
       const client = await connect(options)
       const health = await client.request<Health>('GET', '/healthz')

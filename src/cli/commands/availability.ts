@@ -1,0 +1,41 @@
+import type { Command } from 'commander'
+import { apiCommand, connect, type ConnectionOptions } from '../options.ts'
+import { bytes, json, table } from '../output.ts'
+
+/** One version as GET /datasets/:id/availability answers it (VersionAvailability on the node). */
+interface VersionAvailability {
+  versionId: string
+  complete: boolean
+  files: Array<{ name: string, sha256: string, size: number, mediaType: string, present: boolean, peers: string[] }>
+}
+
+interface AvailabilityOptions extends ConnectionOptions { model?: boolean }
+
+/** `dw dataset availability`: which files of each version are here, and which connected peers have them. */
+export function availabilityCommand (): Command {
+  return apiCommand('availability', 'per version: whether every file is on this node, and which connected peers have each')
+    .argument('<dataset-id>')
+    .option('--model', 'the id is a model, not a dataset')
+    .action(async (id: string, options: AvailabilityOptions) => {
+      const client = await connect(options)
+      const base = `/${options.model === true ? 'models' : 'datasets'}/${encodeURIComponent(id)}`
+      const { items } = await client.request<{ items: VersionAvailability[] }>('GET', `${base}/availability`)
+      if (options.json === true) return json(items)
+      if (items.length === 0) {
+        process.stdout.write('(no versions)\n')
+        return
+      }
+      // Peer names are in the peer book, which only admins may read: members see peer ids.
+      const peers = await client.request<{ items: Array<{ peerId: string, name?: string }> }>('GET', '/peers', { allow: [403] })
+      const names = new Map((peers?.items ?? []).map(p => [p.peerId, p.name ?? p.peerId]))
+      items.forEach((version, i) => {
+        process.stdout.write(`${i === 0 ? '' : '\n'}version ${version.versionId}  complete here: ${version.complete ? 'yes' : 'no'}\n`)
+        table(version.files, [
+          { header: 'FILE', value: f => f.name },
+          { header: 'SIZE', value: f => bytes(f.size) },
+          { header: 'HERE', value: f => f.present ? 'yes' : 'no' },
+          { header: 'PEERS', value: f => f.peers.length === 0 ? '-' : f.peers.map(p => names.get(p) ?? p) }
+        ], '(no files)')
+      })
+    })
+}
