@@ -179,9 +179,21 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
 
   /** The document's stored bytes as one buffer that `A.load` accepts, without loading it. */
   async rawBytes (key: string): Promise<Uint8Array | undefined> {
-    const meta = await this.#meta.get(key)
-    if (meta === undefined) return undefined
-    const snap = await this.#snap.get(key)
+    return (await this.rawBytesMany([key]))[0]
+  }
+
+  /** `rawBytes` for many documents with two batched reads (plus one per document with chunks). */
+  async rawBytesMany (keys: string[]): Promise<Array<Uint8Array | undefined>> {
+    if (keys.length === 0) return []
+    const [metas, snaps] = await Promise.all([this.#meta.getMany(keys), this.#snap.getMany(keys)])
+    return await Promise.all(keys.map(async (key, i) => {
+      const meta = metas[i]
+      if (meta === undefined) return undefined
+      return await this.#withChunks(key, meta, snaps[i])
+    }))
+  }
+
+  async #withChunks (key: string, meta: DocMeta, snap: Uint8Array | undefined): Promise<Uint8Array> {
     const parts = snap !== undefined ? [snap] : []
     if (meta.chunks > 0) {
       for await (const chunk of this.#chunk.values({ gte: chunkKey(key, 0), lt: `${key}\x01` })) parts.push(chunk)
@@ -237,9 +249,14 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
       // reader could checkpoint past a sequence number not yet on disk.
       const merged = new Map<string, { doc: A.Doc<any>, before: Live | undefined, received: Uint8Array | undefined }>()
       const touched = new Set<string>()
+      // One batched read tells which documents are new here (most, in an initial sync).
+      const uncached = [...new Set(keys)].filter(k => this.#cache.get(k) === undefined)
+      const stored = new Map(uncached.map((k, i) => [k, i]))
+      const metas = await this.#meta.getMany(uncached)
       for (const item of items) {
         const prior = merged.get(item.key)
-        const before = prior?.before ?? await this.#live(item.key)
+        const index = stored.get(item.key)
+        const before = prior?.before ?? await this.#live(item.key, index === undefined ? undefined : metas[index] ?? null)
         const base = prior?.doc ?? before?.doc
         let doc: A.Doc<any>
         try {
@@ -303,13 +320,14 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
     await this.#commit.idle()
   }
 
-  async #live (key: string): Promise<Live | undefined> {
+  /** The cached document, or it loaded from disk; `known` skips the meta read when the caller has it (null: known absent). */
+  async #live (key: string, known?: DocMeta | null): Promise<Live | undefined> {
     const cached = this.#cache.get(key)
     if (cached !== undefined) return cached
-    const meta = await this.#meta.get(key)
+    const meta = known === undefined ? await this.#meta.get(key) : known ?? undefined
     if (meta === undefined) return undefined
-    const bytes = await this.rawBytes(key)
-    const doc = A.load<any>(bytes as Uint8Array, { actor: this.actor })
+    const bytes = await this.#withChunks(key, meta, await this.#snap.get(key))
+    const doc = A.load<any>(bytes, { actor: this.actor })
     const live = { doc, meta }
     this.#cache.set(key, live)
     return live

@@ -112,13 +112,17 @@ export async function serveSync (stream: MessageStream, store: SyncableStore, op
 async function sendDocs (stream: MessageStream, store: SyncableStore, batch: number, wants: HeadsItem[], stats: SessionStats): Promise<void> {
   let items: DocItem[] = []
   let size = 0
-  const metas = await store.metas(wants.map(([key]) => key))
+  const keys = wants.map(([key]) => key)
+  const metas = await store.metas(keys)
+  // A puller without the document gets the stored bytes as they are, read in
+  // one batch: no Automerge load on this side, which keeps initial sync cheap.
+  const fresh = wants.filter(([, heads]) => heads.length === 0).map(([key]) => key)
+  const freshBytes = new Map(fresh.map((key, i) => [key, i]))
+  const whole = await store.rawBytesMany(fresh)
   for (const [i, [key, theirHeads]] of wants.entries()) {
     // Only what was offered may be fetched: never a local-only document.
     if (metas[i] === undefined || metas[i]?.local === true) continue
-    // A puller without the document gets the stored bytes as they are: no
-    // Automerge load on this side, which keeps initial sync cheap.
-    const bytes = theirHeads.length === 0 ? await store.rawBytes(key) : await store.changesSince(key, theirHeads)
+    const bytes = theirHeads.length === 0 ? whole[freshBytes.get(key) as number] : await store.changesSince(key, theirHeads)
     if (bytes === undefined || bytes.length === 0) continue
     if (size > 0 && size + bytes.length > DOCS_MESSAGE_BYTES) {
       await stream.send({ t: 'docs', batch, items, last: false })
