@@ -26,9 +26,17 @@ function conflictsOf (doc: A.Doc<any>, path: string[], target: any, into: Record
   }
 }
 
+/**
+ * A plain JSON copy with object keys sorted: Automerge may materialise a
+ * map's keys in a different order on different nodes, and the same record
+ * should read byte-for-byte the same everywhere.
+ */
 function toPlain (value: unknown): unknown {
   if (value === null || typeof value !== 'object') return value
-  return JSON.parse(JSON.stringify(value))
+  return JSON.parse(JSON.stringify(value), (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v
+    return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0))
+  })
 }
 
 export type RecordView = Record<string, unknown> & { conflicts: Record<string, unknown[]> }
