@@ -52,6 +52,7 @@ export class FramedStream implements AsyncIterable<unknown> {
   readonly #queue: Array<{ value: unknown, size: number }> = []
   #queuedBytes = 0
   #paused = false
+  #resuming = false
   #remoteEnded = false
   #finished = false
   #error: Error | undefined
@@ -256,6 +257,7 @@ export class FramedStream implements AsyncIterable<unknown> {
   }
 
   #maybePause (): void {
+    if (this.#resuming) return
     if (this.#paused || this.#queuedBytes < this.#highWaterMark) return
     if (this.#stream.readStatus !== 'readable') return
     this.#paused = true
@@ -268,7 +270,16 @@ export class FramedStream implements AsyncIterable<unknown> {
     if (this.#stream.readStatus !== 'paused') return
     try {
       // Delivers anything buffered while paused, synchronously, via #onMessage.
-      this.#stream.resume()
+      // A pause requested during that delivery would be undone by the window
+      // update resume() sends on its way out, leaving the sender unchecked
+      // until the read buffer limit resets the stream: pause after it instead.
+      this.#resuming = true
+      try {
+        this.#stream.resume()
+      } finally {
+        this.#resuming = false
+      }
+      this.#maybePause()
     } catch (err) {
       // Resuming also sends a window update, which fails harmlessly when the
       // stream has already closed; the buffered data was delivered first.

@@ -210,3 +210,26 @@ void t.test('a slow reader applies backpressure instead of buffering everything'
   await within(30_000, sending, 'sender finished')
   t.equal(received, total, 'every message arrived in order once the reader caught up')
 })
+
+void t.test('a reader that is always a little slower than the sender never overflows the read buffer', async (t) => {
+  // Regression: resuming delivered the buffered data, the reader paused again
+  // during that delivery, and resume() then re-opened the window, so the
+  // sender ran free until the 20 MiB read buffer limit reset the stream.
+  const { inbound, dial } = await pair(t)
+  const sender = new FramedStream(await dial(), { maxMessageSize: MiB })
+  const receiver = new FramedStream(await within(5000, inbound, 'inbound stream'), { maxMessageSize: MiB })
+  const chunk = new Uint8Array(256 * 1024).fill(3)
+  const total = 256
+  const sending = (async () => {
+    for (let i = 0; i < total; i++) await sender.send({ i, chunk })
+    await sender.close()
+  })()
+  let received = 0
+  for await (const msg of receiver) {
+    if ((msg as { i: number }).i !== received) break
+    received++
+    await new Promise(resolve => setTimeout(resolve, 2))
+  }
+  await within(60_000, sending, 'sender finished')
+  t.equal(received, total, `all ${total / 4} MiB arrived through a slow reader`)
+})
