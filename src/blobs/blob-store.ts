@@ -60,5 +60,14 @@ export interface BlobStore {
   /** Every stored blob, once each, in no particular order. */
   list (): AsyncIterable<BlobInfo>
 
+  /**
+   * Optional: moves a complete local file, which the caller has already
+   * hashed as `sha256` and fsynced, into the store without copying it (a
+   * rename on the same filesystem). Stores that cannot leave it undefined and
+   * callers fall back to `put`. Used for blobs fetched from peers, which are
+   * verified while they arrive.
+   */
+  adoptVerifiedFile?: (path: string, sha256: string) => Promise<BlobInfo & { existed: boolean }>
+
   close (): Promise<void>
 }

@@ -85,6 +85,13 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  readonly adoptVerifiedFile = async (path: string, sha256: string): Promise<BlobInfo & { existed: boolean }> => {
+    assertSha256Hex(sha256)
+    const { size } = await stat(path)
+    const existed = await this.#exclusive(sha256, async () => await this.#commit(path, sha256))
+    return { sha256, size, existed }
+  }
+
   async has (sha256: string): Promise<boolean> {
     return (await this.stat(sha256)) !== undefined
   }

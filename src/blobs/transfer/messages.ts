@@ -4,7 +4,7 @@ import { isSha256Hex } from '../sha256.ts'
 /**
  * Wire messages of `/dw/blob/1.0.0`: one request per stream.
  *
- *   get {sha256, offset}  ->  blob {size}, chunk {data}..., end
+ *   get {sha256, offset}  ->  blob {size}, chunk {data} (up to 1 MiB each)..., end
  *                         ->  error {code, message}
  *   has {hashes}          ->  have {hashes}
  *
@@ -12,7 +12,8 @@ import { isSha256Hex } from '../sha256.ts'
  */
 export const BLOB_PROTOCOL = '/dw/blob/1.0.0'
 export const BLOB_PROTOCOL_VERSION = 1
-export const CHUNK_BYTES = 256 * 1024
+/** Larger chunks mean fewer messages and allocations per byte; well under the Yamux window. */
+export const CHUNK_BYTES = 1024 * 1024
 export const MAX_BLOB_MESSAGE = CHUNK_BYTES + 1024
 export const MAX_HAS = 1024
 

@@ -1,11 +1,11 @@
 import { once } from 'node:events'
-import { open } from 'node:fs/promises'
+import { open, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { DwError } from '../../errors.ts'
 import type { BlobStore } from '../blob-store.ts'
 import type { BlobFetcher } from './fetcher.ts'
 
-const READ_BYTES = 256 * 1024
+const READ_BYTES = 1024 * 1024
 
 /**
  * The blob's bytes as a stream: from the store if they are here, otherwise
@@ -36,39 +36,33 @@ export async function streamAsFetched (sha256: string, store: BlobStore, fetcher
 
 async function * follow (sha256: string, store: BlobStore, fetcher: BlobFetcher, done: Promise<void>, generation: number): AsyncGenerator<Uint8Array> {
   let pos = 0
-  while (true) {
-    const running = fetcher.running(sha256)
-    if (running === undefined) {
-      await done
-      yield * (await store.get(sha256, { offset: pos })) as AsyncIterable<Uint8Array>
-      return
-    }
-    if (running.generation() !== generation) throw new DwError('INTEGRITY_MISMATCH', 'the peer sending this file sent bad bytes; download it again')
-    if (running.transfer.done > pos) {
-      const chunk = await readPartial(fetcher.partialPath(sha256), pos, Math.min(running.transfer.done - pos, READ_BYTES))
-      if (chunk !== undefined && chunk.length > 0) {
-        pos += chunk.length
-        yield chunk
-        continue
+  // One handle for the whole transfer: it stays readable even after the
+  // finished file is renamed into the store.
+  let file: FileHandle | undefined
+  try {
+    while (true) {
+      const running = fetcher.running(sha256)
+      if (running === undefined) {
+        await done
+        yield * (await store.get(sha256, { offset: pos })) as AsyncIterable<Uint8Array>
+        return
       }
+      if (running.generation() !== generation) throw new DwError('INTEGRITY_MISMATCH', 'the peer sending this file sent bad bytes; download it again')
+      if (running.transfer.done > pos) {
+        file ??= await open(fetcher.partialPath(sha256), 'r').catch(() => undefined)
+        if (file !== undefined) {
+          const length = Math.min(running.transfer.done - pos, READ_BYTES)
+          const { bytesRead, buffer } = await file.read(Buffer.allocUnsafe(length), 0, length, pos)
+          if (bytesRead > 0) {
+            pos += bytesRead
+            yield buffer.subarray(0, bytesRead)
+            continue
+          }
+        }
+      }
+      await Promise.race([once(fetcher, 'progress'), new Promise(resolve => setTimeout(resolve, 500))])
     }
-    await Promise.race([once(fetcher, 'progress'), new Promise(resolve => setTimeout(resolve, 500))])
-  }
-}
-
-async function readPartial (path: string, position: number, length: number): Promise<Uint8Array | undefined> {
-  let file
-  try {
-    file = await open(path, 'r')
-  } catch {
-    // Moved into the store a moment ago: the next turn reads it from there.
-    return undefined
-  }
-  try {
-    const buf = Buffer.allocUnsafe(length)
-    const { bytesRead } = await file.read(buf, 0, length, position)
-    return buf.subarray(0, bytesRead)
   } finally {
-    await file.close()
+    await file?.close()
   }
 }
