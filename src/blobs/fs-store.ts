@@ -10,7 +10,7 @@ import { assertSha256Hex, isSha256Hex } from './sha256.ts'
 
 const FAN_OUT = /^[0-9a-f]{2}$/
 const WRITE_HIGH_WATER_MARK = 1024 * 1024
-const READ_HIGH_WATER_MARK = 256 * 1024
+const READ_HIGH_WATER_MARK = 1024 * 1024
 
 /**
  * Blobs as files at `<dir>/ab/cd/<sha256>`; the two levels of fan-out keep
