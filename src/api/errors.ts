@@ -46,10 +46,21 @@ export function errorHandler (err: FastifyError | DwError, request: FastifyReque
   const dw = err instanceof DwError ? err : fromFastify(err as FastifyError)
   if (dw === undefined) {
     request.log.error({ err }, 'unexpected error')
+    if (reply.sent || reply.raw.headersSent) { reply.raw.destroy(); return }
+    for (const header of ['content-length', 'content-disposition', 'x-content-sha256']) reply.removeHeader(header)
+    void reply.type('application/json; charset=utf-8')
     void reply.status(500).send({ error: { code: 'INTERNAL', message: 'internal error; the node log has details' } } satisfies ErrorBody)
     return
   }
   const status = STATUS[dw.code]
+  if (reply.sent || reply.raw.headersSent) {
+    // Mid-stream (a download whose source failed): all we can do is cut it short.
+    reply.raw.destroy(dw)
+    return
+  }
+  // A file route may have set its headers already; the error is JSON.
+  for (const header of ['content-length', 'content-disposition', 'x-content-sha256']) reply.removeHeader(header)
+  void reply.type('application/json; charset=utf-8')
   const retryAfter = dw.details?.retryAfterSeconds
   if (typeof retryAfter === 'number') void reply.header('retry-after', String(Math.ceil(retryAfter)))
   if (status >= 500) request.log.error({ err: dw }, dw.message)

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import multipart from '@fastify/multipart'
 import swagger from '@fastify/swagger'
 import type { Files } from '../warehouse/files.ts'
@@ -36,6 +36,14 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: 1024 * 1024,
+    // File names are path parameters and may be up to 255 bytes, percent-encoded.
+    maxParamLength: 4096,
+    // A client that sends headers and then nothing is dropped after two idle minutes.
+    connectionTimeout: 120_000,
+    // Router errors (a bad %-escape, a parameter too long) in the API's error format.
+    frameworkErrors: (err, _request, reply) => {
+      void (reply as FastifyReply).status(400).send({ error: { code: 'INVALID_INPUT', message: `bad request: ${err.message}` } })
+    },
     // A node stopping must not wait for a client in the middle of a long download.
     forceCloseConnections: true
   })

@@ -4,7 +4,7 @@ import type { ContentKind, ListQuery, Records } from '../../warehouse/records.ts
 import { DwError } from '../../errors.ts'
 import { who } from '../auth-hook.ts'
 import { description, fileRef, id, idParams, jsonMap, listQuery, name, tags } from '../schemas.ts'
-import { checkJsonSize } from '../validate.ts'
+import { checkJsonSize, checkNumbers } from '../validate.ts'
 
 const metrics = { type: 'object', maxProperties: 200, additionalProperties: { type: 'number' } } as const
 const metricsPatch = { type: 'object', maxProperties: 200, additionalProperties: { type: ['number', 'null'] } } as const
@@ -53,6 +53,7 @@ export function recordRoutes (app: FastifyInstance, records: Records, kind: Cont
   const tag = [PLURAL[kind]]
   const sizes = (body: Record<string, unknown>): void => {
     for (const field of ['metadata', 'body']) checkJsonSize(field, body[field])
+    checkNumbers('metrics', body.metrics)
   }
 
   app.get(base, { schema: { tags: tag, summary: `List ${PLURAL[kind]} (filter by tag, owner, text in name; page with cursor)`, querystring: listQuery } }, async (request) =>

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Multipart } from '@fastify/multipart'
 import type { BlobStore } from '../../blobs/blob-store.ts'
 import type { Files } from '../../warehouse/files.ts'
 import type { FileRef, Version } from '../../crdt/records/versions.ts'
@@ -6,7 +7,7 @@ import type { Records } from '../../warehouse/records.ts'
 import { DwError } from '../../errors.ts'
 import { who } from '../auth-hook.ts'
 import { id, idParams } from '../schemas.ts'
-import { checkFileName } from '../validate.ts'
+import { checkFileName, checkJsonSize, checkNumbers } from '../validate.ts'
 
 const MAX_NOTE = 10_000
 
@@ -19,21 +20,32 @@ async function receiveFiles (request: FastifyRequest, blobs: BlobStore): Promise
   if (!request.isMultipart()) throw new DwError('INVALID_INPUT', 'send the files as multipart/form-data')
   const files: FileRef[] = []
   let note = ''
-  for await (const part of request.parts()) {
+  try {
+    for await (const part of request.parts()) await receivePart(part)
+  } catch (err) {
+    if (err instanceof DwError) throw err
+    const code = (err as { code?: string }).code
+    if (code !== undefined && /^FST_(REQ_FILE_TOO_LARGE|FILES_LIMIT|PARTS_LIMIT|FIELDS_LIMIT)/.test(code)) throw err
+    // busboy's own errors: a missing boundary, a truncated body, a bad header.
+    throw new DwError('INVALID_INPUT', `malformed multipart upload: ${(err as Error).message}`, { cause: err })
+  }
+  if (files.length === 0) throw new DwError('INVALID_INPUT', 'a version needs at least one file')
+  return { files, note }
+
+  async function receivePart (part: Multipart): Promise<void> {
     if (part.type === 'field') {
       if (part.fieldname !== 'note') throw new DwError('INVALID_INPUT', `unknown form field "${part.fieldname}" (only "note" and files)`)
       if (typeof part.value !== 'string' || part.value.length > MAX_NOTE) throw new DwError('INVALID_INPUT', `note must be text of at most ${MAX_NOTE} characters`)
       note = part.value
-      continue
+      return
     }
+    if (typeof part.filename !== 'string') throw new DwError('INVALID_INPUT', 'every file part needs a file name')
     const name = checkFileName(part.filename)
     if (files.some(f => f.name === name)) throw new DwError('INVALID_INPUT', `two files named ${name} in one version`)
     const stored = await blobs.put(part.file)
     if (part.file.truncated) throw new DwError('PAYLOAD_TOO_LARGE', `${name} is larger than this node accepts`)
     files.push({ name, sha256: stored.sha256, size: stored.size, mediaType: part.mimetype || 'application/octet-stream' })
   }
-  if (files.length === 0) throw new DwError('INVALID_INPUT', 'a version needs at least one file')
-  return { files, note }
 }
 
 function findFile (record: Record<string, unknown>, versionId: string, name: string): FileRef {
@@ -117,6 +129,8 @@ export function versionRoutes (app: FastifyInstance, records: Records, files: Fi
       }
     }, async (request, reply) => {
       const entry = request.body as { note: string, versionId?: string, params: Record<string, unknown>, metrics: Record<string, number> }
+      checkJsonSize('params', entry.params)
+      checkNumbers('metrics', entry.metrics)
       return await reply.status(201).send(await records.addTrainingEntry(who(request), (request.params as { id: string }).id, entry))
     })
   }
