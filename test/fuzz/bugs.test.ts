@@ -178,11 +178,11 @@ t.test('a peer that goes silent does not hang downloads or availability', async 
   await s.connectEvil()
   const started = Date.now()
   const [got, availability] = await Promise.all([
-    download(s.url('f.bin'), s.node.admin, 12_000),
+    download(s.url('f.bin'), s.node.admin, 25_000),
     (async () => {
       await mute.node.dial(multiaddr(addressOf(s.node)))
       const url = s.url('f.bin').replace(/\/versions\/.*$/, '/availability')
-      return await download(url, s.node.admin, 12_000)
+      return await download(url, s.node.admin, 25_000)
     })()
   ])
   t.comment(`download: ${String(got.status)} ${got.bodyError ?? ''}; availability: ${String(availability.status)}; after ${Date.now() - started} ms`)

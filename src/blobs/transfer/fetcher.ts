@@ -29,9 +29,54 @@ export interface FetcherOptions {
   onLie?: (peerId: string, sha256: string) => void
 }
 
+/**
+ * A peer that sends no byte at all for this long, mid-request, is given up on
+ * (the next attempt resumes). Bytes, not messages: on a thin link one 1 MiB
+ * chunk may take minutes, and that is progress.
+ */
+const IDLE_MS = 10_000
+/** `has` is a quick question: a peer that has not answered in this long counts as having nothing. */
+const ASK_MS = 5_000
+
+/** The next message; the stream is aborted with BLOB_UNAVAILABLE after `ms` without a byte. */
+async function readWithin (stream: MessageStream, ms: number, peer: string): Promise<IteratorResult<unknown, undefined>> {
+  // A FramedStream counts the bytes it receives; other streams are judged by whole messages.
+  const bytes = (): number => (stream as { bytesReceived?: number }).bytesReceived ?? 0
+  let seen = bytes()
+  let quietSince = Date.now()
+  let timer: NodeJS.Timeout | undefined
+  const silence = new Promise<never>((_resolve, reject) => {
+    timer = setInterval(() => {
+      if (bytes() !== seen) {
+        seen = bytes()
+        quietSince = Date.now()
+      } else if (Date.now() - quietSince >= ms) {
+        const err = new DwError('BLOB_UNAVAILABLE', `peer ${peer} went silent for ${ms / 1000} s`)
+        stream.abort(err)
+        reject(err)
+      }
+    }, Math.min(1000, ms / 4))
+  })
+  silence.catch(() => {})
+  try {
+    return await Promise.race([stream.read(), silence])
+  } finally {
+    clearInterval(timer)
+  }
+}
+
 export interface Transfer { sha256: string, peer: string | undefined, done: number, total: number | undefined }
 
-interface Running { promise: Promise<void>, transfer: Transfer, generation: number }
+interface Running {
+  promise: Promise<void>
+  transfer: Transfer
+  generation: number
+  /**
+   * Peers whose bytes are in the partial file ('?' for bytes from an earlier
+   * run). A mismatch proves a peer lied only when it supplied every byte.
+   */
+  sources: Set<string>
+}
 
 /**
  * Fetches blobs from peers: one transfer per blob however many callers wait
@@ -68,6 +113,7 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
   async whoHas (hashes: string[]): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>()
     await Promise.all(this.#o.transport.connectedPeers().map(async peer => {
+      // A peer that does not answer in time (see #ask) counts as having nothing.
       out.set(peer, await this.#ask(peer, hashes).catch(() => []))
     }))
     return out
@@ -82,7 +128,7 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
     let running = this.#running.get(sha256)
     if (running === undefined) {
       const transfer: Transfer = { sha256, peer: undefined, done: 0, total: undefined }
-      const entry: Running = { transfer, generation: 0, promise: Promise.resolve() }
+      const entry: Running = { transfer, generation: 0, promise: Promise.resolve(), sources: new Set() }
       entry.promise = this.#run(entry).finally(() => {
         this.#running.delete(sha256)
         this.emit('progress', sha256)
@@ -113,16 +159,24 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
     // Least busy first, so one slow site does not take every transfer.
     havers.sort((a, b) => (this.#busy.get(a) ?? 0) - (this.#busy.get(b) ?? 0))
     let lastErr: unknown
-    for (const peer of havers) {
+    for (let i = 0; i < havers.length; i++) {
+      const peer = havers[i] as string
       try {
         await this.#fromPeer(entry, peer)
         return
       } catch (err) {
         lastErr = err
         if (isDwError(err, 'INTEGRITY_MISMATCH')) {
-          this.#liars.set(sha256, (this.#liars.get(sha256) ?? new Set()).add(peer))
-          this.#o.onLie?.(peer, sha256)
+          const alone = entry.sources.size === 1 && entry.sources.has(peer)
           await this.#restart(entry)
+          if (alone) {
+            this.#liars.set(sha256, (this.#liars.get(sha256) ?? new Set()).add(peer))
+            this.#o.onLie?.(peer, sha256)
+          } else {
+            // Bytes from several sources: who lied is unknown. Ask this
+            // peer again for the whole file; if it alone is wrong, it lied.
+            i -= 1
+          }
         }
       }
     }
@@ -134,6 +188,7 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
 
   async #restart (entry: Running): Promise<void> {
     await rm(this.partialPath(entry.transfer.sha256), { force: true })
+    entry.sources.clear()
     entry.generation += 1
     entry.transfer.done = 0
     this.emit('progress', entry.transfer.sha256)
@@ -154,6 +209,8 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
     const { sha256 } = entry.transfer
     const path = this.partialPath(sha256)
     const offset = await stat(path).then(s => s.size, () => 0)
+    if (offset > 0 && entry.sources.size === 0) entry.sources.add('?')
+    entry.sources.add(peer)
     // Hash while receiving (the bytes already here first, when resuming), so
     // the finished file can be verified without reading it again.
     const hash = createHash('sha256')
@@ -164,7 +221,7 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
     const file = await open(path, 'a')
     try {
       await stream.send({ t: 'get', v: BLOB_PROTOCOL_VERSION, sha256, offset })
-      const head = parseBlobResponse((await stream.read()).value)
+      const head = parseBlobResponse((await readWithin(stream, IDLE_MS, peer)).value)
       if (head.t === 'error') {
         if (head.code === 'INVALID_INPUT' && offset > 0) await this.#restart(entry)
         throw new DwError(head.code === 'BLOB_NOT_FOUND' ? 'BLOB_NOT_FOUND' : 'BLOB_UNAVAILABLE', `peer ${peer}: ${head.message}`)
@@ -173,7 +230,7 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
       entry.transfer.total = head.size
       let at = offset
       while (true) {
-        const next = await stream.read()
+        const next = await readWithin(stream, IDLE_MS, peer)
         if (next.done === true) throw new DwError('BLOB_UNAVAILABLE', `peer ${peer} ended the transfer at ${at} of ${head.size} bytes`)
         const msg = parseBlobResponse(next.value)
         if (msg.t === 'end') break
@@ -209,7 +266,7 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
     const stream = await this.#o.transport.openStream(peer)
     try {
       await stream.send({ t: 'has', v: BLOB_PROTOCOL_VERSION, hashes })
-      const reply = parseBlobResponse((await stream.read()).value)
+      const reply = parseBlobResponse((await readWithin(stream, ASK_MS, peer)).value)
       if (reply.t !== 'have') throw new DwError('INVALID_MESSAGE', `expected have, got ${reply.t}`)
       const asked = new Set(hashes)
       return reply.hashes.filter(h => asked.has(h))

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { open, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
@@ -35,6 +36,22 @@ export async function streamAsFetched (sha256: string, store: BlobStore, fetcher
 }
 
 async function * follow (sha256: string, store: BlobStore, fetcher: BlobFetcher, done: Promise<void>, generation: number): AsyncGenerator<Uint8Array> {
+  // Every byte is hashed on its way to the client and the last piece is held
+  // back until the whole file checks out: whatever happens upstream, a client
+  // never receives a complete response with the wrong bytes.
+  const hash = createHash('sha256')
+  let held: Uint8Array | undefined
+  const pass = function * (piece: Uint8Array): Generator<Uint8Array> {
+    hash.update(piece)
+    if (held !== undefined) yield held
+    held = piece
+  }
+  for await (const piece of passOn(sha256, store, fetcher, done, generation)) yield * pass(piece)
+  if (hash.digest('hex') !== sha256) throw new DwError('INTEGRITY_MISMATCH', 'the bytes received for this file do not match it; download it again')
+  if (held !== undefined) yield held
+}
+
+async function * passOn (sha256: string, store: BlobStore, fetcher: BlobFetcher, done: Promise<void>, generation: number): AsyncGenerator<Uint8Array> {
   let pos = 0
   // One handle for the whole transfer: it stays readable even after the
   // finished file is renamed into the store.
