@@ -1,10 +1,33 @@
-import { decode as cborDecode, encode as cborEncode } from 'cborg'
+import { decode as cborDecode, encode as cborEncode, Tokenizer } from 'cborg'
 import { StreamResetError, StreamStateError } from '@libp2p/interface'
 import type { AbortOptions, Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
 import { DwError } from '../errors.ts'
 
 /** Default hard limit on one encoded message (4 MiB). */
 export const DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
+
+/**
+ * Default limit on CBOR items (values, map and array headers) in one frame.
+ * A one-byte CBOR item (an empty map) costs ~75 bytes of heap once decoded:
+ * without a count, a single 16 MiB frame of them would take a gigabyte and
+ * seconds of blocked event loop before any validation could refuse it.
+ */
+export const DEFAULT_MAX_ITEMS = 100_000
+
+/** A cborg tokenizer that refuses a frame holding more than `max` items. */
+class CountingTokenizer extends Tokenizer {
+  #left: number
+
+  constructor (data: Uint8Array, max: number) {
+    super(data, { rejectDuplicateMapKeys: true })
+    this.#left = max
+  }
+
+  override next (): ReturnType<Tokenizer['next']> {
+    if (--this.#left < 0) throw new Error('too many CBOR items in one frame')
+    return super.next()
+  }
+}
 
 export interface FramedStreamOptions {
   /**
@@ -19,6 +42,8 @@ export interface FramedStreamOptions {
    * Defaults to `maxMessageSize`.
    */
   readHighWaterMark?: number
+  /** Largest number of CBOR items in one message (see DEFAULT_MAX_ITEMS). */
+  maxItems?: number
 }
 
 /** A varint of more bytes than this cannot describe a frame we would accept. */
@@ -36,6 +61,7 @@ const MAX_VARINT_BYTES = 8
  * remote aborted, `StreamStateError` when sending on a closed stream).
  */
 export class FramedStream implements AsyncIterable<unknown> {
+  readonly #maxItems: number
   /** Framed bytes handed to / received from the transport, for sync status. */
   bytesSent = 0
   bytesReceived = 0
@@ -62,6 +88,7 @@ export class FramedStream implements AsyncIterable<unknown> {
   constructor (stream: Stream, options: FramedStreamOptions = {}) {
     this.#stream = stream
     this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
+    this.#maxItems = options.maxItems ?? DEFAULT_MAX_ITEMS
     this.#highWaterMark = options.readHighWaterMark ?? this.#maxMessageSize
     stream.addEventListener('message', this.#onMessage)
     stream.addEventListener('remoteCloseWrite', this.#onRemoteCloseWrite)
@@ -209,7 +236,7 @@ export class FramedStream implements AsyncIterable<unknown> {
       this.#frameLength = -1
       let value: unknown
       try {
-        value = cborDecode(body, { rejectDuplicateMapKeys: true })
+        value = cborDecode(body, { rejectDuplicateMapKeys: true, tokenizer: new CountingTokenizer(body, this.#maxItems) })
       } catch (err) {
         throw invalid('frame is not valid CBOR', err)
       }

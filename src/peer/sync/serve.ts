@@ -32,6 +32,7 @@ export async function serveSync (stream: MessageStream, store: SyncableStore, op
   let cursor = from
   let batch = 0
   let outstanding = 0
+  const inFlight: Array<{ batch: number, keys: Set<string> }> = []
   let ended = false
   // A poke that lands while the offer loop is busy must not be lost: `dirty`
   // makes the next nap return at once.
@@ -55,7 +56,10 @@ export async function serveSync (stream: MessageStream, store: SyncableStore, op
         if (msg.t === 'ack') {
           options.onAck?.(msg.through)
         } else if (msg.t === 'want') {
-          if (msg.batch >= batch) throw new DwError('INVALID_MESSAGE', `want for batch ${msg.batch} that was never offered`)
+          // Exactly one want per offer, in offer order; only offered keys.
+          const offered = inFlight.shift()
+          if (offered === undefined || msg.batch !== offered.batch) throw new DwError('INVALID_MESSAGE', `want for batch ${msg.batch}, which is not the next offer awaiting one`)
+          if (msg.items.some(([key]) => !offered.keys.has(key))) throw new DwError('INVALID_MESSAGE', `want for batch ${msg.batch} names a record that was not offered`)
           await sendDocs(stream, store, msg.batch, msg.items, stats)
           outstanding -= 1
           poke()
@@ -91,6 +95,7 @@ export async function serveSync (stream: MessageStream, store: SyncableStore, op
       })
       cursor = (entries.at(-1) as { seq: number }).seq
       outstanding += 1
+      inFlight.push({ batch, keys: new Set(items.map(([key]) => key)) })
       await stream.send({ t: 'offer', batch: batch++, through: cursor, items })
     }
   }
