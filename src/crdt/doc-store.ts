@@ -350,6 +350,15 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
     return event
   }
 
+  /** A document whose shape defeats the summariser still gets stored, with an empty summary. */
+  #summary (key: string, doc: A.Doc<any>): Record<string, unknown> {
+    try {
+      return this.#summarise(key, doc)
+    } catch {
+      return { kind: key.slice(0, key.indexOf('/')), name: '', owner: '', tags: [], deleted: false, createdAt: '', updatedAt: '', blobs: [], sizes: [] }
+    }
+  }
+
   /**
    * Adds to `ops` the writes that record `doc` as the new state of `key`.
    * `snapshot` is the peer's bytes of a document we did not have: stored as
@@ -360,7 +369,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
       heads: A.getHeads(doc),
       seq,
       chunks: before?.meta.chunks ?? 0,
-      summary: this.#summarise(key, doc)
+      summary: this.#summary(key, doc)
     }
     if (local || before?.meta.local === true) meta.local = true
     if (before === undefined) {

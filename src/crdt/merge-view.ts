@@ -1,6 +1,7 @@
 import * as A from '@automerge/automerge'
 import { isDeleted, tagsOf } from './records/common.ts'
 import { orderedVersions } from './records/versions.ts'
+import { asMap, asText, fileRefs } from './shape.ts'
 
 /** Stamped on every change, so concurrent edits always "conflict" there; not worth showing. */
 const BOOKKEEPING = new Set(['updatedAt', 'updatedBy', 'kind', 'id', 'createdAt', 'createdBy'])
@@ -33,7 +34,9 @@ function conflictsOf (doc: A.Doc<any>, path: string[], target: any, into: Record
  */
 function toPlain (value: unknown): unknown {
   if (value === null || typeof value !== 'object') return value
-  return JSON.parse(JSON.stringify(value), (_key, v: unknown) => {
+  // Automerge reads 64-bit integers from peers as BigInt, which JSON cannot carry.
+  const json = JSON.stringify(value, (_key, v: unknown) => typeof v === 'bigint' ? (Number.isSafeInteger(Number(v)) ? Number(v) : v.toString()) : v)
+  return JSON.parse(json, (_key, v: unknown) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) return v
     return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0))
   })
@@ -47,14 +50,16 @@ export function recordView (doc: A.Doc<any>): RecordView {
   const plain = toPlain(d) as Record<string, any>
   const conflicts: Record<string, unknown[]> = {}
   conflictsOf(doc, [], d, conflicts)
-  if (d.metadata !== undefined) conflictsOf(doc, ['metadata'], d.metadata, conflicts)
+  if (d.metadata !== null && typeof d.metadata === 'object') conflictsOf(doc, ['metadata'], d.metadata, conflicts)
   for (const secret of SECRET) delete plain[secret]
   delete plain.deletions
   const view: RecordView = { ...plain, deleted: isDeleted(d), conflicts }
   if (d.tags !== undefined) view.tags = tagsOf(d)
   if (d.versions !== undefined) view.versions = orderedVersions(plain.versions)
   if (d.training !== undefined) {
-    view.training = Object.values<any>(plain.training).sort((a, b) => a.at < b.at ? -1 : a.at > b.at ? 1 : a.id < b.id ? -1 : 1)
+    view.training = Object.values(asMap(plain.training)).filter(e => typeof asMap(e).id === 'string').map(asMap)
+      .sort((a, b) => asText(a.at) < asText(b.at) ? -1 : asText(a.at) > asText(b.at) ? 1 : asText(a.id) < asText(b.id) ? -1 : 1)
   }
+  if (d.files !== undefined) view.files = fileRefs(plain.files)
   return view
 }

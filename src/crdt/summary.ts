@@ -1,5 +1,6 @@
 import type * as A from '@automerge/automerge'
 import { isDeleted, tagsOf } from './records/common.ts'
+import { asMap, asText, fileRefs } from './shape.ts'
 
 /**
  * The small, JSON-only description of a record kept beside its document:
@@ -27,23 +28,23 @@ export interface RecordSummary {
 export function summarise (_key: string, doc: A.Doc<any>): Record<string, unknown> {
   const d = doc as any
   const blobs = new Map<string, number>()
-  for (const v of Object.values<any>(d.versions ?? {})) for (const f of v.files ?? []) blobs.set(f.sha256, f.size)
-  for (const f of d.files ?? []) blobs.set(f.sha256, f.size)
+  for (const v of Object.values(asMap(d.versions))) for (const f of fileRefs(asMap(v).files)) blobs.set(f.sha256, f.size)
+  for (const f of fileRefs(d.files)) blobs.set(f.sha256, f.size)
   const hashes = [...blobs.keys()].sort()
   const summary: RecordSummary = {
-    kind: d.kind,
-    name: String(d.name ?? d.title ?? d.username ?? ''),
-    owner: String(d.owner ?? d.id ?? ''),
+    kind: asText(d.kind),
+    name: asText(d.name ?? d.title ?? d.username),
+    owner: asText(d.owner ?? d.id),
     tags: tagsOf(d),
     deleted: isDeleted(d),
-    createdAt: d.createdAt,
-    updatedAt: d.updatedAt,
+    createdAt: asText(d.createdAt),
+    updatedAt: asText(d.updatedAt),
     blobs: hashes,
     sizes: hashes.map(h => Number(blobs.get(h)))
   }
   if (d.kind === 'user') {
-    summary.username = String(d.username)
-    summary.role = String(d.role)
+    summary.username = asText(d.username)
+    summary.role = asText(d.role)
     summary.disabled = Boolean(d.disabled)
   }
   return summary as unknown as Record<string, unknown>

@@ -1,5 +1,6 @@
 import * as A from '@automerge/automerge'
 import { newId } from '../keys.ts'
+import { asMap } from '../shape.ts'
 
 /** Who and when, stamped on every change by the caller (the API). */
 export interface Actor { userId: string, at: string }
@@ -35,8 +36,8 @@ export function touch (doc: any, actor: Actor): void {
   doc.updatedBy = actor.userId
 }
 
-export function isDeleted (doc: { deletions?: Record<string, unknown> }): boolean {
-  return doc.deletions !== undefined && Object.keys(doc.deletions).length > 0
+export function isDeleted (doc: { deletions?: unknown }): boolean {
+  return Object.keys(asMap(doc.deletions)).length > 0
 }
 
 export function markDeleted (doc: any, actor: Actor): void {
@@ -62,8 +63,8 @@ export function removeTags (doc: any, tags: string[]): void {
   for (const tag of tags) delete doc.tags[tag]
 }
 
-export function tagsOf (doc: { tags?: Record<string, unknown> }): string[] {
-  return Object.keys(doc.tags ?? {}).sort()
+export function tagsOf (doc: { tags?: unknown }): string[] {
+  return Object.keys(asMap(doc.tags)).sort()
 }
 
 /** Sets description as a text diff, so concurrent edits interleave instead of one replacing the other. */

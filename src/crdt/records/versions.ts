@@ -1,4 +1,5 @@
 import { newId } from '../keys.ts'
+import { asMap, asText, fileRefs } from '../shape.ts'
 import type { Actor } from './common.ts'
 
 export interface FileRef { name: string, sha256: string, size: number, mediaType: string }
@@ -23,7 +24,10 @@ export function addVersion (doc: any, files: FileRef[], note: string, actor: Act
 }
 
 /** Display order: time, then id. The same on every node. */
-export function orderedVersions (versions: Record<string, Version> | undefined): Version[] {
-  return Object.values(versions ?? {}).sort((a, b) =>
+export function orderedVersions (versions: unknown): Version[] {
+  const valid = Object.values(asMap(versions))
+    .filter(v => typeof asMap(v).id === 'string')
+    .map(v => ({ ...asMap(v), files: fileRefs(asMap(v).files), createdAt: asText(asMap(v).createdAt) }) as unknown as Version)
+  return valid.sort((a, b) =>
     a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 }
