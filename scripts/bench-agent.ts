@@ -2,8 +2,10 @@
  * One benchmark node driven by scripts/bench-sync.ts: either in a child
  * process of its own (`node scripts/bench-agent.ts`, commands over the IPC
  * channel) or in-process (`new Agent()`, same commands as method calls).
- * Each command is bounded by its own timeout.
+ * The driver bounds every command with a timeout; the waits here are bounded too.
  */
+import { writeFile } from 'node:fs/promises'
+import { Session } from 'node:inspector/promises'
 import type { DocMeta } from '../src/crdt/doc-store.ts'
 import { patchDataset } from '../src/crdt/records/dataset.ts'
 import {
@@ -59,10 +61,12 @@ export class Agent {
     return out
   }
 
-  /** Every document key and its heads. */
+  /** Every replicated document's key and heads (local-only documents, such as a node's bootstrap admin, never leave it). */
   async heads (args: { prefix?: string } = {}): Promise<HeadsEntry[]> {
     const out: HeadsEntry[] = []
-    for await (const [key, meta] of this.#node.node.docs.scan(args.prefix ?? '')) out.push([key, meta.heads])
+    for await (const [key, meta] of this.#node.node.docs.scan(args.prefix ?? '')) {
+      if ((meta as { local?: boolean }).local !== true) out.push([key, meta.heads])
+    }
     return out
   }
 
@@ -90,7 +94,10 @@ export class Agent {
       for (let i = 0; i < keys.length; i += 10_000) {
         const slice = keys.slice(i, i + 10_000)
         const metas = await docs.metas(slice)
-        slice.forEach((key, j) => { if (sameHeads((metas[j] as DocMeta | undefined)?.heads, want.get(key) as string[])) want.delete(key) })
+        slice.forEach((key, j) => {
+          const h = want.get(key)
+          if (h !== undefined && sameHeads((metas[j] as DocMeta | undefined)?.heads, h)) want.delete(key)
+        })
       }
     }
     let wake: (() => void) | undefined
@@ -148,6 +155,35 @@ export class Agent {
     }
   }
 
+  #profiler: Session | undefined
+
+  /** Starts a V8 CPU profile of this process (what `node --cpu-prof` records, for a chosen span). */
+  async profileStart (): Promise<void> {
+    if (this.#profiler !== undefined) throw new Error('a profile is already running')
+    const session = new Session()
+    session.connect()
+    await session.post('Profiler.enable')
+    await session.post('Profiler.setSamplingInterval', { interval: 500 })
+    await session.post('Profiler.start')
+    this.#profiler = session
+  }
+
+  /** Stops the profile and writes it to `file` (open it in Chrome DevTools or speedscope). */
+  async profileStop (args: { file: string }): Promise<void> {
+    const session = this.#profiler
+    if (session === undefined) throw new Error('no profile running')
+    this.#profiler = undefined
+    const { profile } = await session.post('Profiler.stop')
+    session.disconnect()
+    await writeFile(args.file, JSON.stringify(profile))
+  }
+
+  /** CPU time this process has used so far (user + system), in ms: less sensitive to a busy machine than wall time. */
+  cpu (): number {
+    const u = process.cpuUsage()
+    return (u.user + u.system) / 1000
+  }
+
   status (): { seq: number, rss: number, peers: ReturnType<BenchNode['node']['sync']['status']> } {
     const { node } = this.#node
     return { seq: node.docs.seq, rss: process.memoryUsage.rss(), peers: node.sync.status() }
@@ -174,7 +210,7 @@ if (process.send !== undefined && process.argv[1] !== undefined && import.meta.f
         if (typeof fn !== 'function') throw new Error(`unknown command ${msg.cmd}`)
         const result = await fn.call(agent, msg.args)
         process.send?.({ id: msg.id, ok: true, result })
-        // Exit explicitly (a --cpu-prof profile is written on exit).
+        // Exit explicitly once the node is stopped: nothing else is left to do.
         if (msg.cmd === 'stop') setTimeout(() => { process.exit(0) }, 50)
       } catch (err) {
         process.send?.({ id: msg.id, ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) })

@@ -4,7 +4,7 @@
  * Nothing here is used by the node itself.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
-import { cpus, totalmem, tmpdir } from 'node:os'
+import { cpus, loadavg, totalmem, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { initNode, startNode, type RunningNode } from '../src/node.ts'
 import { docKey, newId } from '../src/crdt/keys.ts'
@@ -87,7 +87,7 @@ export function table (headers: string[], rows: string[][]): string {
 
 export function machineLine (): string {
   const cpu = cpus()
-  return `${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${mib(totalmem())} RAM, Node ${process.versions.node}, ${process.platform} ${process.arch}`
+  return `${cpu.length} x ${cpu[0]?.model ?? 'unknown CPU'}, ${mib(totalmem())} RAM, Node ${process.versions.node}, ${process.platform} ${process.arch}; load average at report time ${loadavg().map(l => l.toFixed(2)).join(' ')}`
 }
 
 /** Progress on stderr so stdout stays a clean report. */

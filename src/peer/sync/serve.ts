@@ -19,8 +19,8 @@ export interface ServeOptions {
  * large catch-up costs no round trip per batch; memory stays bounded by the
  * window. In live mode it then keeps offering as the feed grows.
  */
-export async function serveSync (stream: MessageStream, store: SyncableStore, options: ServeOptions = {}): Promise<SessionStats> {
-  const stats = emptyStats()
+/** `stats` fills in as the session goes, so a caller can report a live session while it lasts. */
+export async function serveSync (stream: MessageStream, store: SyncableStore, options: ServeOptions = {}, stats: SessionStats = emptyStats()): Promise<SessionStats> {
   const first = await stream.read()
   if (first.done === true) throw new DwError('INVALID_MESSAGE', 'stream ended before hello')
   const hello = parsePullerMessage(first.value)

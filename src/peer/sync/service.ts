@@ -11,7 +11,7 @@ import { MAX_SYNC_MESSAGE, SYNC_PROTOCOL } from './messages.ts'
 import { pullSync } from './pull.ts'
 import { Redialer, type RedialOptions } from './redial.ts'
 import { serveSync } from './serve.ts'
-import type { Checkpoint, SessionStats, SyncableStore } from './types.ts'
+import { emptyStats, type Checkpoint, type SessionStats, type SyncableStore } from './types.ts'
 
 export interface PeerSyncStatus {
   peerId: string
@@ -280,15 +280,27 @@ export class SyncService {
     const s = this.#state(peerId)
     const onAbort = (): void => { framed.abort(new Error('node stopping')) }
     this.#abort.signal.addEventListener('abort', onAbort)
+    const stats = emptyStats()
+    let countedRecords = 0
+    const account = (): void => {
+      s.bytesIn += framed.bytesReceived
+      s.bytesOut += framed.bytesSent
+      framed.bytesReceived = 0
+      framed.bytesSent = 0
+    }
     try {
-      const stats = await serveSync(framed, this.#init.store, {
+      await serveSync(framed, this.#init.store, {
         signal: this.#abort.signal,
         onAck: (through) => {
           s.theirAck = through
+          // A live session lasts as long as the link: count as it goes, not at its end.
+          s.recordsOut += stats.recordsSent - countedRecords
+          countedRecords = stats.recordsSent
+          account()
           for (const wake of s.ackWaiters.splice(0)) wake()
         }
-      })
-      s.recordsOut += stats.recordsSent
+      }, stats)
+      s.recordsOut += stats.recordsSent - countedRecords
       await framed.close().catch(() => {})
     } catch (err) {
       if (isDwError(err, 'INVALID_MESSAGE')) {
@@ -298,8 +310,7 @@ export class SyncService {
       framed.abort(err instanceof Error ? err : new Error(String(err)))
     } finally {
       this.#abort.signal.removeEventListener('abort', onAbort)
-      s.bytesIn += framed.bytesReceived
-      s.bytesOut += framed.bytesSent
+      account()
     }
   }
 
