@@ -37,7 +37,7 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
     logger: options.logger ?? false,
     bodyLimit: 1024 * 1024,
     // File names are path parameters and may be up to 255 bytes, percent-encoded.
-    maxParamLength: 4096,
+    routerOptions: { maxParamLength: 4096 },
     // A client that sends headers and then nothing is dropped after two idle minutes.
     connectionTimeout: 120_000,
     // Router errors (a bad %-escape, a parameter too long) in the API's error format.
