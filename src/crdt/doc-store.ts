@@ -290,7 +290,11 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
         throw err
       }
       for (const { key, live } of updated) {
-        this.#cache.set(key, live)
+        // A document new here (most of an initial sync) is not kept live: it
+        // would only push out documents in use, and its wasm memory is
+        // returned at once. It loads again on demand.
+        if (merged.get(key)?.before === undefined) A.free(live.doc)
+        else this.#cache.set(key, live)
         this.emit('change', { key, seq: live.meta.seq, origin: 'remote', meta: live.meta })
       }
       return updated.map(u => u.key)
