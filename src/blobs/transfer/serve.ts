@@ -1,5 +1,5 @@
 import { DwError, isDwError } from '../../errors.ts'
-import type { MessageStream } from '../../message-stream.ts'
+import { FIRST_MESSAGE_MS, readFirst, type MessageStream } from '../../message-stream.ts'
 import type { BlobStore } from '../blob-store.ts'
 import { CHUNK_BYTES, parseBlobRequest } from './messages.ts'
 
@@ -15,7 +15,7 @@ export interface BlobServeOptions {
 
 /** Answers one request on a `/dw/blob/1.0.0` stream. */
 export async function serveBlob (stream: MessageStream, store: BlobStore, options: BlobServeOptions): Promise<void> {
-  const first = await stream.read()
+  const first = await readFirst(stream, FIRST_MESSAGE_MS)
   if (first.done === true) throw new DwError('INVALID_MESSAGE', 'stream ended before a request')
   const request = parseBlobRequest(first.value)
   if (request.t === 'has') {

@@ -1,4 +1,5 @@
 import { DwError } from '../../errors.ts'
+import { FIRST_MESSAGE_MS, readFirst } from '../../message-stream.ts'
 import { DOCS_MESSAGE_BYTES, OFFER_BATCH, PROTOCOL_VERSION, parsePullerMessage, type DocItem, type HeadsItem } from './messages.ts'
 import { emptyStats, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
 
@@ -21,7 +22,7 @@ export interface ServeOptions {
  */
 /** `stats` fills in as the session goes, so a caller can report a live session while it lasts. */
 export async function serveSync (stream: MessageStream, store: SyncableStore, options: ServeOptions = {}, stats: SessionStats = emptyStats()): Promise<SessionStats> {
-  const first = await stream.read()
+  const first = await readFirst(stream, FIRST_MESSAGE_MS)
   if (first.done === true) throw new DwError('INVALID_MESSAGE', 'stream ended before hello')
   const hello = parsePullerMessage(first.value)
   if (hello.t !== 'hello') throw new DwError('INVALID_MESSAGE', `expected hello, got ${hello.t}`)
