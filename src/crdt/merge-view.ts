@@ -17,7 +17,13 @@ const SECRET = new Set(['passwordHash'])
 function conflictsOf (doc: A.Doc<any>, path: string[], target: any, into: Record<string, unknown[]>): void {
   for (const field of Object.keys(target)) {
     if (path.length === 0 && (BOOKKEEPING.has(field) || SECRET.has(field))) continue
-    const all = A.getConflicts(target, field)
+    let all: Record<string, unknown> | undefined
+    try {
+      all = A.getConflicts(target, field) as Record<string, unknown> | undefined
+    } catch {
+      // Not a map field Automerge can report on (a peer sent an odd shape): nothing to show.
+      continue
+    }
     if (all === undefined) continue
     const values = Object.values(all)
     if (values.length < 2) continue
@@ -50,7 +56,7 @@ export function recordView (doc: A.Doc<any>): RecordView {
   const plain = toPlain(d) as Record<string, any>
   const conflicts: Record<string, unknown[]> = {}
   conflictsOf(doc, [], d, conflicts)
-  if (d.metadata !== null && typeof d.metadata === 'object') conflictsOf(doc, ['metadata'], d.metadata, conflicts)
+  if (d.metadata !== null && typeof d.metadata === 'object' && !Array.isArray(d.metadata)) conflictsOf(doc, ['metadata'], d.metadata, conflicts)
   for (const secret of SECRET) delete plain[secret]
   delete plain.deletions
   const view: RecordView = { ...plain, deleted: isDeleted(d), conflicts }

@@ -8,6 +8,7 @@ import { initReport, patchReport, type ReportInput, type ReportPatch } from '../
 import { addVersion, type FileRef, type Version } from '../crdt/records/versions.ts'
 import type { RecordSummary } from '../crdt/summary.ts'
 import { DwError } from '../errors.ts'
+import { asMap } from '../crdt/shape.ts'
 import { actorOf, requireOwnerOrAdmin, type Principal } from './principal.ts'
 
 export type ContentKind = 'dataset' | 'model' | 'report'
@@ -101,7 +102,7 @@ export class Records {
     let added: TrainingEntry | undefined
     await this.#change('model', id, doc => {
       requireOwnerOrAdmin(who, doc.owner, 'model')
-      if (entry.versionId !== undefined && doc.versions[entry.versionId] === undefined) {
+      if (entry.versionId !== undefined && asMap(doc.versions)[entry.versionId] === undefined) {
         throw new DwError('INVALID_INPUT', `model ${id} has no version ${entry.versionId}`)
       }
       added = addTrainingEntry(doc, entry, actorOf(who))

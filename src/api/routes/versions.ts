@@ -49,7 +49,7 @@ async function receiveFiles (request: FastifyRequest, blobs: BlobStore): Promise
 }
 
 function findFile (record: Record<string, unknown>, versionId: string, name: string): FileRef {
-  const version = (record.versions as Version[]).find(v => v.id === versionId)
+  const version = ((record.versions ?? []) as Version[]).find(v => v.id === versionId)
   if (version === undefined) throw new DwError('NOT_FOUND', `no version ${versionId}`)
   const file = version.files.find(f => f.name === name)
   if (file === undefined) throw new DwError('NOT_FOUND', `version ${versionId} has no file named ${JSON.stringify(name)}`)
@@ -107,7 +107,7 @@ export function versionRoutes (app: FastifyInstance, records: Records, files: Fi
     schema: { tags: tag, summary: 'Per version: whether every file is here, and which connected peers have each', params: idParams }
   }, async (request) => {
     const record = await records.get(kind, (request.params as { id: string }).id)
-    return { items: await files.availability(record.versions as Version[]) }
+    return { items: await files.availability((record.versions ?? []) as Version[]) }
   })
 
   if (kind === 'model') {

@@ -31,6 +31,17 @@ export function initBase (doc: any, kind: string, id: string, actor: Actor): voi
   doc.deletions = {}
 }
 
+/**
+ * Makes `doc[field]` a map if a peer's document has something else there
+ * (null, a list, a string), so an edit can proceed instead of failing with
+ * an Automerge error; the odd value is replaced, as any write would.
+ */
+export function ensureMap (doc: any, field: string): any {
+  const value = doc[field]
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) doc[field] = {}
+  return doc[field]
+}
+
 export function touch (doc: any, actor: Actor): void {
   doc.updatedAt = actor.at
   doc.updatedBy = actor.userId
@@ -41,12 +52,13 @@ export function isDeleted (doc: { deletions?: unknown }): boolean {
 }
 
 export function markDeleted (doc: any, actor: Actor): void {
-  doc.deletions[newId()] = { at: actor.at, by: actor.userId }
+  ensureMap(doc, 'deletions')[newId()] = { at: actor.at, by: actor.userId }
   touch(doc, actor)
 }
 
 export function restore (doc: any, actor: Actor): void {
-  for (const id of Object.keys(doc.deletions)) delete doc.deletions[id]
+  const deletions = ensureMap(doc, 'deletions')
+  for (const id of Object.keys(deletions)) delete deletions[id]
   touch(doc, actor)
 }
 
@@ -56,11 +68,15 @@ export function restore (doc: any, actor: Actor): void {
  * which deletes only what it saw, cannot undo the add: add wins.
  */
 export function addTags (doc: any, tags: string[]): void {
-  for (const tag of tags) doc.tags[tag] = newId()
+  if (tags.length === 0) return
+  const map = ensureMap(doc, 'tags')
+  for (const tag of tags) map[tag] = newId()
 }
 
 export function removeTags (doc: any, tags: string[]): void {
-  for (const tag of tags) delete doc.tags[tag]
+  if (tags.length === 0) return
+  const map = ensureMap(doc, 'tags')
+  for (const tag of tags) delete map[tag]
 }
 
 export function tagsOf (doc: { tags?: unknown }): string[] {

@@ -1,4 +1,4 @@
-import { addTags, initBase, patchMap, removeTags, setText, touch, type Actor } from './common.ts'
+import { addTags, initBase, patchMap, removeTags, ensureMap, setText, touch, type Actor } from './common.ts'
 
 export interface DatasetInput {
   name: string
@@ -36,6 +36,6 @@ export function patchDataset (doc: any, patch: DatasetPatch, actor: Actor): void
   if (patch.owner !== undefined && patch.owner !== doc.owner) doc.owner = patch.owner
   if (patch.addTags !== undefined) addTags(doc, patch.addTags)
   if (patch.removeTags !== undefined) removeTags(doc, patch.removeTags)
-  if (patch.metadata !== undefined) patchMap(doc.metadata, patch.metadata)
+  if (patch.metadata !== undefined) patchMap(ensureMap(doc, 'metadata'), patch.metadata)
   touch(doc, actor)
 }

@@ -1,5 +1,5 @@
 import { newId } from '../keys.ts'
-import { patchMap, type Actor } from './common.ts'
+import { ensureMap, patchMap, type Actor } from './common.ts'
 import { initDataset, patchDataset, type DatasetInput, type DatasetPatch } from './dataset.ts'
 
 export interface ModelInput extends DatasetInput {
@@ -33,13 +33,13 @@ export function initModel (doc: any, id: string, input: ModelInput, actor: Actor
 export function patchModel (doc: any, patch: ModelPatch, actor: Actor): void {
   patchDataset(doc, patch, actor)
   if (patch.framework !== undefined && patch.framework !== doc.framework) doc.framework = patch.framework
-  if (patch.metrics !== undefined) patchMap(doc.metrics, patch.metrics)
+  if (patch.metrics !== undefined) patchMap(ensureMap(doc, 'metrics'), patch.metrics)
 }
 
 /** Training history is append-only, keyed by id, so entries from two nodes are both kept. */
 export function addTrainingEntry (doc: any, entry: Omit<TrainingEntry, 'id' | 'at' | 'by'>, actor: Actor): TrainingEntry {
   const full: TrainingEntry = { id: newId(), at: actor.at, by: actor.userId, ...structuredClone(entry) }
   if (full.versionId === undefined) delete full.versionId
-  doc.training[full.id] = full
+  ensureMap(doc, 'training')[full.id] = full
   return full
 }

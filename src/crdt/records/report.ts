@@ -1,4 +1,4 @@
-import { initBase, patchMap, touch, type Actor } from './common.ts'
+import { ensureMap, initBase, patchMap, touch, type Actor } from './common.ts'
 import type { FileRef } from './versions.ts'
 
 export const ReportKinds = ['bias', 'transformation', 'xai'] as const
@@ -30,6 +30,6 @@ export function initReport (doc: any, id: string, input: ReportInput, actor: Act
 
 export function patchReport (doc: any, patch: ReportPatch, actor: Actor): void {
   if (patch.title !== undefined && patch.title !== doc.title) doc.title = patch.title
-  if (patch.body !== undefined) patchMap(doc.body, patch.body)
+  if (patch.body !== undefined) patchMap(ensureMap(doc, 'body'), patch.body)
   touch(doc, actor)
 }

@@ -1,4 +1,4 @@
-import { initBase, patchMap, touch, type Actor } from './common.ts'
+import { ensureMap, initBase, patchMap, touch, type Actor } from './common.ts'
 
 export const Roles = ['admin', 'member'] as const
 export type Role = typeof Roles[number]
@@ -42,6 +42,6 @@ export function patchUser (doc: any, patch: UserPatch, actor: Actor): void {
     const value = patch[field]
     if (value !== undefined && value !== doc[field]) doc[field] = value
   }
-  if (patch.preferences !== undefined) patchMap(doc.preferences, patch.preferences)
+  if (patch.preferences !== undefined) patchMap(ensureMap(doc, 'preferences'), patch.preferences)
   touch(doc, actor)
 }

@@ -1,6 +1,6 @@
 import { newId } from '../keys.ts'
 import { asMap, asText, fileRefs } from '../shape.ts'
-import type { Actor } from './common.ts'
+import { ensureMap, type Actor } from './common.ts'
 
 export interface FileRef { name: string, sha256: string, size: number, mediaType: string }
 
@@ -19,7 +19,7 @@ export interface Version {
  */
 export function addVersion (doc: any, files: FileRef[], note: string, actor: Actor): Version {
   const version: Version = { id: newId(), files: files.map(f => ({ ...f })), note, author: actor.userId, createdAt: actor.at }
-  doc.versions[version.id] = version
+  ensureMap(doc, 'versions')[version.id] = version
   return version
 }
 
