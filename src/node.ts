@@ -176,6 +176,15 @@ export async function startNode (options: { dataDir: string, logger?: boolean | 
     await sync.start()
     cleanup.push(async () => { await sync.stop() })
 
+    // Documents stored on a peer's word during a sync are checked in the
+    // background, a hundred at a time; a peer whose word was wrong is audited.
+    core.docs.on('mismatch', ({ key }) => { void audit.append({ type: 'sync.violation', outcome: 'error', details: { key, message: 'a document did not match the heads its sender gave' } }).catch(() => {}) })
+    let verifying: Promise<unknown> | undefined
+    const verifier = setInterval(() => {
+      verifying ??= core.docs.verifySome(100).catch(() => 0).finally(() => { verifying = undefined })
+    }, 500)
+    cleanup.push(async () => { clearInterval(verifier); await verifying })
+
     const blobService = new BlobService({ node: libp2p, book, store: core.blobs, audit, isShared: async sha => await core.refs.isReferenced(sha) })
     await blobService.start()
     cleanup.push(async () => { await blobService.stop() })

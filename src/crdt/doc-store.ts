@@ -21,6 +21,8 @@ export interface DocMeta {
   summary: Record<string, unknown>
   /** Never offered to peers: this node's own bootstrap admin, for one. */
   local?: true
+  /** Heads and summary as a peer vouched for them; not yet checked against the bytes. */
+  unverified?: true
 }
 
 export interface FeedEntry { seq: number, key: string }
@@ -29,10 +31,17 @@ export type ChangeOrigin = 'local' | 'remote'
 
 export interface DocChangeEvent { key: string, seq: number, origin: ChangeOrigin, meta: DocMeta }
 
-/** One document received from a peer: its bytes (a full save or changes). */
+/**
+ * One document received from a peer: its bytes (a full save or changes).
+ * For a document new here the peer may vouch for its `heads` and `summary`:
+ * it is then stored without being loaded (loading is most of the cost of an
+ * initial sync) and verified later, on first load or by `verifySome`.
+ */
 export interface RemoteDoc {
   key: string
   bytes: Uint8Array
+  heads?: string[]
+  summary?: Record<string, unknown>
 }
 
 export interface DocStoreOptions {
@@ -86,12 +95,13 @@ function sameHeads (a: string[], b: string[]): boolean {
  * caller hears of it. Documents are loaded on demand into a bounded cache, so
  * start-up costs the same whatever the store holds.
  */
-export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
+export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch: [{ key: string, claimed: string[], actual: string[] }] }> {
   readonly #snap: Sublevel<Uint8Array>
   readonly #chunk: Sublevel<Uint8Array>
   readonly #meta: Sublevel<DocMeta>
   readonly #feed: Sublevel<string>
   readonly #state: Sublevel<unknown>
+  readonly #unverified: Sublevel<string>
   readonly #commit: GroupCommit
   readonly #lock = new KeyLock()
   readonly #cache: Lru<string, Live>
@@ -110,6 +120,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
     this.#meta = jsonSublevel<DocMeta>(db, 'meta')
     this.#feed = jsonSublevel<string>(db, 'feed')
     this.#state = jsonSublevel<unknown>(db, 'docstate')
+    this.#unverified = jsonSublevel<string>(db, 'unverified')
     this.#commit = new GroupCommit(db)
     this.#cache = new Lru(options.cacheSize ?? 500)
     this.#compactAfter = options.compactAfter ?? 32
@@ -253,9 +264,17 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
       const uncached = [...new Set(keys)].filter(k => this.#cache.get(k) === undefined)
       const stored = new Map(uncached.map((k, i) => [k, i]))
       const metas = await this.#meta.getMany(uncached)
+      const counts = new Map<string, number>()
+      for (const key of keys) counts.set(key, (counts.get(key) ?? 0) + 1)
+      const vouched = new Map<string, RemoteDoc>()
       for (const item of items) {
         const prior = merged.get(item.key)
         const index = stored.get(item.key)
+        const absent = index !== undefined && metas[index] === undefined
+        if (absent && counts.get(item.key) === 1 && item.heads !== undefined && item.heads.length > 0 && item.summary !== undefined) {
+          vouched.set(item.key, item)
+          continue
+        }
         const before = prior?.before ?? await this.#live(item.key, index === undefined ? undefined : metas[index] ?? null)
         const base = prior?.doc ?? before?.doc
         let doc: A.Doc<any>
@@ -273,6 +292,11 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
       }
       const ops: BatchOp[] = []
       const updated: Array<{ key: string, live: Live }> = []
+      const stored2: Array<{ key: string, meta: DocMeta }> = []
+      for (const [key, item] of vouched) {
+        this.#seq += 1
+        stored2.push({ key, meta: this.#stageVouched(ops, key, item, this.#seq) })
+      }
       for (const [key, { doc, before, received }] of merged) {
         if (before !== undefined && sameHeads(A.getHeads(doc), before.meta.heads)) {
           // Nothing new, but loadIncremental may have replaced the document object.
@@ -289,6 +313,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
         for (const key of touched) this.#cache.delete(key)
         throw err
       }
+      for (const { key, meta } of stored2) this.emit('change', { key, seq: meta.seq, origin: 'remote', meta })
       for (const { key, live } of updated) {
         // A document new here (most of an initial sync) is not kept live: it
         // would only push out documents in use, and its wasm memory is
@@ -297,8 +322,56 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
         else this.#cache.set(key, live)
         this.emit('change', { key, seq: live.meta.seq, origin: 'remote', meta: live.meta })
       }
-      return updated.map(u => u.key)
+      return [...stored2.map(u => u.key), ...updated.map(u => u.key)]
     })
+  }
+
+  /** Stages a document new here as the peer vouched for it, without loading it. */
+  #stageVouched (ops: BatchOp[], key: string, item: RemoteDoc, seq: number): DocMeta {
+    const meta: DocMeta = { heads: [...(item.heads as string[])], seq, chunks: 0, summary: sanitiseSummary(key, item.summary ?? {}), unverified: true }
+    ops.push({ type: 'put', sublevel: this.#snap, key, value: item.bytes })
+    ops.push({ type: 'put', sublevel: this.#feed, key: seqKey(seq), value: key })
+    ops.push({ type: 'put', sublevel: this.#meta, key, value: meta })
+    ops.push({ type: 'put', sublevel: this.#unverified, key, value: '' })
+    for (const index of this.#indexes) ops.push(...index(key, undefined, meta))
+    return meta
+  }
+
+  /**
+   * Checks up to `limit` documents stored on a peer's word: loads each,
+   * and corrects its heads and summary if they differ. Returns how many it
+   * checked (0: nothing left).
+   */
+  async verifySome (limit: number): Promise<number> {
+    const keys: string[] = []
+    for await (const key of this.#unverified.keys({ limit })) keys.push(key)
+    for (const key of keys) {
+      await this.#lock.run(key, async () => {
+        const wasLive = this.#cache.get(key) !== undefined
+        const live = await this.#live(key)
+        if (live !== undefined && !wasLive) {
+          this.#cache.delete(key)
+          A.free(live.doc)
+        }
+      })
+    }
+    return keys.length
+  }
+
+  /** After loading a document stored on a peer's word: fix its meta if the word was wrong. */
+  async #verified (key: string, doc: A.Doc<any>, meta: DocMeta): Promise<DocMeta> {
+    const heads = A.getHeads(doc)
+    const summary = this.#summary(key, doc)
+    const fixed: DocMeta = { heads, seq: meta.seq, chunks: meta.chunks, summary }
+    if (meta.local === true) fixed.local = true
+    if (!sameHeads(heads, meta.heads)) this.emit('mismatch', { key, claimed: meta.heads, actual: heads })
+    const ops: BatchOp[] = [
+      { type: 'put', sublevel: this.#meta, key, value: fixed },
+      { type: 'del', sublevel: this.#unverified, key }
+    ]
+    for (const index of this.#indexes) ops.push(...index(key, meta, fixed))
+    await this.#commit.write(ops)
+    return fixed
   }
 
   /** Changes of `key` that a holder of `heads` lacks, or the whole document when it cannot tell. */
@@ -332,7 +405,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
     if (meta === undefined) return undefined
     const bytes = await this.#withChunks(key, meta, await this.#snap.get(key))
     const doc = A.load<any>(bytes, { actor: this.actor })
-    const live = { doc, meta }
+    const live = { doc, meta: meta.unverified === true ? await this.#verified(key, doc, meta) : meta }
     this.#cache.set(key, live)
     return live
   }
@@ -393,6 +466,30 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent] }> {
     for (const index of this.#indexes) ops.push(...index(key, before?.meta, meta))
     return { doc, meta }
   }
+}
+
+/** A summary a peer sent, reduced to the fields and types a summary has. */
+function sanitiseSummary (key: string, raw: Record<string, unknown>): Record<string, unknown> {
+  const text = (v: unknown): string => typeof v === 'string' ? v.slice(0, 1000) : ''
+  const blobs = Array.isArray(raw.blobs) ? raw.blobs.filter((b): b is string => typeof b === 'string' && /^[0-9a-f]{64}$/.test(b)) : []
+  const sizes = Array.isArray(raw.sizes) && raw.sizes.length === blobs.length ? raw.sizes.map(n => typeof n === 'number' ? n : 0) : blobs.map(() => 0)
+  const out: Record<string, unknown> = {
+    kind: key.slice(0, key.indexOf('/')),
+    name: text(raw.name),
+    owner: text(raw.owner),
+    tags: Array.isArray(raw.tags) ? raw.tags.filter((t): t is string => typeof t === 'string').slice(0, 1000) : [],
+    deleted: raw.deleted === true,
+    createdAt: text(raw.createdAt),
+    updatedAt: text(raw.updatedAt),
+    blobs,
+    sizes
+  }
+  if (out.kind === 'user') {
+    out.username = text(raw.username)
+    out.role = text(raw.role)
+    out.disabled = raw.disabled === true
+  }
+  return out
 }
 
 function timeOf (ms: number | undefined): number {

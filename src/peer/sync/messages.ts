@@ -20,8 +20,11 @@ const MAX_HEADS = 256
 
 /** [document key, its Automerge heads] */
 export type HeadsItem = [string, string[]]
-/** [document key, Automerge bytes: a whole document or the changes the puller lacks] */
-export type DocItem = [string, Uint8Array]
+/**
+ * [document key, Automerge bytes: a whole document or the changes the puller
+ * lacks, and for a whole document the sender's summary of it]
+ */
+export type DocItem = [string, Uint8Array] | [string, Uint8Array, Record<string, unknown>]
 
 export type PullerMessage =
   | { t: 'hello', v: number, epoch: string, since: number, live: boolean }
@@ -70,8 +73,10 @@ function headsItem (x: unknown): HeadsItem {
 }
 
 function docItem (x: unknown): DocItem {
-  if (!Array.isArray(x) || x.length !== 2 || !(x[1] instanceof Uint8Array)) bad('a document item must be [key, bytes]')
-  return [key(x[0]), x[1]]
+  if (!Array.isArray(x) || (x.length !== 2 && x.length !== 3) || !(x[1] instanceof Uint8Array)) bad('a document item must be [key, bytes] or [key, bytes, summary]')
+  if (x.length === 2) return [key(x[0]), x[1]]
+  if (!isObject(x[2])) bad('a document summary must be a map')
+  return [key(x[0]), x[1], x[2]]
 }
 
 export function parsePullerMessage (m: unknown): PullerMessage {

@@ -1,5 +1,6 @@
 import { DwError } from '../../errors.ts'
 import { PROTOCOL_VERSION, parseServerMessage, type HeadsItem } from './messages.ts'
+import type { RemoteDoc } from '../../crdt/doc-store.ts'
 import { emptyStats, type Checkpoint, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
 
 export interface PullOptions {
@@ -33,7 +34,7 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
   let remoteHead = welcome.head
 
   // Offers whose documents have not all arrived and been applied, in order.
-  const pending: Array<{ batch: number, through: number, docs: Array<{ key: string, bytes: Uint8Array }> }> = []
+  const pending: Array<{ batch: number, through: number, docs: RemoteDoc[], fresh: Map<string, string[]> }> = []
   let caughtUp = false
 
   const finishedBatch = async (): Promise<void> => {
@@ -60,15 +61,20 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
         if (msg.through < current.through) throw new DwError('INVALID_MESSAGE', 'offer went backwards')
         remoteHead = Math.max(remoteHead, msg.through)
         caughtUp = false
-        pending.push({ batch: msg.batch, through: msg.through, docs: [] })
-        await stream.send({ t: 'want', batch: msg.batch, items: await wantsFor(store, msg.items) })
+        const wants = await wantsFor(store, msg.items)
+        // Documents new here: the offer's heads name exactly what will arrive.
+        const offered = new Map(msg.items)
+        const fresh = new Map(wants.filter(([, heads]) => heads.length === 0).map(([key]) => [key, offered.get(key) ?? []]))
+        pending.push({ batch: msg.batch, through: msg.through, docs: [], fresh })
+        await stream.send({ t: 'want', batch: msg.batch, items: wants })
         break
       }
       case 'docs': {
         const head = pending[0]
         if (head === undefined || head.batch !== msg.batch) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} out of order`)
-        for (const [key, bytes] of msg.items) {
-          head.docs.push({ key, bytes })
+        for (const [key, bytes, summary] of msg.items) {
+          const heads = head.fresh.get(key)
+          head.docs.push(summary !== undefined && heads !== undefined && heads.length > 0 ? { key, bytes, heads, summary } : { key, bytes })
           stats.bytesIn += bytes.length
         }
         if (msg.last) await finishedBatch()

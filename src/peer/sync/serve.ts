@@ -135,8 +135,11 @@ async function sendDocs (stream: MessageStream, store: SyncableStore, batch: num
       items = []
       size = 0
     }
-    items.push([key, bytes])
-    size += bytes.length
+    // A whole document travels with the summary this node keeps of it, so a
+    // puller new to it can index it without loading it first.
+    const summary = theirHeads.length === 0 ? metas[i]?.summary : undefined
+    items.push(summary !== undefined ? [key, bytes, summary] : [key, bytes])
+    size += bytes.length + (summary !== undefined ? 512 : 0)
     stats.recordsSent += 1
     stats.bytesOut += bytes.length
   }
