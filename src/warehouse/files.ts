@@ -34,18 +34,20 @@ export class Files {
   /** The file's bytes; BLOB_UNAVAILABLE (and queued for later) when neither here nor at a connected peer. */
   async open (file: FileRef): Promise<Readable> {
     if (this.#fetcher === undefined) return await this.store.get(file.sha256)
-    // However this fetch ends (a link may drop mid-file), a failure leaves the
-    // file queued, so it arrives once a peer that has it is back.
-    if (!await this.store.has(file.sha256)) {
-      this.#fetcher.fetch(file.sha256).catch(() => { void this.#queue?.want(file.sha256, file.size) })
-    }
+    const want = (): void => { void this.#queue?.want(file.sha256, file.size) }
+    let stream: Readable
     try {
-      return await streamAsFetched(file.sha256, this.store, this.#fetcher)
+      stream = await streamAsFetched(file.sha256, this.store, this.#fetcher)
     } catch (err) {
-      if (isDwError(err, 'BLOB_UNAVAILABLE')) void this.#queue?.want(file.sha256, file.size)
+      if (isDwError(err, 'BLOB_UNAVAILABLE')) want()
       throw err
     }
+    // However a transfer still under way ends (a link may drop mid-file), a
+    // failure leaves the file queued, so it arrives once a peer has it again.
+    this.#fetcher.running(file.sha256)?.done.catch(want)
+    return stream
   }
+
 
   async availability (versions: Version[]): Promise<VersionAvailability[]> {
     const hashes = [...new Set(versions.flatMap(v => v.files.map(f => f.sha256)))]

@@ -221,12 +221,7 @@ export class SyncService {
     s.ourCheckpoint = checkpoint.through
     let audited = false
     let stats: SessionStats | undefined
-    const account = (): void => {
-      s.bytesIn += framed.bytesReceived
-      s.bytesOut += framed.bytesSent
-      framed.bytesReceived = 0
-      framed.bytesSent = 0
-    }
+    const account = (): void => { moveByteCounts(framed, s) }
     try {
       stats = await pullSync(framed, this.#init.store, checkpoint, {
         live,
@@ -282,12 +277,7 @@ export class SyncService {
     this.#abort.signal.addEventListener('abort', onAbort)
     const stats = emptyStats()
     let countedRecords = 0
-    const account = (): void => {
-      s.bytesIn += framed.bytesReceived
-      s.bytesOut += framed.bytesSent
-      framed.bytesReceived = 0
-      framed.bytesSent = 0
-    }
+    const account = (): void => { moveByteCounts(framed, s) }
     try {
       await serveSync(framed, this.#init.store, {
         signal: this.#abort.signal,
@@ -381,6 +371,14 @@ export class SyncService {
     this.#tasks.add(guarded)
     void guarded.finally(() => this.#tasks.delete(guarded))
   }
+}
+
+/** Adds the stream's byte counters to the peer's totals and resets them, so no byte is counted twice. */
+function moveByteCounts (framed: FramedStream, s: PeerState): void {
+  s.bytesIn += framed.bytesReceived
+  s.bytesOut += framed.bytesSent
+  framed.bytesReceived = 0
+  framed.bytesSent = 0
 }
 
 function describe (err: unknown): string {
