@@ -48,7 +48,6 @@ export class Files {
     return stream
   }
 
-
   async availability (versions: Version[]): Promise<VersionAvailability[]> {
     const hashes = [...new Set(versions.flatMap(v => v.files.map(f => f.sha256)))]
     const byPeer = this.#fetcher !== undefined && hashes.length > 0 ? await this.#fetcher.whoHas(hashes) : new Map<string, string[]>()
@@ -73,5 +72,19 @@ export class Files {
 
   async collectGarbage (options: { dryRun?: boolean } = {}): Promise<GcResult> {
     return await collectGarbage(this.store, this.guard, async sha => await this.#refs.isReferenced(sha), options)
+  }
+
+  /**
+   * Removes blobs a refused upload stored, unless a record references them
+   * by now. Runs under the guard, so an identical upload still in flight
+   * (whose version will reference the same blob) is never robbed of it.
+   */
+  async discardUnreferenced (hashes: string[]): Promise<void> {
+    if (hashes.length === 0) return
+    await this.guard.whenIdle(async () => {
+      for (const sha of new Set(hashes)) {
+        if (!await this.#refs.isReferenced(sha)) await this.store.delete(sha)
+      }
+    })
   }
 }

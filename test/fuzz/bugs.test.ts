@@ -20,7 +20,7 @@ import { drain, sleep } from './wire.ts'
 
 const STRICT = process.env.FUZZ_STRICT === '1'
 /** Bugs fixed since the fuzzer found them: their assertions count for real. */
-const FIXED = new Set(['BUG-1', 'BUG-2', 'BUG-3', 'BUG-4', 'BUG-5', 'BUG-6', 'BUG-7', 'BUG-8', 'BUG-9', 'BUG-11'])
+const FIXED = new Set(['BUG-1', 'BUG-2', 'BUG-3', 'BUG-4', 'BUG-5', 'BUG-6', 'BUG-7', 'BUG-8', 'BUG-9', 'BUG-10', 'BUG-11'])
 /** Extra for assertions that show a known, unfixed bug: todo unless FUZZ_STRICT=1. */
 const known = (bug: string): { todo?: string } => STRICT || FIXED.has(bug.slice(0, bug.indexOf(':'))) ? {} : { todo: bug }
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
@@ -358,6 +358,52 @@ t.test('a refused upload leaves no blob behind', async t => {
   const res = await fetch(`${n.node.url}/datasets/${ds.id as string}/versions`, { method: 'POST', headers: n.admin, body: form })
   t.equal(res.status, 400, 'the upload is refused')
   t.equal(await count(), before, `the blob store holds what it held before (${before} -> ${await count()})`, bug)
+})
+
+t.test('a refused upload never takes a blob an identical upload in flight is about to reference', async t => {
+  const n = await startTestNode(t)
+  const ds = (await n.node.api.inject({ method: 'POST', url: '/datasets', headers: n.admin, payload: { name: 'x' } })).json()
+  const url = `${n.node.url}/datasets/${ds.id as string}/versions`
+  const shared = new Rng(7).bytes(50_000)
+  const hash = sha(shared)
+  const boundary = '----racing'
+  const part = (name: string, bytes: Uint8Array): Uint8Array[] => [
+    new TextEncoder().encode(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+    bytes,
+    new TextEncoder().encode('\r\n')
+  ]
+  /** A multipart body the test feeds piece by piece, so two uploads interleave in a known order. */
+  const upload = (): { push: (chunks: Uint8Array[]) => void, end: (tail: string) => void, response: Promise<Response> } => {
+    let controller!: ReadableStreamDefaultController<Uint8Array>
+    const body = new ReadableStream<Uint8Array>({ start (c) { controller = c } })
+    const response = fetch(url, { method: 'POST', headers: { ...n.admin, 'content-type': `multipart/form-data; boundary=${boundary}` }, body, duplex: 'half' } as RequestInit)
+    return {
+      push: chunks => { for (const c of chunks) controller.enqueue(c) },
+      end: tail => { controller.enqueue(new TextEncoder().encode(tail)); controller.close() },
+      response
+    }
+  }
+  // A stores the shared file first (new to the store), then B stores the same bytes (already there).
+  const a = upload()
+  a.push(part('shared.bin', shared))
+  a.push([new TextEncoder().encode(`--${boundary}\r\n`)])
+  await eventually(async () => await n.node.blobs.has(hash), 10_000, 'A stored the shared file')
+  const b = upload()
+  b.push(part('shared.bin', shared))
+  b.push([new TextEncoder().encode(`--${boundary}\r\n`)])
+  await sleep(500)
+  // A is refused (an unknown field) while B is still in flight.
+  a.end(`Content-Disposition: form-data; name="zz"\r\n\r\nunknown\r\n--${boundary}--\r\n`)
+  t.equal((await a.response).status, 400, 'A is refused')
+  t.ok(await n.node.blobs.has(hash), 'the shared file is still there while B is in flight')
+  // B finishes with a second file and is accepted: its version references the shared file.
+  b.end(`Content-Disposition: form-data; name="file"; filename="more.bin"\r\n\r\nmore\r\n--${boundary}--\r\n`)
+  const created = await b.response
+  t.equal(created.status, 201, 'B is accepted')
+  const version = await created.json() as { id: string }
+  const got = await fetch(`${url}/${version.id}/files/shared.bin`, { headers: n.admin })
+  t.equal(got.status, 200, 'B\'s shared file downloads')
+  t.equal(sha(Buffer.from(await got.arrayBuffer())), hash, '...with its bytes')
 })
 
 t.test('a download that fails before its first byte answers a JSON error, not Fastify\'s 500', async t => {

@@ -14,9 +14,10 @@ const MAX_NOTE = 10_000
 /**
  * Reads a multipart upload: every file part streams straight into the blob
  * store (hashed on the way, never held in memory); a `note` field may come
- * before or after the files.
+ * before or after the files. `stored` collects the blobs this upload added
+ * to the store, so a refused upload can take them out again.
  */
-async function receiveFiles (request: FastifyRequest, blobs: BlobStore): Promise<{ files: FileRef[], note: string }> {
+async function receiveFiles (request: FastifyRequest, blobs: BlobStore, stored: string[]): Promise<{ files: FileRef[], note: string }> {
   if (!request.isMultipart()) throw new DwError('INVALID_INPUT', 'send the files as multipart/form-data')
   const files: FileRef[] = []
   let note = ''
@@ -42,9 +43,10 @@ async function receiveFiles (request: FastifyRequest, blobs: BlobStore): Promise
     if (typeof part.filename !== 'string') throw new DwError('INVALID_INPUT', 'every file part needs a file name')
     const name = checkFileName(part.filename)
     if (files.some(f => f.name === name)) throw new DwError('INVALID_INPUT', `two files named ${name} in one version`)
-    const stored = await blobs.put(part.file)
+    const blob = await blobs.put(part.file)
+    if (!blob.existed) stored.push(blob.sha256)
     if (part.file.truncated) throw new DwError('PAYLOAD_TOO_LARGE', `${name} is larger than this node accepts`)
-    files.push({ name, sha256: stored.sha256, size: stored.size, mediaType: part.mimetype || 'application/octet-stream' })
+    files.push({ name, sha256: blob.sha256, size: blob.size, mediaType: part.mimetype || 'application/octet-stream' })
   }
 }
 
@@ -73,11 +75,21 @@ export function versionRoutes (app: FastifyInstance, records: Records, files: Fi
     const principal = who(request)
     // Refuse early, before accepting gigabytes for a record that is gone.
     await records.get(kind, recordId)
-    // Held against garbage collection until the version references the blobs.
-    const version = await files.guard.hold(async () => {
-      const received = await receiveFiles(request, files.store)
-      return await records.addVersion(principal, kind, recordId, received.files, received.note)
-    })
+    const stored: string[] = []
+    let version: Version
+    try {
+      // Held against garbage collection until the version references the blobs.
+      version = await files.guard.hold(async () => {
+        const received = await receiveFiles(request, files.store, stored)
+        return await records.addVersion(principal, kind, recordId, received.files, received.note)
+      })
+    } catch (err) {
+      // Nothing of a refused upload stays behind (a crash mid-upload leaves its blobs to `dw gc`).
+      await files.discardUnreferenced(stored).catch((cleanupErr: unknown) => {
+        request.log.warn({ err: cleanupErr }, 'could not remove the blobs of a refused upload; dw gc will')
+      })
+      throw err
+    }
     return await reply.status(201).send(version)
   })
 
