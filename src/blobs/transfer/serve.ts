@@ -11,11 +11,13 @@ export interface BlobServeOptions {
   mayServe: (sha256: string) => Promise<boolean>
   /** Bytes sent, for status. */
   onBytes?: (n: number) => void
+  /** How long the peer has to send its request. @default FIRST_MESSAGE_MS */
+  firstMessageMs?: number
 }
 
 /** Answers one request on a `/dw/blob/1.0.0` stream. */
 export async function serveBlob (stream: MessageStream, store: BlobStore, options: BlobServeOptions): Promise<void> {
-  const first = await readFirst(stream, FIRST_MESSAGE_MS)
+  const first = await readFirst(stream, options.firstMessageMs ?? FIRST_MESSAGE_MS)
   if (first.done === true) throw new DwError('INVALID_MESSAGE', 'stream ended before a request')
   const request = parseBlobRequest(first.value)
   if (request.t === 'has') {

@@ -10,6 +10,8 @@ export interface ServeOptions {
   /** Called with the puller's acknowledged feed position (for lag reporting). */
   onAck?: (through: number) => void
   signal?: AbortSignal
+  /** How long the puller has to say hello. @default FIRST_MESSAGE_MS */
+  firstMessageMs?: number
 }
 
 /**
@@ -22,7 +24,7 @@ export interface ServeOptions {
  */
 /** `stats` fills in as the session goes, so a caller can report a live session while it lasts. */
 export async function serveSync (stream: MessageStream, store: SyncableStore, options: ServeOptions = {}, stats: SessionStats = emptyStats()): Promise<SessionStats> {
-  const first = await readFirst(stream, FIRST_MESSAGE_MS)
+  const first = await readFirst(stream, options.firstMessageMs ?? FIRST_MESSAGE_MS)
   if (first.done === true) throw new DwError('INVALID_MESSAGE', 'stream ended before hello')
   const hello = parsePullerMessage(first.value)
   if (hello.t !== 'hello') throw new DwError('INVALID_MESSAGE', `expected hello, got ${hello.t}`)
