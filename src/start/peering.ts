@@ -1,0 +1,58 @@
+import type { PrivateKey } from '@libp2p/interface'
+import { jsonSublevel } from '../db.ts'
+import type { AuditLog } from '../audit.ts'
+import type { NodeConfig } from '../config.ts'
+import { createPeerNode, type PeerNode } from '../peer/libp2p.ts'
+import { PeerBook, createConnectionGater, type PeerEntry, type PendingPeer } from '../peer/peer-book.ts'
+import { SyncService } from '../peer/sync/service.ts'
+import type { Checkpoint } from '../peer/sync/types.ts'
+import type { Core } from './core.ts'
+import type { Unwind } from './unwind.ts'
+
+export interface Peering { book: PeerBook, libp2p: PeerNode, sync: SyncService }
+
+/**
+ * The peer book, libp2p (admitting only peers in the book) and record sync,
+ * plus the background check of documents a peer vouched for during a sync.
+ */
+export async function startPeering (core: Core, identity: { key: PrivateKey, peerId: string }, config: NodeConfig, audit: AuditLog, unwind: Unwind): Promise<Peering> {
+  const { key, peerId } = identity
+  const book = await PeerBook.open({
+    trusted: jsonSublevel<PeerEntry>(core.db, 'peers'),
+    pending: jsonSublevel<PendingPeer>(core.db, 'peers-pending'),
+    self: peerId
+  })
+  const refusedAt = new Map<string, number>()
+  const libp2p = await createPeerNode({
+    privateKey: key,
+    listen: config.listen,
+    gater: createConnectionGater(book, (refused) => {
+      // One audit entry per peer per minute: a peer retrying in a loop must not flood the log.
+      const id = refused.peerId.toString()
+      if ((refusedAt.get(id) ?? 0) > Date.now() - 60_000) return
+      refusedAt.set(id, Date.now())
+      void audit.append({ type: 'peer.refused', peer: id, outcome: 'error' }).catch(() => {})
+    })
+  })
+  unwind.push(async () => { await libp2p.stop() })
+  const sync = new SyncService({
+    node: libp2p,
+    store: core.docs,
+    book,
+    checkpoints: jsonSublevel<Checkpoint>(core.db, 'sync-checkpoints'),
+    audit,
+    redial: config.sync
+  })
+  await sync.start()
+  unwind.push(async () => { await sync.stop() })
+
+  // Documents stored on a peer's word during a sync are checked in the
+  // background, a hundred at a time; a peer whose word was wrong is audited.
+  core.docs.on('mismatch', ({ key }) => { void audit.append({ type: 'sync.violation', outcome: 'error', details: { key, message: 'a document did not match the heads its sender gave' } }).catch(() => {}) })
+  let verifying: Promise<unknown> | undefined
+  const verifier = setInterval(() => {
+    verifying ??= core.docs.verifySome(100).catch(() => 0).finally(() => { verifying = undefined })
+  }, 500)
+  unwind.push(async () => { clearInterval(verifier); await verifying })
+  return { book, libp2p, sync }
+}
