@@ -1,6 +1,5 @@
 import { sleep } from './client.ts'
 import type { Cluster } from './cluster.ts'
-import type { LinkFaults } from './network.ts'
 import type { Prng } from './prng.ts'
 
 export type Link = [number, number]
@@ -45,16 +44,6 @@ function describeFault (f: Fault): string {
   }
 }
 export { describeFault }
-
-/** The link faults a delay, drop or throttle step puts on each of its links. */
-function linkFaultsOf (f: Fault): LinkFaults | undefined {
-  switch (f.kind) {
-    case 'delay': return { delayMs: f.ms }
-    case 'drop': return { dropPerSec: f.perSec }
-    case 'throttle': return { throttleBps: f.bps }
-    default: return undefined
-  }
-}
 
 /** Pairs allowed to talk under a topology fault. */
 export function connectedUnder (f: Fault, n: number): (i: number, j: number) => boolean {
@@ -254,12 +243,9 @@ export class Nemesis {
   async #apply (step: Step): Promise<void> {
     const { cluster } = this.#o
     const fault = step.fault
-    const linkFaults = linkFaultsOf(fault)
-    // A network that cannot do a fault literally says what it does instead.
-    const realised = linkFaults !== undefined ? cluster.network.realises(linkFaults) : ''
-    this.#record(step.index, describeFault(fault) + (realised !== '' ? ` [${cluster.network.mode}: ${realised}]` : ''))
+    this.#record(step.index, describeFault(fault))
     if (TOPOLOGY.has(fault.kind)) {
-      await cluster.setTopology(connectedUnder(fault, cluster.size))
+      cluster.setTopology(connectedUnder(fault, cluster.size))
       this.#topologyOwner = step.index
       return
     }
@@ -270,7 +256,7 @@ export class Nemesis {
       case 'drop':
       case 'throttle':
         for (const [i, j] of fault.links) {
-          await cluster.setLinkFaults(i, j, linkFaults ?? {})
+          cluster.setLinkFaults(i, j, fault.kind === 'delay' ? { delayMs: fault.ms } : fault.kind === 'drop' ? { dropPerSec: fault.perSec } : { throttleBps: fault.bps })
           this.#linkOwner.set(`${i}>${j}`, step.index)
         }
         return
@@ -284,7 +270,7 @@ export class Nemesis {
     const fault = step.fault
     if (TOPOLOGY.has(fault.kind)) {
       if (this.#topologyOwner !== step.index) return
-      await cluster.setTopology(() => true)
+      cluster.setTopology(() => true)
       this.#topologyOwner = undefined
       this.#record(at, `heal (end of step ${step.index})`)
       return
@@ -306,7 +292,7 @@ export class Nemesis {
         let cleared = 0
         for (const [i, j] of fault.links) {
           if (this.#linkOwner.get(`${i}>${j}`) !== step.index) continue
-          await cluster.setLinkFaults(i, j, {})
+          cluster.setLinkFaults(i, j, {})
           this.#linkOwner.delete(`${i}>${j}`)
           cleared += 1
         }
