@@ -31,6 +31,7 @@ void t.test('peer, sync and audit against a running node', async (t) => {
     t.equal(run.code, 0, run.stderr)
     t.match(run.stdout, 'no peers to sync with; add one with: dw peer add')
     t.same(await dwJson(['sync', ...at]), { ok: true, results: [] })
+    t.same(await dwJson(['sync', '--full', ...at]), { ok: true, results: [] }, 'the repair pass is accepted too')
     const bad = await dw(['sync', '--timeout', 'soon', ...at])
     t.not(bad.code, 0)
     t.match(bad.stderr, '--timeout wants seconds between 0.1 and 600')

@@ -92,12 +92,16 @@ export function syncRoutes (app: FastifyInstance, mesh: MeshApi): void {
     preHandler: adminOnly,
     schema: {
       tags: ['sync'],
-      summary: 'Sync with every trusted peer now and wait (admins)',
-      body: { type: ['object', 'null'], additionalProperties: false, properties: { timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 } } }
+      summary: 'Sync with every trusted peer now and wait (admins); full: true compares every record the peers hold (the repair pass)',
+      body: {
+        type: ['object', 'null'],
+        additionalProperties: false,
+        properties: { timeoutMs: { type: 'integer', minimum: 100, maximum: 600_000 }, full: { type: 'boolean' } }
+      }
     }
   }, async (request) => {
-    const body = (request.body ?? {}) as { timeoutMs?: number }
-    const results = await mesh.sync.syncNow(body.timeoutMs)
+    const body = (request.body ?? {}) as { timeoutMs?: number, full?: boolean }
+    const results = await mesh.sync.syncNow(body.timeoutMs, { full: body.full })
     return { ok: results.every(r => r.ok), results }
   })
 

@@ -12,14 +12,15 @@ function seconds (value: string): number {
   return n
 }
 
-interface SyncOptions extends ConnectionOptions { timeout: number }
+interface SyncOptions extends ConnectionOptions { timeout: number, full?: boolean }
 
 export function syncCommand (): Command {
   return apiCommand('sync', 'sync with every trusted peer now, wait, and report; exits 1 if any peer failed')
     .option('--timeout <seconds>', 'how long to wait for each peer', seconds, 30)
+    .option('--full', 'repair pass: compare every record each peer holds, not only what changed since the last sync')
     .action(async (options: SyncOptions) => {
       const client = await connect(options)
-      const answer = await client.request<SyncNow>('POST', '/sync/now', { json: { timeoutMs: Math.round(options.timeout * 1000) } })
+      const answer = await client.request<SyncNow>('POST', '/sync/now', { json: { timeoutMs: Math.round(options.timeout * 1000), full: options.full === true } })
       const failed = answer.results.filter(r => !r.ok)
       if (options.json === true) {
         json(answer)

@@ -36,6 +36,11 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
   // Offers whose documents have not all arrived and been applied, in order.
   const pending: Array<{ batch: number, through: number, docs: RemoteDoc[], fresh: Map<string, string[]> }> = []
   let caughtUp = false
+  let acked = -1
+  const ack = async (through: number): Promise<void> => {
+    await stream.send({ t: 'ack', through })
+    acked = through
+  }
 
   const finishedBatch = async (): Promise<void> => {
     const done = pending.shift() as (typeof pending)[number]
@@ -45,7 +50,7 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
     }
     current = { epoch: current.epoch, through: done.through }
     await options.saveCheckpoint(current)
-    await stream.send({ t: 'ack', through: done.through })
+    await ack(done.through)
     options.onProgress?.({ through: done.through, remoteHead, stats })
   }
 
@@ -89,6 +94,10 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
         throw new DwError('INVALID_MESSAGE', `unexpected ${msg.t}`)
     }
     if (caughtUp && pending.length === 0) {
+      // Caught up with nothing new to apply, a session still says where it
+      // stands: after a restart the server knows nothing of this puller, and
+      // `syncNow` on its side waits for an acknowledgement.
+      if (acked !== current.through) await ack(current.through)
       options.onCaughtUp?.({ remoteHead, stats })
       if (!options.live) {
         await stream.close()

@@ -152,8 +152,14 @@ export class SyncService {
    * Syncs with every trusted peer now: dials it, pulls everything it has,
    * and waits (up to the timeout) until it has acknowledged everything we
    * had when the call began.
+   *
+   * `full` is the repair pass: the pull starts at the beginning of the
+   * peer's feed instead of this node's checkpoint, so every record the peer
+   * holds is compared by heads and whatever this node lacks (a record lost
+   * from its disk, say) comes back. It costs an offer per record the peer
+   * holds; records already equal move no document bytes.
    */
-  async syncNow (timeoutMs = 30_000): Promise<SyncNowResult[]> {
+  async syncNow (timeoutMs = 30_000, options: { full?: boolean } = {}): Promise<SyncNowResult[]> {
     const target = this.#init.store.seq
     return await Promise.all(this.#init.book.list().map(async (entry): Promise<SyncNowResult> => {
       const result: SyncNowResult = { peerId: entry.peerId, ok: false, received: 0, peerCaughtUp: false }
@@ -161,7 +167,7 @@ export class SyncService {
       const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#abort.signal])
       try {
         await this.#dial(entry.peerId, signal)
-        const stats = await this.#pull(entry.peerId, false, signal)
+        const stats = await this.#pull(entry.peerId, false, signal, options.full === true)
         result.received = stats.recordsReceived
         result.peerCaughtUp = await this.#waitForAck(entry.peerId, target, signal)
         result.ok = result.peerCaughtUp
@@ -210,15 +216,19 @@ export class SyncService {
     }
   }
 
-  async #pull (peerId: string, live: boolean, signal: AbortSignal): Promise<SessionStats> {
+  async #pull (peerId: string, live: boolean, signal: AbortSignal, fromStart = false): Promise<SessionStats> {
     const s = this.#state(peerId)
     const started = new Date()
     const stream = await (await this.#connection(peerId, signal)).newStream(SYNC_PROTOCOL, { signal })
     const framed = new FramedStream(stream, { maxMessageSize: MAX_SYNC_MESSAGE })
     const onAbort = (): void => { framed.abort(new Error('sync stopped')) }
     signal.addEventListener('abort', onAbort)
-    const checkpoint = await this.#init.checkpoints.get(peerId) ?? { epoch: '', through: 0 }
-    s.ourCheckpoint = checkpoint.through
+    const saved = await this.#init.checkpoints.get(peerId) ?? { epoch: '', through: 0 }
+    s.ourCheckpoint = saved.through
+    // A repair pass re-reads the peer's feed from its start, but never moves
+    // the checkpoint back: what lies before it was applied already.
+    const checkpoint = fromStart ? { epoch: saved.epoch, through: 0 } : saved
+    const behindSaved = (cp: Checkpoint): boolean => fromStart && cp.epoch === saved.epoch && cp.through <= saved.through
     let audited = false
     let stats: SessionStats | undefined
     const account = (): void => { moveByteCounts(framed, s) }
@@ -226,6 +236,7 @@ export class SyncService {
       stats = await pullSync(framed, this.#init.store, checkpoint, {
         live,
         saveCheckpoint: async (cp) => {
+          if (behindSaved(cp)) return
           await this.#init.checkpoints.put(peerId, cp)
           s.ourCheckpoint = cp.through
         },
