@@ -1,18 +1,20 @@
 #!/usr/bin/env node
 // Partition simulator: N real dw nodes in a full mesh through fault-injecting
-// TCP proxies, a seeded workload over their HTTP APIs, a seeded nemesis
-// (partitions, SIGKILL, SIGSTOP, slow and lossy links), then a checker that
-// reads every node and holds the result to the replication contract.
-// See docs/partition-testing.md.
+// TCP proxies (or, with --netns, each in its own network namespace, cut by
+// nftables and shaped by tc), a seeded workload over their HTTP APIs, a
+// seeded nemesis (partitions, SIGKILL, SIGSTOP, slow and lossy links), then a
+// checker that reads every node and holds the result to the replication
+// contract. See docs/partition-testing.md.
 import { rmSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
+import { netnsPreflight, preflightMessage } from './sim/netns-preflight.ts'
 import { renderReport } from './sim/report.ts'
 import { simulate, type Running } from './sim/run.ts'
 
 const USAGE = `usage: node scripts/simulate.ts [--nodes 5] [--ops 2000] [--faults 30] [--seed 42]
   [--concurrency 6] [--hot 3] [--step-ms 1000-3500] [--converge-timeout 180]
-  [--inject lose-record] [--report out.json] [--timeline] [--keep|--keep-on-failure] [--quiet]`
+  [--netns] [--inject lose-record] [--report out.json] [--timeline] [--keep|--keep-on-failure] [--quiet]`
 
 const { values } = parseArgs({
   options: {
@@ -24,6 +26,7 @@ const { values } = parseArgs({
     hot: { type: 'string', default: '3' },
     'step-ms': { type: 'string', default: '1000-3500' },
     'converge-timeout': { type: 'string', default: '180' },
+    netns: { type: 'boolean', default: false },
     inject: { type: 'string' },
     report: { type: 'string' },
     timeline: { type: 'boolean', default: false },
@@ -56,6 +59,13 @@ if (values.inject !== undefined && values.inject !== 'lose-record') {
   process.stderr.write(`--inject knows only "lose-record"\n`)
   process.exit(2)
 }
+if (values.netns) {
+  const preflight = netnsPreflight()
+  if (!preflight.ok) {
+    process.stderr.write(preflightMessage(preflight.problems) + '\n')
+    process.exit(2)
+  }
+}
 const started = Date.now()
 const log = values.quiet ? () => {} : (line: string) => { process.stderr.write(`[sim +${((Date.now() - started) / 1000).toFixed(1)}s] ${line}\n`) }
 
@@ -76,7 +86,7 @@ const onSignal = (signal: string): void => {
 process.on('SIGINT', () => { onSignal('SIGINT') })
 process.on('SIGTERM', () => { onSignal('SIGTERM') })
 process.on('exit', () => {
-  // Last resort: nothing may outlive the simulator.
+  // Last resort: nothing may outlive the simulator (processes, namespaces, veths).
   running.cluster?.killAllNow()
   if (running.root !== undefined && !running.keep) rmSync(running.root, { recursive: true, force: true })
 })
@@ -91,6 +101,7 @@ const report = await simulate({
   stepMs: [lo ?? 1000, hi ?? lo ?? 3500],
   convergeTimeoutMs: int('converge-timeout', values['converge-timeout'], 1) * 1000,
   inject: values.inject as 'lose-record' | undefined,
+  network: values.netns ? 'netns' : 'proxy',
   keep: values.keep ? 'always' : values['keep-on-failure'] ? 'failure' : 'never',
   log,
   signal: controller.signal

@@ -1,12 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { api, sleep, type Target } from './client.ts'
-import { FaultyProxy, type LinkFaults } from './tcp-proxy.ts'
-import type { Prng } from './prng.ts'
+import type { LinkFaults, Network, NetworkStats } from './network.ts'
 
 /**
  * The `dw` entry point the nodes run. DW_SIM_BIN points it at another build
@@ -22,8 +20,8 @@ export interface SimNode {
   name: string
   dataDir: string
   logPath: string
-  /** Fixed libp2p port, chosen free before init, so a restart keeps it. */
-  p2pPort: number
+  /** Fixed libp2p listen address, chosen before init, so a restart keeps it. */
+  listen: string
   peerId: string
   /** This node's bootstrap admin: local, never replicated, left out of comparisons. */
   adminUserId: string
@@ -40,26 +38,22 @@ export interface SimNode {
 export interface ClusterOptions {
   nodes: number
   root: string
-  rng: Prng
+  /** What lies between the nodes: proxies on 127.0.0.1, or network namespaces. */
+  network: Network
   log: (line: string) => void
   /** Redial backoff written to each config.json. */
   sync?: { minMs: number, maxMs: number }
 }
 
-/** Picks distinct free TCP ports on 127.0.0.1 (held open together, then released). */
-async function freePorts (n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, async () => {
-    const server = createServer()
-    await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', () => { resolve() }) })
-    return server
-  }))
-  const ports = servers.map(s => (s.address() as { port: number }).port)
-  await Promise.all(servers.map(async s => { await new Promise<void>(resolve => s.close(() => { resolve() })) }))
-  return ports
+/** The argv that runs `dw <args>` for a node, behind the network's prefix (which must exec, so the pid stays the node's). */
+function dwCommand (prefix: string[], args: string[]): [string, string[]] {
+  const [command = process.execPath, ...rest] = [...prefix, process.execPath, DW, ...args]
+  return [command, rest]
 }
 
-async function run (args: string[], env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, [DW, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+async function run (prefix: string[], args: string[], env: Record<string, string>, timeoutMs: number): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  const [command, argv] = dwCommand(prefix, args)
+  const child = spawn(command, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
@@ -80,19 +74,19 @@ function tail (path: string, bytes = 4000): string {
 }
 
 /**
- * N real `dw start` processes, each with its own data directory, linked
- * in a full mesh through one fault-injecting proxy per directed link:
- * node i dials node j at proxy(i→j) with j's peer id.
+ * N real `dw start` processes, each with its own data directory, in a full
+ * mesh over a Network the nemesis can break: node i's peer book holds
+ * `network.dialAddress(i, j)` with j's peer id.
  */
 export class Cluster {
   readonly nodes: SimNode[] = []
-  /** proxies[i][j]: the link node i uses to dial node j (undefined on the diagonal). */
-  readonly proxies: Array<Array<FaultyProxy | undefined>> = []
+  readonly network: Network
   readonly #opts: ClusterOptions
   #closed = false
 
   constructor (opts: ClusterOptions) {
     this.#opts = opts
+    this.network = opts.network
   }
 
   get size (): number { return this.nodes.length }
@@ -106,14 +100,14 @@ export class Cluster {
     return this.nodes[i]?.state === 'running'
   }
 
-  /** `dw init` every node, set its redial backoff, start it, start the proxies and fill the peer books. */
+  /** Build the network, `dw init` every node, set its redial backoff, start it and fill the peer books. */
   async setUp (): Promise<void> {
-    const { nodes: n, root } = this.#opts
-    const ports = await freePorts(n)
+    const { nodes: n, root, network } = this.#opts
+    await network.setUp(n)
     await Promise.all(Array.from({ length: n }, async (_, i) => {
       const dataDir = join(root, `node-${i}`)
-      const port = ports[i] as number
-      const init = await run(['init', '--data', dataDir, '--name', `sim-${i}`, '--http', '127.0.0.1:0', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--json'], { DW_ADMIN_PASSWORD: ADMIN_PASSWORD }, 60_000)
+      const listen = network.listenAddress(i)
+      const init = await run(network.commandPrefix(i), ['init', '--data', dataDir, '--name', `sim-${i}`, '--http', network.httpAddress(i), '--listen', listen, '--json'], { DW_ADMIN_PASSWORD: ADMIN_PASSWORD }, 60_000)
       if (init.code !== 0) throw new Error(`dw init node ${i} failed (${init.code}): ${init.stderr}`)
       const made = JSON.parse(init.stdout) as { peerId: string }
       const configPath = join(dataDir, 'config.json')
@@ -125,7 +119,7 @@ export class Cluster {
         name: `sim-${i}`,
         dataDir,
         logPath: join(root, `node-${i}.log`),
-        p2pPort: port,
+        listen,
         peerId: made.peerId,
         adminUserId: String(config.adminUserId),
         url: '',
@@ -137,19 +131,12 @@ export class Cluster {
         crashes: []
       }
     }))
-    for (let i = 0; i < n; i++) {
-      const row: Array<FaultyProxy | undefined> = []
-      for (let j = 0; j < n; j++) {
-        row.push(i === j ? undefined : await FaultyProxy.start(`${i}->${j}`, (this.nodes[j] as SimNode).p2pPort, this.#opts.rng.fork(`proxy ${i}->${j}`)))
-      }
-      this.proxies.push(row)
-    }
     await Promise.all(this.nodes.map(async node => { await this.start(node.index) }))
     for (const node of this.nodes) {
       for (const other of this.nodes) {
         if (other === node) continue
-        const proxy = this.proxies[node.index]?.[other.index] as FaultyProxy
-        const res = await api(this.target(node.index), 'POST', '/peers', { json: { multiaddr: `/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${other.peerId}`, name: other.name } })
+        const multiaddr = `${network.dialAddress(node.index, other.index)}/p2p/${other.peerId}`
+        const res = await api(this.target(node.index), 'POST', '/peers', { json: { multiaddr, name: other.name } })
         if (res.outcome !== 'ok') throw new Error(`peer add on node ${node.index}: ${res.error}`)
       }
     }
@@ -163,7 +150,8 @@ export class Cluster {
     // A SIGKILLed node leaves its token file behind: never read a stale one.
     await rm(join(node.dataDir, 'node-token.json'), { force: true })
     const fd = openSync(node.logPath, 'a')
-    const child = spawn(process.execPath, [DW, 'start', '--data', node.dataDir], {
+    const [command, argv] = dwCommand(this.network.commandPrefix(i), ['start', '--data', node.dataDir])
+    const child = spawn(command, argv, {
       stdio: ['ignore', fd, fd],
       env: { ...process.env, DW_LOG_LEVEL: process.env.DW_LOG_LEVEL ?? 'warn' }
     })
@@ -223,48 +211,28 @@ export class Cluster {
     node.state = 'running'
   }
 
-  /**
-   * Which node pairs can reach each other; both directed proxies of a pair
-   * that may not are cut (live connections destroyed, new ones refused).
-   */
-  setTopology (connected: (i: number, j: number) => boolean): void {
-    for (let i = 0; i < this.size; i++) {
-      for (let j = 0; j < this.size; j++) {
-        const proxy = this.proxies[i]?.[j]
-        if (proxy === undefined) continue
-        if (connected(i, j) && connected(j, i)) proxy.heal()
-        else if (!proxy.isCut) proxy.cut()
-      }
-    }
+  /** Which node pairs can reach each other; a pair is cut unless both directions are allowed. */
+  async setTopology (connected: (i: number, j: number) => boolean): Promise<void> {
+    await this.network.setTopology(connected)
   }
 
-  setLinkFaults (i: number, j: number, faults: LinkFaults): void {
-    this.proxies[i]?.[j]?.setFaults(faults)
+  async setLinkFaults (i: number, j: number, faults: LinkFaults): Promise<void> {
+    await this.network.setLinkFaults(i, j, faults)
   }
 
   /** Every link whole, no link faults, every node resumed and restarted. */
   async healAll (): Promise<void> {
-    this.setTopology(() => true)
-    for (const row of this.proxies) for (const p of row) p?.clearFaults()
+    await this.network.setTopology(() => true)
+    await this.network.clearFaults()
     for (const node of this.nodes) if (node.state === 'paused') this.resume(node.index)
     await Promise.all(this.nodes.filter(n => n.state === 'killed' || n.state === 'stopped').map(async n => { await this.start(n.index) }))
   }
 
-  proxyStats (): { accepted: number, refused: number, dropped: number, bytes: number } {
-    const total = { accepted: 0, refused: 0, dropped: 0, bytes: 0 }
-    for (const row of this.proxies) {
-      for (const p of row) {
-        if (p === undefined) continue
-        total.accepted += p.stats.accepted
-        total.refused += p.stats.refused
-        total.dropped += p.stats.dropped
-        total.bytes += p.stats.bytes
-      }
-    }
-    return total
+  async networkStats (): Promise<NetworkStats> {
+    return await this.network.stats()
   }
 
-  /** Stops every node (SIGCONT, SIGTERM, then SIGKILL after a bound) and closes the proxies. */
+  /** Stops every node (SIGCONT, SIGTERM, then SIGKILL after a bound), then takes the network down. */
   async close (): Promise<void> {
     this.#closed = true
     await Promise.all(this.nodes.map(async node => {
@@ -279,7 +247,7 @@ export class Cluster {
       }
       node.state = 'stopped'
     }))
-    await Promise.all(this.proxies.flat().map(async p => { await p?.close() }))
+    await this.network.close()
   }
 
   /** Last resort on process exit: synchronous, no waiting. */
@@ -291,5 +259,6 @@ export class Cluster {
       try { child.kill('SIGCONT') } catch {}
       try { child.kill('SIGKILL') } catch {}
     }
+    this.network.destroyNow()
   }
 }

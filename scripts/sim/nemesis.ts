@@ -1,5 +1,6 @@
 import { sleep } from './client.ts'
 import type { Cluster } from './cluster.ts'
+import type { LinkFaults } from './network.ts'
 import type { Prng } from './prng.ts'
 
 export type Link = [number, number]
@@ -44,6 +45,16 @@ function describeFault (f: Fault): string {
   }
 }
 export { describeFault }
+
+/** The link faults a delay, drop or throttle step puts on each of its links. */
+function linkFaultsOf (f: Fault): LinkFaults | undefined {
+  switch (f.kind) {
+    case 'delay': return { delayMs: f.ms }
+    case 'drop': return { dropPerSec: f.perSec }
+    case 'throttle': return { throttleBps: f.bps }
+    default: return undefined
+  }
+}
 
 /** Pairs allowed to talk under a topology fault. */
 export function connectedUnder (f: Fault, n: number): (i: number, j: number) => boolean {
@@ -220,7 +231,9 @@ export class Nemesis {
     const f = steps.length
     if (f === 0) { this.#advance(Number.MAX_SAFE_INTEGER); return }
     for (const step of steps) {
-      if (this.#o.signal.aborted) return
+      // Interrupted: stop applying faults, but still release the workers
+      // waiting at the gate (below), or the run would never end.
+      if (this.#o.signal.aborted) break
       for (const earlier of steps) {
         if (earlier.index < step.index && earlier.index + earlier.span === step.index) await this.#revert(earlier, step.index)
       }
@@ -243,9 +256,12 @@ export class Nemesis {
   async #apply (step: Step): Promise<void> {
     const { cluster } = this.#o
     const fault = step.fault
-    this.#record(step.index, describeFault(fault))
+    const linkFaults = linkFaultsOf(fault)
+    // A network that cannot do a fault literally says what it does instead.
+    const realised = linkFaults !== undefined ? cluster.network.realises(linkFaults) : ''
+    this.#record(step.index, describeFault(fault) + (realised !== '' ? ` [${cluster.network.mode}: ${realised}]` : ''))
     if (TOPOLOGY.has(fault.kind)) {
-      cluster.setTopology(connectedUnder(fault, cluster.size))
+      await cluster.setTopology(connectedUnder(fault, cluster.size))
       this.#topologyOwner = step.index
       return
     }
@@ -255,10 +271,8 @@ export class Nemesis {
       case 'delay':
       case 'drop':
       case 'throttle':
-        for (const [i, j] of fault.links) {
-          cluster.setLinkFaults(i, j, fault.kind === 'delay' ? { delayMs: fault.ms } : fault.kind === 'drop' ? { dropPerSec: fault.perSec } : { throttleBps: fault.bps })
-          this.#linkOwner.set(`${i}>${j}`, step.index)
-        }
+        for (const [i, j] of fault.links) this.#linkOwner.set(`${i}>${j}`, step.index)
+        await Promise.all(fault.links.map(async ([i, j]) => { await cluster.setLinkFaults(i, j, linkFaults ?? {}) }))
         return
       case 'lose-record':
         this.#record(step.index, await this.#o.inject(fault))
@@ -270,7 +284,7 @@ export class Nemesis {
     const fault = step.fault
     if (TOPOLOGY.has(fault.kind)) {
       if (this.#topologyOwner !== step.index) return
-      cluster.setTopology(() => true)
+      await cluster.setTopology(() => true)
       this.#topologyOwner = undefined
       this.#record(at, `heal (end of step ${step.index})`)
       return
@@ -289,14 +303,11 @@ export class Nemesis {
       case 'delay':
       case 'drop':
       case 'throttle': {
-        let cleared = 0
-        for (const [i, j] of fault.links) {
-          if (this.#linkOwner.get(`${i}>${j}`) !== step.index) continue
-          cluster.setLinkFaults(i, j, {})
-          this.#linkOwner.delete(`${i}>${j}`)
-          cleared += 1
-        }
-        if (cleared > 0) this.#record(at, `links clear (${fault.kind} of step ${step.index})`)
+        // A link a later step took over keeps that step's fault.
+        const owned = fault.links.filter(([i, j]) => this.#linkOwner.get(`${i}>${j}`) === step.index)
+        for (const [i, j] of owned) this.#linkOwner.delete(`${i}>${j}`)
+        await Promise.all(owned.map(async ([i, j]) => { await cluster.setLinkFaults(i, j, {}) }))
+        if (owned.length > 0) this.#record(at, `links clear (${fault.kind} of step ${step.index})`)
       }
     }
   }

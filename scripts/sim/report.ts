@@ -1,5 +1,6 @@
 import type { CheckResult, Violation } from './checker.ts'
 import type { TimelineEntry } from './nemesis.ts'
+import type { NetworkStats } from './network.ts'
 
 export interface SimReport {
   seed: string
@@ -7,11 +8,14 @@ export interface SimReport {
   ops: number
   faults: number
   inject?: string
+  /** What was between the nodes: TCP proxies or network namespaces. */
+  network: 'proxy' | 'netns'
   ok: boolean
   startedAt: string
   durationS: number
   workload: { durationS: number, outcomes: Record<string, Record<string, number>>, acked: number, unknown: number, versions: number, createdRecords: number }
-  nemesis: { counts: Record<string, number>, timeline: TimelineEntry[], proxies: { accepted: number, refused: number, dropped: number, bytes: number }, restarts: number }
+  /** network: undefined when the stats could not be read. */
+  nemesis: { counts: Record<string, number>, timeline: TimelineEntry[], network: NetworkStats | undefined, restarts: number }
   healAtS: number
   /** Time the final heal itself took (restarting killed nodes). */
   healTookS: number
@@ -20,6 +24,14 @@ export interface SimReport {
 }
 
 const s = (ms: number | null): string => ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s`
+
+const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
+
+function describeNetwork (n: NetworkStats | undefined): string {
+  if (n === undefined) return 'no network stats'
+  if (n.mode === 'proxy') return `proxies: ${n.accepted} connections, ${n.refused} refused, ${n.dropped} dropped, ${mib(n.bytes)} relayed`
+  return `netns: ${n.cutPackets} packets dropped by partitions, ${n.lossPackets} by loss, ${mib(n.linkBytes)} sent between nodes, delay ${n.delay === 'netem' ? 'by netem' : 'as a throttle (no netem)'}`
+}
 
 function group (violations: Violation[]): Map<string, Violation[]> {
   const out = new Map<string, Violation[]>()
@@ -31,14 +43,14 @@ function group (violations: Violation[]): Map<string, Violation[]> {
 export function renderReport (r: SimReport, options: { timeline?: boolean, maxPerKind?: number } = {}): string {
   const lines: string[] = []
   const w = r.workload
-  lines.push(`dw-mesh partition simulation: seed ${r.seed}, ${r.nodes} nodes, ${r.ops} ops, ${r.faults} faults${r.inject !== undefined ? `, injected: ${r.inject}` : ''}`)
+  lines.push(`dw-mesh partition simulation: seed ${r.seed}, ${r.nodes} nodes, ${r.ops} ops, ${r.faults} faults, ${r.network === 'netns' ? 'network namespaces (--netns)' : 'TCP proxies'}${r.inject !== undefined ? `, injected: ${r.inject}` : ''}`)
   lines.push(`run: ${r.durationS.toFixed(1)} s in all; workload ${w.durationS.toFixed(1)} s`)
   lines.push(`workload: ${w.acked} writes acknowledged, ${w.unknown} of unknown outcome; ${w.createdRecords} records created, ${w.versions} versions`)
   for (const [type, o] of Object.entries(w.outcomes).sort()) {
     lines.push(`  ${type.padEnd(15)} ok ${String(o.ok).padStart(5)}  rejected ${String(o.rejected).padStart(4)}  refused ${String(o.refused).padStart(4)}  unknown ${String(o.unknown).padStart(4)}`)
   }
   const counts = Object.entries(r.nemesis.counts).map(([k, v]) => `${k} ${v}`).join(', ')
-  lines.push(`faults: ${counts || 'none'}; ${r.nemesis.restarts} restarts; proxies: ${r.nemesis.proxies.accepted} connections, ${r.nemesis.proxies.refused} refused, ${r.nemesis.proxies.dropped} dropped, ${(r.nemesis.proxies.bytes / 1024 / 1024).toFixed(1)} MiB relayed`)
+  lines.push(`faults: ${counts || 'none'}; ${r.nemesis.restarts} restarts; ${describeNetwork(r.nemesis.network)}`)
   if (options.timeline === true) for (const e of r.nemesis.timeline) lines.push(`  +${e.t.toFixed(1).padStart(6)} s  ${e.action}`)
   lines.push(`final heal at +${r.healAtS.toFixed(1)} s (restarts done ${(r.healTookS ?? 0).toFixed(1)} s later); times below are from the start of the heal`)
   const c = r.check

@@ -6,6 +6,10 @@ import { api, sleep } from './client.ts'
 import { check, type CheckResult } from './checker.ts'
 import { Cluster } from './cluster.ts'
 import { Nemesis, planNemesis, type Fault, type Injection } from './nemesis.ts'
+import type { Network } from './network.ts'
+import { NetnsNetwork } from './netns-network.ts'
+import { netnsPreflight, preflightMessage } from './netns-preflight.ts'
+import { ProxyNetwork } from './proxy-network.ts'
 import { Prng } from './prng.ts'
 import type { SimReport } from './report.ts'
 import { loseRecord } from './tamper.ts'
@@ -27,6 +31,8 @@ export interface SimOptions {
   /** Bound on the whole run before the final heal (ms). */
   maxRunMs?: number
   inject?: Injection
+  /** Proxies on 127.0.0.1 (default, unprivileged) or one network namespace per node (root). */
+  network?: 'proxy' | 'netns'
   /** Keep the data directories and logs (always, or only when the check fails). */
   keep?: 'always' | 'failure' | 'never'
   log?: (line: string) => void
@@ -35,6 +41,13 @@ export interface SimOptions {
 
 /** Everything the run started, so an interrupted run can still clean up synchronously. */
 export interface Running { cluster?: Cluster, root?: string, keep: boolean }
+
+function createNetwork (kind: 'proxy' | 'netns', rng: Prng, log: (line: string) => void): Network {
+  if (kind === 'proxy') return new ProxyNetwork(rng)
+  const preflight = netnsPreflight()
+  if (!preflight.ok) throw new Error(preflightMessage(preflight.problems))
+  return new NetnsNetwork(preflight.tools, log)
+}
 
 function referencedOps (plan: Op[]): Set<number> {
   const out = new Set<number>()
@@ -60,9 +73,11 @@ export async function simulate (options: SimOptions, running: Running = { keep: 
   const plan = planWorkload(rng.fork('workload'), { ops: options.ops, nodes: options.nodes, hot: hotCount, seed: options.seed })
   const steps = planNemesis(rng.fork('nemesis'), { nodes: options.nodes, faults: options.faults, inject: options.inject, stepMs: options.stepMs ?? [1000, 3500] })
   const ledger = new Ledger()
+  const networkKind = options.network ?? 'proxy'
+  const network = createNetwork(networkKind, rng.fork('proxies'), log)
   const root = await mkdtemp(join(tmpdir(), `dw-sim-${options.seed}-`))
   running.root = root
-  const cluster = new Cluster({ nodes: options.nodes, root, rng: rng.fork('proxies'), log })
+  const cluster = new Cluster({ nodes: options.nodes, root, network, log })
   running.cluster = cluster
   const report: SimReport = {
     seed: options.seed,
@@ -73,7 +88,8 @@ export async function simulate (options: SimOptions, running: Running = { keep: 
     startedAt: new Date(startedAt).toISOString(),
     durationS: 0,
     workload: { durationS: 0, outcomes: ledger.outcomes, acked: 0, unknown: 0, versions: 0, createdRecords: 0 },
-    nemesis: { counts: {}, timeline: [], proxies: { accepted: 0, refused: 0, dropped: 0, bytes: 0 }, restarts: 0 },
+    network: networkKind,
+    nemesis: { counts: {}, timeline: [], network: undefined, restarts: 0 },
     healAtS: 0,
     healTookS: 0,
     check: undefined
@@ -84,7 +100,7 @@ export async function simulate (options: SimOptions, running: Running = { keep: 
   try {
     log(`data in ${root}`)
     await cluster.setUp()
-    log(`${options.nodes} nodes up, peer books full (${options.nodes * (options.nodes - 1)} proxied links)`)
+    log(`${options.nodes} nodes up, peer books full (${options.nodes * (options.nodes - 1)} ${networkKind === 'proxy' ? 'proxied links' : 'links between namespaces'})`)
 
     // Hot records, made on node 0 and known everywhere before the faults begin.
     const hot: string[] = []
@@ -175,7 +191,7 @@ export async function simulate (options: SimOptions, running: Running = { keep: 
     report.workload.unknown = Object.values(ledger.outcomes).reduce((n, o) => n + o.unknown, 0)
     report.workload.versions = ledger.versions.length
     report.workload.createdRecords = ledger.created.size
-    report.nemesis.proxies = cluster.proxyStats()
+    report.nemesis.network = await cluster.networkStats().catch(() => undefined)
     report.nemesis.restarts = cluster.nodes.reduce((n, node) => n + Math.max(0, node.starts - 1), 0)
     await cluster.close().catch((err: unknown) => { log(`cleanup: ${(err as Error).message}`); cluster.killAllNow() })
     const keep = options.keep === 'always' || (options.keep === 'failure' && !report.ok)

@@ -1,15 +1,6 @@
 import { createServer, connect, type Server, type Socket } from 'node:net'
+import type { LinkFaults } from './network.ts'
 import type { Prng } from './prng.ts'
-
-/** How a link misbehaves; every field optional, all off by default. */
-export interface LinkFaults {
-  /** Added latency per chunk, in each direction (milliseconds). */
-  delayMs?: number
-  /** Bandwidth cap per connection and direction (bytes per second). */
-  throttleBps?: number
-  /** Probability per second that each live connection is destroyed. */
-  dropPerSec?: number
-}
 
 export interface ProxyStats {
   accepted: number
