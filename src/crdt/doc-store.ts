@@ -195,13 +195,31 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
 
   /** `rawBytes` for many documents with two batched reads (plus one per document with chunks). */
   async rawBytesMany (keys: string[]): Promise<Array<Uint8Array | undefined>> {
+    return (await this.savedMany(keys)).map(saved => saved?.bytes)
+  }
+
+  /**
+   * Each document's stored bytes with the meta they match (its heads and
+   * summary), read without loading anything. The reads are not one
+   * snapshot: a write may land between them, so the meta is read again at
+   * the end, and a document written meanwhile comes back without a meta
+   * rather than with heads and a summary that are not its own.
+   */
+  async savedMany (keys: string[]): Promise<Array<{ bytes: Uint8Array, meta: DocMeta | undefined } | undefined>> {
     if (keys.length === 0) return []
     const [metas, snaps] = await Promise.all([this.#meta.getMany(keys), this.#snap.getMany(keys)])
-    return await Promise.all(keys.map(async (key, i) => {
+    const bytes = await Promise.all(keys.map(async (key, i) => {
       const meta = metas[i]
-      if (meta === undefined) return undefined
-      return await this.#withChunks(key, meta, snaps[i])
+      return meta === undefined ? undefined : await this.#withChunks(key, meta, snaps[i])
     }))
+    const after = await this.#meta.getMany(keys)
+    return keys.map((_key, i) => {
+      const b = bytes[i]
+      const meta = metas[i]
+      if (b === undefined || meta === undefined) return undefined
+      // Every write gives the document a new feed position, compaction included.
+      return { bytes: b, meta: after[i]?.seq === meta.seq ? meta : undefined }
+    })
   }
 
   async #withChunks (key: string, meta: DocMeta, snap: Uint8Array | undefined): Promise<Uint8Array> {

@@ -149,3 +149,37 @@ t.test('malformed messages end the session with INVALID_MESSAGE', async t => {
   await client.send({ t: 'want', batch: 7, items: [] })
   await t.rejects(serveSync(server, a), { code: 'INVALID_MESSAGE' }, 'want for a batch never offered')
 })
+
+t.test('a document edited between its offer and its answer arrives with the heads of the bytes sent', async t => {
+  const a = await store(t)
+  const b = await store(t)
+  const keys = await create(a, 5)
+  const [client, server] = streamPair()
+  // The puller's side of the stream: on the first offer, the sender's copy of
+  // every offered record changes before the puller's want goes out.
+  const edited = {
+    ...client,
+    async read () {
+      const next = await client.read()
+      const msg = next.value as { t?: string } | undefined
+      if (msg?.t === 'offer' && !editedOnce) {
+        editedOnce = true
+        for (const key of keys) await a.change(key, d => patchDataset(d, { name: 'edited after the offer' }, actor))
+      }
+      return next
+    }
+  }
+  let editedOnce = false
+  const mismatches: string[] = []
+  b.on('mismatch', ({ key }: { key: string }) => { mismatches.push(key) })
+  const serving = serveSync(server, a)
+  await pullSync(edited, b, { epoch: '', through: 0 }, { live: false, saveCheckpoint: async () => {} })
+  await serving
+  const stored = await b.metas(keys)
+  const actual = await Promise.all(keys.map(async key => await b.read(key, d => d?.name)))
+  t.same(actual, keys.map(() => 'edited after the offer'), 'the puller holds the bytes sent, edits included')
+  while (await b.verifySome(100) > 0) {}
+  t.same(mismatches, [], 'no document was stored under heads other than its own (a mismatch would audit the honest sender)')
+  await sameState(t, a, b, keys)
+  t.equal(stored.length, keys.length)
+})

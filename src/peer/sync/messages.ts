@@ -24,7 +24,8 @@ export type HeadsItem = [string, string[]]
  * [document key, Automerge bytes: a whole document or the changes the puller
  * lacks, and for a whole document the sender's summary of it]
  */
-export type DocItem = [string, Uint8Array] | [string, Uint8Array, Record<string, unknown>]
+/** [key, bytes], or for a whole document [key, bytes, summary, heads]: what its stored bytes hold, so a puller new to it can store it unloaded. */
+export type DocItem = [string, Uint8Array] | [string, Uint8Array, Record<string, unknown>, string[]]
 
 export type PullerMessage =
   | { t: 'hello', v: number, epoch: string, since: number, live: boolean }
@@ -73,10 +74,10 @@ function headsItem (x: unknown): HeadsItem {
 }
 
 function docItem (x: unknown): DocItem {
-  if (!Array.isArray(x) || (x.length !== 2 && x.length !== 3) || !(x[1] instanceof Uint8Array)) bad('a document item must be [key, bytes] or [key, bytes, summary]')
+  if (!Array.isArray(x) || (x.length !== 2 && x.length !== 4) || !(x[1] instanceof Uint8Array)) bad('a document item must be [key, bytes] or [key, bytes, summary, heads]')
   if (x.length === 2) return [key(x[0]), x[1]]
   if (!isObject(x[2])) bad('a document summary must be a map')
-  return [key(x[0]), x[1], x[2]]
+  return [key(x[0]), x[1], x[2], heads(x[3])]
 }
 
 export function parsePullerMessage (m: unknown): PullerMessage {

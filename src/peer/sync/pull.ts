@@ -34,7 +34,7 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
   let remoteHead = welcome.head
 
   // Offers whose documents have not all arrived and been applied, in order.
-  const pending: Array<{ batch: number, through: number, docs: RemoteDoc[], fresh: Map<string, string[]> }> = []
+  const pending: Array<{ batch: number, through: number, docs: RemoteDoc[], fresh: Set<string> }> = []
   let caughtUp = false
   let acked = -1
   const ack = async (through: number): Promise<void> => {
@@ -67,9 +67,8 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
         remoteHead = Math.max(remoteHead, msg.through)
         caughtUp = false
         const wants = await wantsFor(store, msg.items)
-        // Documents new here: the offer's heads name exactly what will arrive.
-        const offered = new Map(msg.items)
-        const fresh = new Map(wants.filter(([, heads]) => heads.length === 0).map(([key]) => [key, offered.get(key) ?? []]))
+        // Documents new here arrive whole, with the heads and summary of the bytes sent.
+        const fresh = new Set(wants.filter(([, heads]) => heads.length === 0).map(([key]) => key))
         pending.push({ batch: msg.batch, through: msg.through, docs: [], fresh })
         await stream.send({ t: 'want', batch: msg.batch, items: wants })
         break
@@ -77,9 +76,10 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
       case 'docs': {
         const head = pending[0]
         if (head === undefined || head.batch !== msg.batch) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} out of order`)
-        for (const [key, bytes, summary] of msg.items) {
-          const heads = head.fresh.get(key)
-          head.docs.push(summary !== undefined && heads !== undefined && heads.length > 0 ? { key, bytes, heads, summary } : { key, bytes })
+        for (const [key, bytes, summary, heads] of msg.items) {
+          // On the sender's word only for a document this node asked for whole.
+          const fresh = head.fresh.has(key) && summary !== undefined && heads !== undefined && heads.length > 0
+          head.docs.push(fresh ? { key, bytes, heads, summary } : { key, bytes })
           stats.bytesIn += bytes.length
         }
         if (msg.last) await finishedBatch()
