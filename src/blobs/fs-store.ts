@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { DwError } from '../errors.ts'
+import { KeyLock } from '../key-lock.ts'
 import { abortable } from './abortable.ts'
 import type { BlobInfo, BlobStore, PutOptions } from './blob-store.ts'
 import { assertSha256Hex, isSha256Hex } from './sha256.ts'
@@ -25,7 +26,12 @@ export class FsBlobStore implements BlobStore {
   readonly #tmp: string
   #tmpReady: Promise<unknown> | undefined
   /** Tail of the queue of commits and deletes per hash. */
-  readonly #queues = new Map<string, Promise<void>>()
+  /**
+   * Commits and deletes of one hash run one at a time, so `existed` is exact
+   * within the process and a delete never interleaves with the
+   * check-then-rename of a put.
+   */
+  readonly #perHash = new KeyLock()
 
   /** Prefer `open()`, which also clears temp files left by a crash. */
   constructor (dir: string) {
@@ -77,7 +83,7 @@ export class FsBlobStore implements BlobStore {
           details: { expected: expectedSha256, actual: sha256, size }
         })
       }
-      const existed = await this.#exclusive(sha256, async () => await this.#commit(tmp, sha256))
+      const existed = await this.#perHash.run(sha256, async () => await this.#commit(tmp, sha256))
       return { sha256, size, existed }
     } catch (err) {
       await rm(tmp, { force: true })
@@ -88,7 +94,7 @@ export class FsBlobStore implements BlobStore {
   readonly adoptVerifiedFile = async (path: string, sha256: string): Promise<BlobInfo & { existed: boolean }> => {
     assertSha256Hex(sha256)
     const { size } = await stat(path)
-    const existed = await this.#exclusive(sha256, async () => await this.#commit(path, sha256))
+    const existed = await this.#perHash.run(sha256, async () => await this.#commit(path, sha256))
     return { sha256, size, existed }
   }
 
@@ -135,7 +141,7 @@ export class FsBlobStore implements BlobStore {
 
   async delete (sha256: string): Promise<boolean> {
     assertSha256Hex(sha256)
-    return await this.#exclusive(sha256, async () => {
+    return await this.#perHash.run(sha256, async () => {
       try {
         // No directory fsync: a delete lost to a crash leaves a blob that garbage collection finds again.
         await unlink(this.#path(sha256))
@@ -183,22 +189,6 @@ export class FsBlobStore implements BlobStore {
       await fsyncDir(this.#root)
     }
     return false
-  }
-
-  /**
-   * Runs commits and deletes of one hash one at a time, so `existed` is exact
-   * within the process and a delete never interleaves with the check-then-rename
-   * of a put.
-   */
-  async #exclusive<T> (sha256: string, fn: () => Promise<T>): Promise<T> {
-    const run = (this.#queues.get(sha256) ?? Promise.resolve()).then(fn)
-    const tail = run.then(() => {}, () => {})
-    this.#queues.set(sha256, tail)
-    try {
-      return await run
-    } finally {
-      if (this.#queues.get(sha256) === tail) this.#queues.delete(sha256)
-    }
   }
 }
 

@@ -4,6 +4,7 @@ import { Agent as HttpsAgent } from 'node:https'
 import { Readable } from 'node:stream'
 import { Client, CopyDestinationOptions, CopySourceOptions } from 'minio'
 import { DwError } from '../errors.ts'
+import { KeyLock } from '../key-lock.ts'
 import { abortable } from './abortable.ts'
 import type { BlobInfo, BlobStore, PutOptions } from './blob-store.ts'
 import { assertSha256Hex, isSha256Hex } from './sha256.ts'
@@ -96,7 +97,12 @@ export class S3BlobStore implements BlobStore {
   readonly #partSize: number
   readonly #server: string
   /** Tail of the queue of commits and deletes per hash. */
-  readonly #queues = new Map<string, Promise<void>>()
+  /**
+   * Commits and deletes of one hash run one at a time, so `existed` is exact
+   * within the process and a delete never interleaves with the
+   * check-then-write of a put.
+   */
+  readonly #perHash = new KeyLock()
   /** Cleanups of aborted puts still running; `close()` waits for them. */
   readonly #cleanups = new Set<Promise<void>>()
 
@@ -165,7 +171,7 @@ export class S3BlobStore implements BlobStore {
           details: { expected: expectedSha256, actual: sha256, size }
         })
       }
-      const existed = await this.#exclusive(sha256, async () => await this.#commit(staged))
+      const existed = await this.#perHash.run(sha256, async () => await this.#commit(staged))
       return { sha256, size, existed }
     } catch (err) {
       // Waits for the receiving side to stop first, or a part could land after its upload is aborted.
@@ -217,7 +223,7 @@ export class S3BlobStore implements BlobStore {
 
   async delete (sha256: string): Promise<boolean> {
     assertSha256Hex(sha256)
-    return await this.#exclusive(sha256, async () => {
+    return await this.#perHash.run(sha256, async () => {
       // S3 deletes are idempotent and do not say whether the key was there.
       if (!(await this.has(sha256))) return false
       await this.#s3(`deleting blob ${sha256}`, async () => { await this.#client.removeObject(this.#bucket, this.#key(sha256)) })
@@ -380,22 +386,6 @@ export class S3BlobStore implements BlobStore {
   #track (cleanup: Promise<void>): void {
     this.#cleanups.add(cleanup)
     void cleanup.finally(() => this.#cleanups.delete(cleanup))
-  }
-
-  /**
-   * Runs commits and deletes of one hash one at a time, so `existed` is exact
-   * within the process and a delete never interleaves with the check-then-write
-   * of a put.
-   */
-  async #exclusive<T> (sha256: string, fn: () => Promise<T>): Promise<T> {
-    const run = (this.#queues.get(sha256) ?? Promise.resolve()).then(fn)
-    const tail = run.then(() => {}, () => {})
-    this.#queues.set(sha256, tail)
-    try {
-      return await run
-    } finally {
-      if (this.#queues.get(sha256) === tail) this.#queues.delete(sha256)
-    }
   }
 
   /** Runs S3 calls, turning their failures into DwErrors. */

@@ -6,7 +6,7 @@ import { binarySublevel, jsonSublevel } from '../db.ts'
 import { DwError } from '../errors.ts'
 import { GroupCommit, type BatchOp } from './group-commit.ts'
 export type { BatchOp }
-import { KeyLock } from './key-lock.ts'
+import { KeyLock } from '../key-lock.ts'
 import { Lru } from './lru.ts'
 
 /** What the store knows about a document without loading it. */
@@ -103,6 +103,12 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
   readonly #state: Sublevel<unknown>
   readonly #unverified: Sublevel<string>
   readonly #commit: GroupCommit
+  /**
+   * Everything that touches one document (read into the cache, change, merge
+   * from a peer) runs under its key's lock, and a change keeps the lock until
+   * it is durable: otherwise a reload from disk could reuse an actor
+   * sequence number that an unflushed change already took.
+   */
   readonly #lock = new KeyLock()
   readonly #cache: Lru<string, Live>
   readonly #compactAfter: number
@@ -190,12 +196,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
 
   /** The document's stored bytes as one buffer that `A.load` accepts, without loading it. */
   async rawBytes (key: string): Promise<Uint8Array | undefined> {
-    return (await this.rawBytesMany([key]))[0]
-  }
-
-  /** `rawBytes` for many documents with two batched reads (plus one per document with chunks). */
-  async rawBytesMany (keys: string[]): Promise<Array<Uint8Array | undefined>> {
-    return (await this.savedMany(keys)).map(saved => saved?.bytes)
+    return (await this.savedMany([key]))[0]?.bytes
   }
 
   /**
@@ -207,7 +208,10 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
    */
   async savedMany (keys: string[]): Promise<Array<{ bytes: Uint8Array, meta: DocMeta | undefined } | undefined>> {
     if (keys.length === 0) return []
-    const [metas, snaps] = await Promise.all([this.#meta.getMany(keys), this.#snap.getMany(keys)])
+    // Meta strictly before the bytes: a compaction between a snapshot read
+    // and a meta read would otherwise pair an old snapshot with new heads.
+    const metas = await this.#meta.getMany(keys)
+    const snaps = await this.#snap.getMany(keys)
     const bytes = await Promise.all(keys.map(async (key, i) => {
       const meta = metas[i]
       return meta === undefined ? undefined : await this.#withChunks(key, meta, snaps[i])

@@ -9,7 +9,6 @@ export interface SyncableStore {
   readonly seq: number
   feedSince: (since: number, limit: number) => Promise<FeedEntry[]>
   metas: (keys: string[]) => Promise<Array<DocMeta | undefined>>
-  rawBytes: (key: string) => Promise<Uint8Array | undefined>
   savedMany: (keys: string[]) => Promise<Array<{ bytes: Uint8Array, meta: DocMeta | undefined } | undefined>>
   changesSince: (key: string, heads: string[]) => Promise<Uint8Array | undefined>
   /** True when the local document already contains every change named by `heads`. */

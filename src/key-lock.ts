@@ -1,8 +1,8 @@
 /**
- * Serialises work per key. Everything that touches one document (read into
- * the cache, change, merge from a peer) runs under its key's lock, and a
- * change keeps the lock until it is durable: otherwise a reload from disk
- * could reuse an actor sequence number that an unflushed change already took.
+ * Serialises work per key: `run` calls for one key run one at a time, in
+ * call order, whether earlier ones succeeded or failed; different keys run
+ * concurrently. Shared by the document store (a key per record) and the
+ * blob stores (a key per hash).
  */
 export class KeyLock {
   readonly #tails = new Map<string, Promise<unknown>>()
