@@ -35,14 +35,13 @@
  * --mesh-only skips (a) and (b) (for profiling).
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
-import { createWriteStream, rmSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { rmSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { get as httpGet } from 'node:http'
 import { createServer, type AddressInfo } from 'node:net'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { pipeline } from 'node:stream/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -50,6 +49,7 @@ import type { Stream } from '@libp2p/interface'
 import { createPeerNode, type PeerNode } from '../src/peer/libp2p.ts'
 import { FramedStream } from '../src/peer/framed-stream.ts'
 import { MAX_BLOB_MESSAGE, parseBlobResponse } from '../src/blobs/transfer/messages.ts'
+import { writeRandomFile } from './random-file.ts'
 
 const MiB = 1024 * 1024
 const GROWTH_LIMIT_MIB = 150
@@ -458,18 +458,6 @@ async function withCpu<T extends object> (node: DwNode, fn: () => Promise<T>): P
   return { ...value, cpuMs: (await procStat(pid)).cpuMs - before }
 }
 
-/** Writes `size` random bytes to `path` a MiB at a time; returns their sha256. */
-async function generateFile (path: string, size: number): Promise<string> {
-  const hash = createHash('sha256')
-  await pipeline(async function * () {
-    for (let written = 0; written < size; written += MiB) {
-      const chunk = randomBytes(Math.min(MiB, size - written))
-      hash.update(chunk)
-      yield chunk
-    }
-  }, createWriteStream(path))
-  return hash.digest('hex')
-}
 
 interface Failure { bytes: number, ms: number, error: string, nodeSaid: string | undefined }
 
@@ -493,7 +481,7 @@ interface MeshResult {
 async function meshRun (): Promise<MeshResult> {
   const source = join(work as string, 'bench.bin')
   log(`  generating a ${sizeMiB} MiB file`)
-  const expected = await generateFile(source, total)
+  const expected = await writeRandomFile(source, total)
   log('  starting nodes A and B (dw start, one process each)')
   const [a, b] = await Promise.all([startDwNode('site-a'), startDwNode('site-b')]) as [DwNode, DwNode]
   await dw(['peer', 'add', `/ip4/127.0.0.1/tcp/${b.port}/p2p/${b.peerId}`, '--name', b.name, '--data', a.dir])

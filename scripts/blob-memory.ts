@@ -5,14 +5,14 @@
  *
  *   node scripts/blob-memory.ts [--size-mb 1024]
  */
-import { createHash, randomBytes } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pipeline } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
 import { FsBlobStore } from '../src/blobs/fs-store.ts'
+import { writeRandomFile } from './random-file.ts'
 
 const MiB = 1024 * 1024
 const GROWTH_LIMIT_MIB = 150
@@ -28,7 +28,7 @@ if (!Number.isSafeInteger(sizeMiB) || sizeMiB <= 0) {
 const work = await mkdtemp(join(tmpdir(), 'dw-blob-memory-'))
 try {
   const sourcePath = join(work, 'source.bin')
-  const expected = await generate(sourcePath, sizeMiB * MiB)
+  const expected = await writeRandomFile(sourcePath, sizeMiB * MiB)
   const store = await FsBlobStore.open(join(work, 'blobs'))
 
   const rssBefore = process.memoryUsage.rss()
@@ -76,15 +76,3 @@ try {
   await rm(work, { recursive: true, force: true })
 }
 
-/** Writes `size` random bytes to `path` a MiB at a time; returns their sha256. */
-async function generate (path: string, size: number): Promise<string> {
-  const hash = createHash('sha256')
-  await pipeline(async function * () {
-    for (let written = 0; written < size; written += MiB) {
-      const chunk = randomBytes(Math.min(MiB, size - written))
-      hash.update(chunk)
-      yield chunk
-    }
-  }, createWriteStream(path))
-  return hash.digest('hex')
-}

@@ -224,6 +224,14 @@ export async function runWorkload (o: WorkloadOptions): Promise<void> {
       ledger.count(op.type, res.outcome)
       return { acked: res.outcome === 'ok', end: res.outcome === 'ok' ? res.end : Infinity }
     }
+    /** A delete the node may have applied (acknowledged or of unknown outcome) goes in the ledger. */
+    const deleted = (key: string, res: ApiResult): void => {
+      const { acked, end } = done(res)
+      if (res.outcome === 'rejected' || res.outcome === 'refused') return
+      const list = ledger.deletes.get(key) ?? []
+      list.push({ op: op.n, node: i, value: 'delete', start: res.start, end, acked })
+      ledger.deletes.set(key, list)
+    }
     switch (op.type) {
       case 'create-dataset': {
         const res = await api(t, 'POST', '/datasets', { json: { name: op.name, description: op.description, tags: op.tags, metadata: op.metadata }, signal: o.signal })
@@ -290,12 +298,7 @@ export async function runWorkload (o: WorkloadOptions): Promise<void> {
       case 'delete-dataset': {
         const key = recordKeyOf(op.target)
         if (key === undefined) { ledger.count(op.type, 'rejected'); return }
-        const res = await api(t, 'DELETE', `/${key.replace('dataset/', 'datasets/')}`, { signal: o.signal })
-        const { acked, end } = done(res)
-        if (res.outcome === 'rejected' || res.outcome === 'refused') return
-        const list = ledger.deletes.get(key) ?? []
-        list.push({ op: op.n, node: i, value: 'delete', start: res.start, end, acked })
-        ledger.deletes.set(key, list)
+        deleted(key, await api(t, 'DELETE', `/${key.replace('dataset/', 'datasets/')}`, { signal: o.signal }))
         return
       }
       case 'create-user': {
@@ -311,12 +314,7 @@ export async function runWorkload (o: WorkloadOptions): Promise<void> {
         const id = ledger.idOfOp.get(op.target)
         if (id === undefined) { ledger.count(op.type, 'rejected'); return }
         const key = `user/${id}`
-        const res = await api(t, 'DELETE', `/users/${id}`, { signal: o.signal })
-        const { acked, end } = done(res)
-        if (res.outcome === 'rejected' || res.outcome === 'refused') return
-        const list = ledger.deletes.get(key) ?? []
-        list.push({ op: op.n, node: i, value: 'delete', start: res.start, end, acked })
-        ledger.deletes.set(key, list)
+        deleted(key, await api(t, 'DELETE', `/users/${id}`, { signal: o.signal }))
         return
       }
       case 'read': {

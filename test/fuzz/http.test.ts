@@ -14,6 +14,7 @@
 import t from 'tap'
 import { startTestNode, addMember, ADMIN_PASSWORD, type TestNode } from '../helpers/node.ts'
 import { CaseLog, Rng, fuzzMs, fuzzSeed, randomJson } from './rng.ts'
+import { reportFindings, type Finding } from './findings.ts'
 
 const SEED = fuzzSeed()
 const RUN_MS = fuzzMs(20_000)
@@ -354,7 +355,6 @@ function decodeURIComponentSafe (s: string): string {
   try { return decodeURIComponent(s) } catch { return s }
 }
 
-interface Finding { kind: string, detail: string }
 
 /**
  * Known, unfixed bugs (see test/fuzz/bugs.test.ts), reported as todo unless
@@ -471,17 +471,7 @@ t.test('http fuzz: invalid requests to every route: never 5xx, always a JSON err
   t.equal((await n.node.api.inject({ url: `/users/${ctx.memberId}`, headers: { authorization: `Bearer ${ctx.member}` } })).statusCode, 200, 'the member token still works')
   t.equal((await n.node.api.inject({ method: 'POST', url: '/auth/login', payload: { username: 'admin', password: ADMIN_PASSWORD } })).statusCode, 200, 'the admin can log in')
 
-  const groups = new Map<string, Finding[]>()
-  for (const f of findings) {
-    const bug = KNOWN.find(([re]) => re.test(f.detail))?.[1] ?? `new: ${f.kind}`
-    groups.set(bug, [...(groups.get(bug) ?? []), f])
-  }
-  for (const [bug, list] of groups) {
-    const message = `${list.length} finding(s) ${bug}; e.g. ${list.slice(0, 3).map(f => `${f.kind}: ${f.detail.slice(0, 400)}`).join(' || ')}`
-    if (bug.startsWith('new:') || STRICT) t.fail(message)
-    else t.fail(message, { todo: 'known bug, see the fuzz report' })
-  }
-  if (groups.size === 0) t.pass('no findings')
+  reportFindings(t, findings, KNOWN, STRICT)
   if (process.env.FUZZ_VERBOSE === '1') for (const f of findings) t.comment(`${f.kind}: ${f.detail.slice(0, 600)}`)
   if (findings.length > 0) t.comment(`FUZZ_SEED=${SEED}; last cases: ${log.recent()}`)
 })
@@ -545,15 +535,5 @@ t.test('http fuzz: valid requests with hostile values: never 5xx, and what is st
   }
   t.comment(`requests: ${sent}; records created: ${made.length}`)
   t.ok(sent >= 100, `sent ${sent} requests`)
-  const groups = new Map<string, Finding[]>()
-  for (const f of findings) {
-    const bug = KNOWN.find(([re]) => re.test(f.detail))?.[1] ?? `new: ${f.kind}`
-    groups.set(bug, [...(groups.get(bug) ?? []), f])
-  }
-  for (const [bug, list] of groups) {
-    const message = `${list.length} finding(s) ${bug}; e.g. ${list.slice(0, 3).map(f => `${f.kind}: ${f.detail.slice(0, 400)}`).join(' || ')}`
-    if (bug.startsWith('new:') || STRICT) t.fail(message)
-    else t.fail(message, { todo: 'known bug, see the fuzz report' })
-  }
-  if (groups.size === 0) t.pass('no findings')
+  reportFindings(t, findings, KNOWN, STRICT)
 })

@@ -29,6 +29,7 @@ import { FramedStream } from '../../src/peer/framed-stream.ts'
 import { MAX_SYNC_MESSAGE, SYNC_PROTOCOL } from '../../src/peer/sync/messages.ts'
 import { BLOB_PROTOCOL, MAX_BLOB_MESSAGE } from '../../src/blobs/transfer/messages.ts'
 import { CaseLog, Rng, fuzzMs, fuzzSeed, mutateBytes, randomValue, varint } from './rng.ts'
+import { reportFindings, type Finding } from './findings.ts'
 import { KINDS, PLURAL, Slots, blobRequest, blobResponse, corrupt, drain, frame, hostileRecord, pullerMessage, randomHeads, sendRaw, serverMessage, sleep } from './wire.ts'
 
 const SEED = fuzzSeed()
@@ -77,8 +78,6 @@ const KNOWN: Array<[RegExp, string]> = [
   [/FST_ERR_REP_INVALID_PAYLOAD_TYPE|payload of invalid type/, 'BUG-11: a file download whose stream fails before its first byte answers Fastify\'s own 500 (versions.ts sets content-type first)'],
   [/^sync\.duplicate-want-served/, 'BUG-5: the sync server answers wants for batches already answered (serve.ts)']
 ]
-
-interface Finding { kind: string, detail: string }
 
 /** One attacker: a trusted raw libp2p peer with its own connection to the node and its own stream budget. */
 interface Evil {
@@ -858,18 +857,6 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
   t.ok(audit.items.length > 0, `violations audited (${audit.items.length as number} shown)`)
 
   // Findings: unknown ones fail; known bugs are todo unless FUZZ_STRICT=1.
-  const groups = new Map<string, Finding[]>()
-  for (const f of findings) {
-    const label = `${f.kind}: ${f.detail}`
-    const bug = KNOWN.find(([re]) => re.test(label))?.[1] ?? `new: ${f.kind}`
-    groups.set(bug, [...(groups.get(bug) ?? []), f])
-  }
-  for (const [bug, list] of groups) {
-    const example = list[0] as Finding
-    const message = `${list.length} finding(s) ${bug}; e.g. ${example.kind}: ${example.detail.slice(0, 400)}`
-    if (bug.startsWith('new:') || STRICT) t.fail(message)
-    else t.fail(message, { todo: 'known bug, see the fuzz report' })
-  }
-  if (groups.size === 0) t.pass('no findings')
+  reportFindings(t, findings, KNOWN, STRICT)
   if (findings.length > 0 || t.counts.fail > 0) t.comment(`FUZZ_SEED=${SEED}; last cases: ${log.recent()}`)
 })
