@@ -82,10 +82,7 @@ async function receiver (address: string, records: number): Promise<void> {
     sample('synced')
     gc()
     sample('synced, after GC')
-    const checking = Date.now()
-    while (await b.node.docs.verifySome(500) > 0) {
-      if (Date.now() - checking > TIMEOUT_MS) throw new Error('checking the documents took too long')
-    }
+    // Every document is judged (signatures and rules) as it arrives: nothing is left to check afterwards.
     sample('every document checked')
     gc()
     sample('checked, after GC')

@@ -2,9 +2,10 @@ import { v7 as uuidv7 } from 'uuid'
 import type { Sublevel } from './db.ts'
 
 export type AuditType =
-  | 'sync.session' | 'sync.violation'
+  | 'sync.session' | 'sync.violation' | 'sync.refused'
+  | 'node.role' | 'node.revoke'
   | 'peer.add' | 'peer.remove' | 'peer.approve' | 'peer.refused'
-  | 'user.create' | 'user.update' | 'user.delete'
+  | 'user.create' | 'user.update' | 'user.delete' | 'user.restore'
   | 'blob.mismatch' | 'blob.gc' | 'pin.add' | 'pin.remove'
 
 export interface AuditEntry {

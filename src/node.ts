@@ -5,6 +5,8 @@ import type { DocStore } from './crdt/doc-store.ts'
 import type { BlobStore } from './blobs/blob-store.ts'
 import type { Users } from './warehouse/users.ts'
 import type { Records } from './warehouse/records.ts'
+import type { Nodes } from './warehouse/nodes.ts'
+import type { TrustGate } from './trust/gate.ts'
 import type { Files } from './warehouse/files.ts'
 import type { Pins } from './warehouse/pins.ts'
 import { loadOrCreateIdentity, peerIdOf } from './peer/identity.ts'
@@ -30,6 +32,12 @@ export interface InitOptions {
   adminPassword: string
   sync?: NodeConfig['sync']
   blobs?: NodeConfig['blobs']
+  /**
+   * Join an existing mesh instead of founding one: the node takes the mesh
+   * of the first peer that brings it a roster, and writes once a full node
+   * of that mesh has added it.
+   */
+  join?: boolean
 }
 
 export interface RunningNode {
@@ -42,6 +50,8 @@ export interface RunningNode {
   blobs: BlobStore
   users: Users
   records: Records
+  trust: TrustGate
+  nodes: Nodes
   files: Files
   pins: Pins
   api: FastifyInstance
@@ -58,7 +68,7 @@ export interface RunningNode {
  * Creates a node's data directory: identity, config, database, blob store
  * and the first admin account. Refuses a directory that already holds a node.
  */
-export async function initNode (options: InitOptions): Promise<{ peerId: string, config: NodeConfig, addresses: string[] }> {
+export async function initNode (options: InitOptions): Promise<{ peerId: string, config: NodeConfig, addresses: string[], meshId: string | undefined }> {
   const { dataDir } = options
   await mkdir(dataDir, { recursive: true })
   const existing = await readdir(dataDir)
@@ -68,12 +78,14 @@ export async function initNode (options: InitOptions): Promise<{ peerId: string,
   const key = await loadOrCreateIdentity(dataDir)
   const peerId = peerIdOf(key)
   const blobs = options.blobs ?? { type: 'fs' }
-  const core = await openCore(dataDir, blobs)
+  const core = await openCore(dataDir, blobs, { key, peerId })
   try {
     const admin = await core.users.create(undefined, { username: 'admin', password: options.adminPassword, role: 'admin', displayName: 'Administrator' })
+    const name = options.name ?? `node-${peerId.slice(-6)}`
+    const meshId = options.join === true ? undefined : await core.nodes.found(name)
     const config: NodeConfig = {
       version: 1,
-      name: options.name ?? `node-${peerId.slice(-6)}`,
+      name,
       http: options.http ?? { host: '127.0.0.1', port: 8080 },
       listen: options.listen ?? ['/ip4/0.0.0.0/tcp/4001'],
       blobs,
@@ -82,7 +94,7 @@ export async function initNode (options: InitOptions): Promise<{ peerId: string,
     if (options.sync !== undefined) config.sync = options.sync
     await core.docs.flush()
     await writeConfig(dataDir, config)
-    return { peerId, config, addresses: config.listen.map(a => `${a}/p2p/${peerId}`) }
+    return { peerId, config, addresses: config.listen.map(a => `${a}/p2p/${peerId}`), meshId }
   } finally {
     await core.blobs.close()
     await core.db.close()
@@ -95,7 +107,7 @@ export async function startNode (options: { dataDir: string, logger?: boolean | 
   const config = await readConfig(dataDir)
   const key = await loadOrCreateIdentity(dataDir)
   const peerId = peerIdOf(key)
-  const core = await openCore(dataDir, config.blobs)
+  const core = await openCore(dataDir, config.blobs, { key, peerId })
   const unwind = new Unwind()
   unwind.push(async () => { await core.blobs.close() })
   unwind.push(async () => { await core.db.close() })

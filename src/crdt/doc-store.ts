@@ -21,8 +21,6 @@ export interface DocMeta {
   summary: Record<string, unknown>
   /** Never offered to peers: this node's own bootstrap admin, for one. */
   local?: true
-  /** Heads and summary as a peer vouched for them; not yet checked against the bytes. */
-  unverified?: true
 }
 
 export interface FeedEntry { seq: number, key: string }
@@ -32,16 +30,74 @@ export type ChangeOrigin = 'local' | 'remote'
 export interface DocChangeEvent { key: string, seq: number, origin: ChangeOrigin, meta: DocMeta }
 
 /**
- * One document received from a peer: its bytes (a full save or changes).
- * For a document new here the peer may vouch for its `heads` and `summary`:
- * it is then stored without being loaded (loading is most of the cost of an
- * initial sync) and verified later, on first load or by `verifySome`.
+ * One document received from a peer: its bytes (a full save or changes)
+ * and the signatures of the changes in them, packed (see `packSigs`).
  */
 export interface RemoteDoc {
   key: string
   bytes: Uint8Array
-  heads?: string[]
-  summary?: Record<string, unknown>
+  sigs?: Uint8Array
+}
+
+/** One change as an admission check sees it. */
+export interface ChangeInfo { hash: string, deps: string[], message: string | null }
+
+export type Verdict = { ok: true } | { ok: false, reason: string, wait?: boolean }
+
+export interface JudgeContext {
+  key: string
+  /** The document holding the change and everything it depends on. */
+  doc: A.Doc<any>
+  /** Runs `fn` on another document as of `heads`; undefined when this node lacks those heads. */
+  at: <T>(key: string, heads: string[], fn: (doc: any) => T) => Promise<T | undefined>
+}
+
+/**
+ * Decides which changes may enter a document, and attributes and signs
+ * this node's own. The store knows nothing of what the rules are; it makes
+ * sure no change, local or remote, reaches a replicated document without
+ * a verdict, and that a refused change takes everything built on it along.
+ */
+export interface ChangeAdmission {
+  /** The message recorded on a change that `author` makes here. */
+  claims: (author: string) => Promise<string>
+  sign: (hash: string) => Uint8Array
+  /** `wait`: the change references a state this node lacks; it is parked and judged again when that arrives. */
+  judge: (ctx: JudgeContext, change: ChangeInfo, sig: Uint8Array | undefined, origin: 'local' | 'remote') => Promise<Verdict>
+}
+
+/** A remote change that was not admitted. */
+export interface Refusal { key: string, hash: string, reason: string, message: string | null }
+
+export interface AdmitResult {
+  /** Keys whose heads changed. */
+  changed: string[]
+  refused: Refusal[]
+  /** Changes parked until the state they reference arrives. */
+  parked: number
+}
+
+const SIG_ENTRY = 96
+/** Changes parked at most; past this a change waiting for a reference is refused. */
+const MAX_PARKED = 50_000
+
+/** Packs [hash, signature] pairs for the wire: 32 bytes of hash, 64 of signature, each. */
+export function packSigs (entries: Array<[string, Uint8Array]>): Uint8Array {
+  const out = new Uint8Array(entries.length * SIG_ENTRY)
+  entries.forEach(([hash, sig], i) => {
+    out.set(Buffer.from(hash, 'hex'), i * SIG_ENTRY)
+    out.set(sig, i * SIG_ENTRY + 32)
+  })
+  return out
+}
+
+export function unpackSigs (packed: Uint8Array | undefined): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>()
+  if (packed === undefined) return out
+  for (let at = 0; at + SIG_ENTRY <= packed.length; at += SIG_ENTRY) {
+    out.set(Buffer.from(packed.subarray(at, at + 32)).toString('hex'), packed.slice(at + 32, at + SIG_ENTRY))
+  }
+  return out
 }
 
 export interface DocStoreOptions {
@@ -56,6 +112,13 @@ export interface DocStoreOptions {
    * before and after a change, the writes to add to the same atomic batch.
    */
   indexes?: Array<(key: string, before: DocMeta | undefined, after: DocMeta) => BatchOp[]>
+  /** Judges and signs changes; without it every change is taken as it comes (tests of the store alone). */
+  admission?: ChangeAdmission
+}
+
+/** Reference documents first, so changes in one batch that reference them find them. */
+function kindRank (key: string): number {
+  return key.startsWith('mesh/') ? 0 : key.startsWith('user/') ? 1 : 2
 }
 
 interface Live { doc: A.Doc<any>, meta: DocMeta }
@@ -95,13 +158,14 @@ function sameHeads (a: string[], b: string[]): boolean {
  * caller hears of it. Documents are loaded on demand into a bounded cache, so
  * start-up costs the same whatever the store holds.
  */
-export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch: [{ key: string, claimed: string[], actual: string[] }] }> {
+export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: [Refusal[]] }> {
   readonly #snap: Sublevel<Uint8Array>
   readonly #chunk: Sublevel<Uint8Array>
   readonly #meta: Sublevel<DocMeta>
   readonly #feed: Sublevel<string>
   readonly #state: Sublevel<unknown>
-  readonly #unverified: Sublevel<string>
+  readonly #sig: Sublevel<Uint8Array>
+  readonly #parked: Sublevel<Uint8Array>
   readonly #commit: GroupCommit
   /**
    * Everything that touches one document (read into the cache, change, merge
@@ -114,6 +178,9 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
   readonly #compactAfter: number
   readonly #summarise: DocStoreOptions['summarise']
   readonly #indexes: NonNullable<DocStoreOptions['indexes']>
+  #admission: ChangeAdmission | undefined
+  #parkedCount = 0
+  #retrying: Promise<void> | undefined
   /** A fresh actor per process run: reusing one after a crash could mint two different changes with one (actor, seq). */
   readonly actor: string = randomBytes(16).toString('hex')
   #seq = 0
@@ -126,12 +193,14 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
     this.#meta = jsonSublevel<DocMeta>(db, 'meta')
     this.#feed = jsonSublevel<string>(db, 'feed')
     this.#state = jsonSublevel<unknown>(db, 'docstate')
-    this.#unverified = jsonSublevel<string>(db, 'unverified')
+    this.#sig = binarySublevel(db, 'sig')
+    this.#parked = binarySublevel(db, 'parked')
     this.#commit = new GroupCommit(db)
     this.#cache = new Lru(options.cacheSize ?? 500)
     this.#compactAfter = options.compactAfter ?? 32
     this.#summarise = options.summarise
     this.#indexes = options.indexes ?? []
+    this.#admission = options.admission
     this.setMaxListeners(0)
   }
 
@@ -154,7 +223,16 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
     for await (const key of this.#feed.keys({ reverse: true, limit: 1 })) {
       this.#seq = Number(key)
     }
+    for await (const _ of this.#parked.keys()) this.#parkedCount += 1
   }
+
+  /** Plugs in the admission check (it needs the store to exist first). */
+  admitWith (admission: ChangeAdmission): void {
+    this.#admission = admission
+  }
+
+  /** Changes waiting for a state they reference. */
+  get parkedCount (): number { return this.#parkedCount }
 
   /**
    * Identifies this store's feed. Sequence numbers mean nothing across
@@ -200,13 +278,13 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
   }
 
   /**
-   * Each document's stored bytes with the meta they match (its heads and
-   * summary), read without loading anything. The reads are not one
+   * Each document's stored bytes, the meta they match and the signatures of
+   * their changes, read without loading anything. The reads are not one
    * snapshot: a write may land between them, so the meta is read again at
    * the end, and a document written meanwhile comes back without a meta
-   * rather than with heads and a summary that are not its own.
+   * rather than with heads that are not its own.
    */
-  async savedMany (keys: string[]): Promise<Array<{ bytes: Uint8Array, meta: DocMeta | undefined } | undefined>> {
+  async savedMany (keys: string[]): Promise<Array<{ bytes: Uint8Array, meta: DocMeta | undefined, sigs: Uint8Array } | undefined>> {
     if (keys.length === 0) return []
     // Meta strictly before the bytes: a compaction between a snapshot read
     // and a meta read would otherwise pair an old snapshot with new heads.
@@ -216,14 +294,22 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
       const meta = metas[i]
       return meta === undefined ? undefined : await this.#withChunks(key, meta, snaps[i])
     }))
+    // Signatures after the bytes: a change written meanwhile adds one too many, never one too few.
+    const sigs = await Promise.all(keys.map(async key => await this.#allSigs(key)))
     const after = await this.#meta.getMany(keys)
     return keys.map((_key, i) => {
       const b = bytes[i]
       const meta = metas[i]
       if (b === undefined || meta === undefined) return undefined
       // Every write gives the document a new feed position, compaction included.
-      return { bytes: b, meta: after[i]?.seq === meta.seq ? meta : undefined }
+      return { bytes: b, meta: after[i]?.seq === meta.seq ? meta : undefined, sigs: sigs[i] as Uint8Array }
     })
+  }
+
+  async #allSigs (key: string): Promise<Uint8Array> {
+    const entries: Array<[string, Uint8Array]> = []
+    for await (const [k, sig] of this.#sig.iterator({ gt: `${key}\x00`, lt: `${key}\x01` })) entries.push([k.slice(key.length + 1), sig])
+    return packSigs(entries)
   }
 
   async #withChunks (key: string, meta: DocMeta, snap: Uint8Array | undefined): Promise<Uint8Array> {
@@ -244,14 +330,19 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
 
   /**
    * Creates a document; fails with CONFLICT if the key exists. A `local`
-   * document is stored and changed like any other but never offered to peers.
+   * document is stored and changed like any other but never offered to
+   * peers, and needs no author. Any other change names its `author` and
+   * passes the admission check before anything is written.
    */
-  async create (key: string, init: (doc: any) => void, options: { time?: number, local?: boolean } = {}): Promise<DocChangeEvent> {
+  async create (key: string, init: (doc: any) => void, options: { time?: number, local?: boolean, author?: string } = {}): Promise<DocChangeEvent> {
+    const local = options.local === true
+    const message = local ? undefined : await this.#claims(options.author)
     return await this.#lock.run(key, async () => {
       if (await this.#live(key) !== undefined) throw new DwError('CONFLICT', `${key} already exists`)
       const empty = A.init<any>({ actor: this.actor })
-      const doc = A.change(empty, { time: timeOf(options.time) }, init)
-      return await this.#commitLocal(key, doc, undefined, options.local === true)
+      const doc = A.change(empty, changeOptions(options.time, message), init)
+      const ops = local ? [] : await this.#admitLocal(key, doc, undefined)
+      return await this.#commitLocal(key, doc, undefined, local, ops)
     })
   }
 
@@ -259,14 +350,65 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
    * Applies `fn` to the document and commits. `fn` may throw to refuse the
    * change (nothing is written); it may return false to signal "no change".
    */
-  async change (key: string, fn: (doc: any) => void | boolean, options: { time?: number } = {}): Promise<DocChangeEvent> {
+  async change (key: string, fn: (doc: any) => void | boolean, options: { time?: number, author?: string } = {}): Promise<DocChangeEvent> {
+    const message = await this.#claims(options.author)
     return await this.#lock.run(key, async () => {
       const live = await this.#live(key)
       if (live === undefined) throw new DwError('NOT_FOUND', `${key} not found`)
-      const doc = A.change(live.doc, { time: timeOf(options.time) }, fn)
+      const doc = A.change(live.doc, changeOptions(options.time, live.meta.local === true ? undefined : message), fn)
       if (doc === live.doc) return { key, seq: live.meta.seq, origin: 'local', meta: live.meta }
-      return await this.#commitLocal(key, doc, live)
+      const ops = live.meta.local === true ? [] : await this.#admitLocal(key, doc, live)
+      return await this.#commitLocal(key, doc, live, false, ops)
     })
+  }
+
+  async #claims (author: string | undefined): Promise<string | undefined> {
+    if (this.#admission === undefined) return undefined
+    if (author === undefined) throw new DwError('FORBIDDEN', 'a replicated change needs an author')
+    return await this.#admission.claims(author)
+  }
+
+  /** Judges this node's own new change by the rules its peers will apply, and signs it. */
+  async #admitLocal (key: string, doc: A.Doc<any>, before: Live | undefined): Promise<BatchOp[]> {
+    const admission = this.#admission
+    if (admission === undefined) return []
+    const change = A.getLastLocalChange(doc)
+    if (change === undefined) return []
+    const info = A.decodeChange(change)
+    const hash = info.hash as string
+    const verdict = await admission.judge({ key, doc, at: this.#at(new Map()) }, { hash, deps: info.deps, message: info.message }, undefined, 'local')
+    if (!verdict.ok) {
+      // A.change consumed the cached document: drop it, the next read loads from disk.
+      if (before !== undefined) this.#cache.delete(key)
+      throw new DwError('FORBIDDEN', verdict.reason)
+    }
+    return [{ type: 'put', sublevel: this.#sig, key: `${key}\x00${hash}`, value: admission.sign(hash) }]
+  }
+
+  /**
+   * Reads another document at given heads without taking its lock: the
+   * documents of the batch being admitted (which hold this batch's locks),
+   * else the cached copy used at once, else a fresh load nobody else holds.
+   */
+  #at (batch: Map<string, A.Doc<any>>): JudgeContext['at'] {
+    return async (key, heads, fn) => {
+      const inBatch = batch.get(key)
+      if (inBatch !== undefined) return atHeads(inBatch, heads, fn)
+      const cached = this.#cache.get(key)
+      if (cached !== undefined) return atHeads(cached.doc, heads, fn)
+      const meta = await this.#meta.get(key)
+      if (meta === undefined) return undefined
+      const mine = new Set(meta.heads)
+      const bytes = await this.#withChunks(key, meta, await this.#snap.get(key))
+      const again = this.#cache.get(key)
+      if (again !== undefined) return atHeads(again.doc, heads, fn)
+      const doc = A.load<any>(bytes)
+      try {
+        return heads.every(h => mine.has(h)) || A.hasHeads(doc, heads) ? fn(A.view(doc, heads)) : undefined
+      } finally {
+        A.free(doc)
+      }
+    }
   }
 
   /**
@@ -275,50 +417,101 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
    * reject the whole batch with INVALID_MESSAGE and change nothing.
    */
   async applyRemote (items: RemoteDoc[]): Promise<string[]> {
-    const keys = items.map(i => i.key)
+    return (await this.admitRemote(items)).changed
+  }
+
+  /**
+   * Like `applyRemote`, and says which changes were refused and why. Each
+   * new change is judged on its own (against the state it was made on and
+   * the states it references); a refused change, and every change built on
+   * it, is not stored and so never relayed. The rest of the batch applies.
+   */
+  async admitRemote (items: RemoteDoc[], fromParked = false): Promise<AdmitResult> {
+    // One item per key: two for the same key (rare) are one longer chunk.
+    const byKey = new Map<string, { bytes: Uint8Array[], sigs: Map<string, Uint8Array> }>()
+    for (const item of items) {
+      const entry = byKey.get(item.key) ?? { bytes: [] as Uint8Array[], sigs: new Map<string, Uint8Array>() }
+      entry.bytes.push(item.bytes)
+      for (const [h, s] of unpackSigs(item.sigs)) entry.sigs.set(h, s)
+      byKey.set(item.key, entry)
+    }
+    const keys = [...byKey.keys()].sort((a, b) => kindRank(a) - kindRank(b))
     return await this.#lock.runAll(keys, async () => {
-      // Merge first (this awaits loads), then number and stage the results in
-      // one synchronous step: feed order must equal commit order, or a feed
-      // reader could checkpoint past a sequence number not yet on disk.
+      // Merge and judge first (this awaits loads), then number and stage the
+      // results in one synchronous step: feed order must equal commit order,
+      // or a feed reader could checkpoint past a sequence number not yet on disk.
       const merged = new Map<string, { doc: A.Doc<any>, before: Live | undefined, received: Uint8Array | undefined }>()
+      const batch = new Map<string, A.Doc<any>>()
       const touched = new Set<string>()
-      // One batched read tells which documents are new here (most, in an initial sync).
-      const uncached = [...new Set(keys)].filter(k => this.#cache.get(k) === undefined)
-      const stored = new Map(uncached.map((k, i) => [k, i]))
-      const metas = await this.#meta.getMany(uncached)
-      const counts = new Map<string, number>()
-      for (const key of keys) counts.set(key, (counts.get(key) ?? 0) + 1)
-      const vouched = new Map<string, RemoteDoc>()
-      for (const item of items) {
-        const prior = merged.get(item.key)
-        const index = stored.get(item.key)
-        const absent = index !== undefined && metas[index] === undefined
-        if (absent && counts.get(item.key) === 1 && item.heads !== undefined && item.heads.length > 0 && item.summary !== undefined) {
-          vouched.set(item.key, item)
+      const refused: Refusal[] = []
+      const ops: BatchOp[] = []
+      let parked = 0
+      const metas = await this.#meta.getMany(keys)
+      const forget = (): void => { for (const key of touched) this.#cache.delete(key) }
+      for (const [i, key] of keys.entries()) {
+        const { bytes: parts, sigs } = byKey.get(key) as { bytes: Uint8Array[], sigs: Map<string, Uint8Array> }
+        const bytes = concat(parts)
+        const before = await this.#live(key, metas[i] ?? null)
+        if (before?.meta.local === true) {
+          refused.push({ key, hash: '', reason: 'a local-only document never changes from outside', message: null })
           continue
         }
-        const before = prior?.before ?? await this.#live(item.key, index === undefined ? undefined : metas[index] ?? null)
-        const base = prior?.doc ?? before?.doc
+        const baseHeads = before?.meta.heads ?? []
         let doc: A.Doc<any>
         try {
-          doc = base === undefined
-            ? A.load(item.bytes, { actor: this.actor })
-            : A.loadIncremental(base, item.bytes)
+          doc = before === undefined ? A.load(bytes, { actor: this.actor }) : A.loadIncremental(before.doc, bytes)
         } catch (err) {
-          for (const key of touched) this.#cache.delete(key)
-          throw new DwError('INVALID_MESSAGE', `undecodable changes for ${item.key}`, { cause: err })
+          forget()
+          throw new DwError('INVALID_MESSAGE', `undecodable changes for ${key}`, { cause: err })
         }
-        touched.add(item.key)
-        // Two items for one new key: store a fresh save rather than either part.
-        merged.set(item.key, { doc, before, received: prior === undefined ? item.bytes : undefined })
+        if (before !== undefined) touched.add(key)
+        const admission = this.#admission
+        let received = before === undefined ? bytes : undefined
+        if (admission !== undefined) {
+          const fresh = topological(A.getChangesSince(doc, baseHeads).map(bytes => ({ bytes, info: A.decodeChange(bytes) })))
+          const ctx: JudgeContext = { key, doc, at: this.#at(batch) }
+          const out = new Set<string>()
+          const accepted: Uint8Array[] = []
+          const waiting = new Set<string>()
+          for (const { bytes: change, info } of fresh) {
+            const hash = info.hash as string
+            const sig = sigs.get(hash)
+            const verdict: Verdict = info.deps.some(d => out.has(d) && !waiting.has(d))
+              ? { ok: false, reason: 'it depends on a refused change' }
+              : info.deps.some(d => waiting.has(d))
+                ? { ok: false, wait: true, reason: 'it depends on a change waiting for a state it references' }
+                : await admission.judge(ctx, { hash, deps: info.deps, message: info.message }, sig, 'remote')
+            const parkedKey = `${key}\x00${hash}`
+            if (verdict.ok) {
+              accepted.push(change)
+              ops.push({ type: 'put', sublevel: this.#sig, key: parkedKey, value: sig as Uint8Array })
+              if (fromParked) { ops.push({ type: 'del', sublevel: this.#parked, key: parkedKey }); parked -= 1 }
+              continue
+            }
+            out.add(hash)
+            if (verdict.wait === true && sig !== undefined && this.#parkedCount + parked < MAX_PARKED) {
+              waiting.add(hash)
+              if (!fromParked) parked += 1
+              ops.push({ type: 'put', sublevel: this.#parked, key: parkedKey, value: concat([sig, change]) })
+            } else {
+              if (fromParked) { ops.push({ type: 'del', sublevel: this.#parked, key: parkedKey }); parked -= 1 }
+              const reason = verdict.wait === true ? `${verdict.reason}, and it cannot wait: ${sig === undefined ? 'it is unsigned' : 'too many changes are waiting'}` : verdict.reason
+              refused.push({ key, hash, reason, message: info.message })
+            }
+          }
+          if (out.size > 0) {
+            // Rebuild from what is on disk plus the accepted changes only.
+            A.free(doc)
+            const base = before === undefined ? A.init<any>({ actor: this.actor }) : A.load<any>(await this.#withChunks(key, before.meta, await this.#snap.get(key)), { actor: this.actor })
+            doc = accepted.length > 0 ? A.applyChanges(base, accepted)[0] : base
+            received = undefined
+            if (before === undefined && accepted.length === 0) { A.free(doc); continue }
+          }
+        }
+        batch.set(key, doc)
+        merged.set(key, { doc, before, received })
       }
-      const ops: BatchOp[] = []
       const updated: Array<{ key: string, live: Live }> = []
-      const stored2: Array<{ key: string, meta: DocMeta }> = []
-      for (const [key, item] of vouched) {
-        this.#seq += 1
-        stored2.push({ key, meta: this.#stageVouched(ops, key, item, this.#seq) })
-      }
       for (const [key, { doc, before, received }] of merged) {
         if (before !== undefined && sameHeads(A.getHeads(doc), before.meta.heads)) {
           // Nothing new, but loadIncremental may have replaced the document object.
@@ -326,16 +519,16 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
           continue
         }
         this.#seq += 1
-        updated.push({ key, live: this.#stage(ops, key, doc, before, this.#seq, before === undefined ? received : undefined) })
+        updated.push({ key, live: this.#stage(ops, key, doc, before, this.#seq, received) })
       }
-      if (ops.length === 0) return []
+      if (ops.length === 0) return { changed: [], refused, parked }
       try {
         await this.#commit.write(ops)
       } catch (err) {
-        for (const key of touched) this.#cache.delete(key)
+        forget()
         throw err
       }
-      for (const { key, meta } of stored2) this.emit('change', { key, seq: meta.seq, origin: 'remote', meta })
+      this.#parkedCount += parked
       for (const { key, live } of updated) {
         // A document new here (most of an initial sync) is not kept live: it
         // would only push out documents in use, and its wasm memory is
@@ -344,65 +537,53 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
         else this.#cache.set(key, live)
         this.emit('change', { key, seq: live.meta.seq, origin: 'remote', meta: live.meta })
       }
-      return [...stored2.map(u => u.key), ...updated.map(u => u.key)]
+      const changed = updated.map(u => u.key)
+      if (this.#parkedCount > 0 && changed.some(k => kindRank(k) < 2)) this.#retryParked()
+      return { changed, refused, parked }
     })
   }
 
-  /** Stages a document new here as the peer vouched for it, without loading it. */
-  #stageVouched (ops: BatchOp[], key: string, item: RemoteDoc, seq: number): DocMeta {
-    const meta: DocMeta = { heads: [...(item.heads as string[])], seq, chunks: 0, summary: sanitiseSummary(key, item.summary ?? {}), unverified: true }
-    ops.push({ type: 'put', sublevel: this.#snap, key, value: item.bytes })
-    ops.push({ type: 'put', sublevel: this.#feed, key: seqKey(seq), value: key })
-    ops.push({ type: 'put', sublevel: this.#meta, key, value: meta })
-    ops.push({ type: 'put', sublevel: this.#unverified, key, value: '' })
-    for (const index of this.#indexes) ops.push(...index(key, undefined, meta))
-    return meta
-  }
-
-  /**
-   * Checks up to `limit` documents stored on a peer's word: loads each,
-   * and corrects its heads and summary if they differ. Returns how many it
-   * checked (0: nothing left).
-   */
-  async verifySome (limit: number): Promise<number> {
-    const keys: string[] = []
-    for await (const key of this.#unverified.keys({ limit })) keys.push(key)
-    for (const key of keys) {
-      await this.#lock.run(key, async () => {
-        const wasLive = this.#cache.get(key) !== undefined
-        const live = await this.#live(key)
-        if (live !== undefined && !wasLive) {
-          this.#cache.delete(key)
-          A.free(live.doc)
+  /** Parked changes are judged again once a roster or account they may reference has changed. */
+  #retryParked (): void {
+    if (this.#retrying !== undefined) { this.#retryAgain = true; return }
+    this.#retrying = (async () => {
+      do {
+        this.#retryAgain = false
+        const items = new Map<string, Array<[string, Uint8Array, Uint8Array]>>()
+        for await (const [k, v] of this.#parked.iterator()) {
+          const at = k.indexOf('\x00')
+          const key = k.slice(0, at)
+          items.set(key, [...(items.get(key) ?? []), [k.slice(at + 1), v.slice(0, 64), v.slice(64)]])
         }
-      })
-    }
-    return keys.length
+        if (items.size === 0) return
+        const remote: RemoteDoc[] = [...items].map(([key, entries]) => ({
+          key,
+          bytes: concat(entries.map(e => e[2])),
+          sigs: packSigs(entries.map(e => [e[0], e[1]]))
+        }))
+        const result = await this.admitRemote(remote, true).catch(() => undefined)
+        if (result !== undefined && result.refused.length > 0) this.emit('refused', result.refused)
+      } while (this.#retryAgain)
+    })().finally(() => { this.#retrying = undefined })
   }
 
-  /** After loading a document stored on a peer's word: fix its meta if the word was wrong. */
-  async #verified (key: string, doc: A.Doc<any>, meta: DocMeta): Promise<DocMeta> {
-    const heads = A.getHeads(doc)
-    const summary = this.#summary(key, doc)
-    const fixed: DocMeta = { heads, seq: meta.seq, chunks: meta.chunks, summary }
-    if (meta.local === true) fixed.local = true
-    if (!sameHeads(heads, meta.heads)) this.emit('mismatch', { key, claimed: meta.heads, actual: heads })
-    const ops: BatchOp[] = [
-      { type: 'put', sublevel: this.#meta, key, value: fixed },
-      { type: 'del', sublevel: this.#unverified, key }
-    ]
-    for (const index of this.#indexes) ops.push(...index(key, meta, fixed))
-    await this.#commit.write(ops)
-    return fixed
-  }
+  #retryAgain = false
 
-  /** Changes of `key` that a holder of `heads` lacks, or the whole document when it cannot tell. */
-  async changesSince (key: string, heads: string[]): Promise<Uint8Array | undefined> {
-    return await this.read(key, (doc) => {
+  /** Changes of `key` that a holder of `heads` lacks (or the whole document when it cannot tell), with their signatures. */
+  async changesSince (key: string, heads: string[]): Promise<{ bytes: Uint8Array, sigs: Uint8Array } | undefined> {
+    const out = await this.read(key, (doc) => {
       if (doc === undefined) return undefined
-      if (heads.length > 0 && A.hasHeads(doc, heads)) return A.saveSince(doc, heads)
-      return A.save(doc)
+      if (heads.length > 0 && A.hasHeads(doc, heads)) {
+        return { bytes: A.saveSince(doc, heads), hashes: A.getChangesMetaSince(doc, heads).map(m => m.hash) as string[] | undefined }
+      }
+      return { bytes: A.save(doc), hashes: undefined }
     })
+    if (out === undefined) return undefined
+    if (out.hashes === undefined) return { bytes: out.bytes, sigs: await this.#allSigs(key) }
+    const sigs = await this.#sig.getMany(out.hashes.map(h => `${key}\x00${h}`))
+    const entries: Array<[string, Uint8Array]> = []
+    out.hashes.forEach((h, i) => { const s = sigs[i]; if (s !== undefined) entries.push([h, s]) })
+    return { bytes: out.bytes, sigs: packSigs(entries) }
   }
 
   /** True when the document already contains every change that `heads` names. */
@@ -414,8 +595,9 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
     return await this.read(key, doc => doc !== undefined && A.hasHeads(doc, heads))
   }
 
-  /** Resolves when every write so far is on disk. */
+  /** Resolves when every write so far is on disk, parked changes judged again included. */
   async flush (): Promise<void> {
+    await this.#retrying
     await this.#commit.idle()
   }
 
@@ -426,14 +608,13 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
     const meta = known === undefined ? await this.#meta.get(key) : known ?? undefined
     if (meta === undefined) return undefined
     const bytes = await this.#withChunks(key, meta, await this.#snap.get(key))
-    const doc = A.load<any>(bytes, { actor: this.actor })
-    const live = { doc, meta: meta.unverified === true ? await this.#verified(key, doc, meta) : meta }
+    const live = { doc: A.load<any>(bytes, { actor: this.actor }), meta }
     this.#cache.set(key, live)
     return live
   }
 
-  async #commitLocal (key: string, doc: A.Doc<any>, before: Live | undefined, local = false): Promise<DocChangeEvent> {
-    const ops: BatchOp[] = []
+  async #commitLocal (key: string, doc: A.Doc<any>, before: Live | undefined, local = false, extra: BatchOp[] = []): Promise<DocChangeEvent> {
+    const ops: BatchOp[] = [...extra]
     const seq = this.#seq + 1
     this.#seq = seq
     const live = this.#stage(ops, key, doc, before, seq, undefined, local)
@@ -490,26 +671,41 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], mismatch:
   }
 }
 
-/** A summary a peer sent, reduced to the fields and types a summary has. */
-function sanitiseSummary (key: string, raw: Record<string, unknown>): Record<string, unknown> {
-  const text = (v: unknown): string => typeof v === 'string' ? v.slice(0, 1000) : ''
-  const blobs = Array.isArray(raw.blobs) ? raw.blobs.filter((b): b is string => typeof b === 'string' && /^[0-9a-f]{64}$/.test(b)) : []
-  const sizes = Array.isArray(raw.sizes) && raw.sizes.length === blobs.length ? raw.sizes.map(n => typeof n === 'number' ? n : 0) : blobs.map(() => 0)
-  const out: Record<string, unknown> = {
-    kind: key.slice(0, key.indexOf('/')),
-    name: text(raw.name),
-    owner: text(raw.owner),
-    tags: Array.isArray(raw.tags) ? raw.tags.filter((t): t is string => typeof t === 'string').slice(0, 1000) : [],
-    deleted: raw.deleted === true,
-    createdAt: text(raw.createdAt),
-    updatedAt: text(raw.updatedAt),
-    blobs,
-    sizes
+/** Automerge records change times in whole seconds. */
+function changeOptions (ms: number | undefined, message: string | undefined): { time: number, message?: string } {
+  const out: { time: number, message?: string } = { time: timeOf(ms) }
+  if (message !== undefined) out.message = message
+  return out
+}
+
+function atHeads<T> (doc: A.Doc<any>, heads: string[], fn: (doc: any) => T): T | undefined {
+  if (!A.hasHeads(doc, heads)) return undefined
+  return fn(A.view(doc, heads))
+}
+
+interface Decoded { bytes: Uint8Array, info: A.DecodedChange }
+
+/** Changes in an order where each comes after everything it depends on (Kahn's algorithm; ties by hash, so the order is the same everywhere). */
+function topological (changes: Decoded[]): Decoded[] {
+  const byHash = new Map(changes.map(c => [c.info.hash as string, c]))
+  const waiting = new Map<string, number>()
+  const children = new Map<string, string[]>()
+  for (const c of changes) {
+    const hash = c.info.hash as string
+    const inSet = c.info.deps.filter(d => byHash.has(d))
+    waiting.set(hash, inSet.length)
+    for (const d of inSet) children.set(d, [...(children.get(d) ?? []), hash])
   }
-  if (out.kind === 'user') {
-    out.username = text(raw.username)
-    out.role = text(raw.role)
-    out.disabled = raw.disabled === true
+  const ready = [...waiting].filter(([, n]) => n === 0).map(([h]) => h).sort()
+  const out: Decoded[] = []
+  while (ready.length > 0) {
+    const hash = ready.shift() as string
+    out.push(byHash.get(hash) as Decoded)
+    for (const child of children.get(hash) ?? []) {
+      const n = (waiting.get(child) as number) - 1
+      waiting.set(child, n)
+      if (n === 0) ready.push(child)
+    }
   }
   return out
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type * as A from '@automerge/automerge'
 import { isDeleted, tagsOf } from './records/common.ts'
 import { asMap, asText, fileRefs } from './shape.ts'
@@ -23,6 +24,8 @@ export interface RecordSummary {
   username?: string
   role?: string
   disabled?: boolean
+  /** Users only: a fingerprint of the password hash, so a change to it is seen without loading the account. */
+  pw?: string
 }
 
 export function summarise (_key: string, doc: A.Doc<any>): Record<string, unknown> {
@@ -46,6 +49,7 @@ export function summarise (_key: string, doc: A.Doc<any>): Record<string, unknow
     summary.username = asText(d.username)
     summary.role = asText(d.role)
     summary.disabled = Boolean(d.disabled)
+    summary.pw = createHash('sha256').update(asText(d.passwordHash)).digest('hex').slice(0, 16)
   }
   return summary as unknown as Record<string, unknown>
 }

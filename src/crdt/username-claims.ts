@@ -1,19 +1,31 @@
 import { normaliseUsername } from './records/user.ts'
 
-export interface UserClaim { id: string, username: string, createdAt: string, deleted: boolean }
+export interface UserClaim {
+  id: string
+  username: string
+  createdAt: string
+  deleted: boolean
+  /** This node's own bootstrap admin: no account from elsewhere takes its name here. */
+  local?: boolean
+  /** When this node first saw the account (a local counter, kept on disk by the caller). */
+  seen?: number
+}
 
 /**
  * Two partitions may each create the same username. After they merge, both
- * accounts exist; the earlier-created (then lower id) keeps the name for
- * login and the other is flagged until an admin renames one. Every node
- * computes the same answer from the same documents, so nobody can ever be
- * logged into someone else's account by name.
+ * accounts exist and the later is flagged until an admin renames one. Which
+ * keeps the name for login is decided by nothing a peer controls: a site
+ * never gives a name it already resolves to another account. Its own
+ * bootstrap admin comes first, then accounts in the order this node first
+ * saw them (creation time, then id, only among accounts first seen
+ * together). A forged creation time in 1970 takes no name a site has.
  */
 export class UsernameClaims {
   readonly #claims = new Map<string, UserClaim>()
 
   set (claim: UserClaim): void {
-    this.#claims.set(claim.id, claim)
+    const seen = claim.seen ?? this.#claims.get(claim.id)?.seen
+    this.#claims.set(claim.id, seen === undefined ? claim : { ...claim, seen })
   }
 
   /** The id that owns `username` for login, if any live account claims it. */
@@ -53,6 +65,10 @@ export class UsernameClaims {
 }
 
 function precedence (a: UserClaim, b: UserClaim): number {
+  if ((a.local === true) !== (b.local === true)) return a.local === true ? -1 : 1
+  const as = a.seen ?? Infinity
+  const bs = b.seen ?? Infinity
+  if (as !== bs) return as < bs ? -1 : 1
   if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? -1 : 1
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }

@@ -13,9 +13,13 @@ import { Users } from '../warehouse/users.ts'
 import { Records } from '../warehouse/records.ts'
 import type { NodeConfig } from '../config.ts'
 import { DwError } from '../errors.ts'
+import type { PrivateKey } from '@libp2p/interface'
+import { TrustGate } from '../trust/gate.ts'
+import { ChangeSigner } from '../trust/signatures.ts'
+import { Nodes } from '../warehouse/nodes.ts'
 
 /** A node's stores and the domain objects over them: everything `dw init` and `dw start` share. */
-export interface Core { db: Db, docs: DocStore, blobs: BlobStore, refs: BlobRefs, users: Users, records: Records }
+export interface Core { db: Db, docs: DocStore, blobs: BlobStore, refs: BlobRefs, users: Users, records: Records, trust: TrustGate, nodes: Nodes }
 
 async function openDbClearly (dataDir: string): Promise<Db> {
   try {
@@ -34,13 +38,22 @@ async function openBlobStore (dataDir: string, config: NodeConfig['blobs']): Pro
 }
 
 /** Opens the blob store, then LevelDB (closing the blob store again if that fails). */
-export async function openCore (dataDir: string, blobsConfig: NodeConfig['blobs']): Promise<Core> {
+export async function openCore (dataDir: string, blobsConfig: NodeConfig['blobs'], identity: { key: PrivateKey, peerId: string }): Promise<Core> {
   // The blob store first: a wrong S3 setting should fail before LevelDB is locked.
   const blobs = await openBlobStore(dataDir, blobsConfig)
   const db = await openDbClearly(dataDir).catch(async (err: unknown) => { await blobs.close(); throw err })
   const refs = new BlobRefs(jsonSublevel<string>(db, 'blobrefs'))
   const docs = await DocStore.open(db, { summarise, indexes: [refs.index] })
+  // Every change to a replicated document is signed by this node and
+  // judged by the permission rules, whichever way it arrives.
+  const trust = await TrustGate.open({
+    self: identity.peerId,
+    signer: new ChangeSigner(identity.key),
+    state: jsonSublevel<unknown>(db, 'trust'),
+    headsOf: async key => (await docs.meta(key))?.heads
+  })
+  docs.admitWith(trust)
   const sessions = new SessionStore(jsonSublevel<SessionRecord>(db, 'sessions'))
-  const users = await Users.open(docs, sessions, new LoginThrottle())
-  return { db, docs, blobs, refs, users, records: new Records(docs) }
+  const users = await Users.open(docs, sessions, new LoginThrottle(), trust.localAdminId, jsonSublevel<number>(db, 'users-seen'))
+  return { db, docs, blobs, refs, users, records: new Records(docs), trust, nodes: new Nodes(docs, trust) }
 }

@@ -6,6 +6,7 @@ import type { AuditLog } from '../audit.ts'
 import type { NodeConfig } from '../config.ts'
 import { fileRoutes } from '../api/routes/files.ts'
 import { peerRoutes, syncRoutes } from '../api/routes/peers.ts'
+import { nodeRoutes } from '../api/routes/nodes.ts'
 import { buildApi } from '../api/server.ts'
 import type { Core } from './core.ts'
 import type { FileTransfer } from './file-transfer.ts'
@@ -32,15 +33,17 @@ export async function startHttp (dataDir: string, config: NodeConfig, parts: Htt
     sync: peering.sync,
     audit,
     self: () => ({ peerId, addresses: parts.addresses(), seq: core.docs.seq, epoch: core.docs.epoch }),
-    transfers: () => ({ transfers: transfer.files.transfers(), wanted: transfer.files.wanted(), blobBytesOut: transfer.blobService.bytesServed })
+    transfers: () => ({ transfers: transfer.files.transfers(), wanted: transfer.files.wanted(), blobBytesOut: transfer.blobService.bytesServed }),
+    nodes: core.nodes
   }
+  const roster = { nodes: core.nodes, book: peering.book, sync: peering.sync, audit, self: peerId }
   const api = await buildApi(
     { users: core.users, records: core.records, files: transfer.files, audit, health: () => ({ name: config.name, peerId, startedAt }) },
     {
       nodeToken,
       nodeTokenUserId: config.adminUserId,
       logger: options.logger,
-      plugins: [app => { peerRoutes(app, mesh) }, app => { syncRoutes(app, mesh) }, app => { fileRoutes(app, transfer.files, transfer.pins, audit) }]
+      plugins: [app => { peerRoutes(app, mesh) }, app => { syncRoutes(app, mesh) }, app => { nodeRoutes(app, roster) }, app => { fileRoutes(app, transfer.files, transfer.pins, audit) }]
     }
   )
   unwind.push(async () => { await api.close() })

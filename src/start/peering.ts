@@ -7,13 +7,15 @@ import { PeerBook, createConnectionGater, type PeerEntry, type PendingPeer } fro
 import { SyncService } from '../peer/sync/service.ts'
 import type { Checkpoint } from '../peer/sync/types.ts'
 import type { Core } from './core.ts'
+import type { Refusal } from '../crdt/doc-store.ts'
+import { auditRefusals } from '../trust/refusals.ts'
 import type { Unwind } from './unwind.ts'
 
 export interface Peering { book: PeerBook, libp2p: PeerNode, sync: SyncService }
 
 /**
  * The peer book, libp2p (admitting only peers in the book) and record sync,
- * plus the background check of documents a peer vouched for during a sync.
+ * with refused changes audited.
  */
 export async function startPeering (core: Core, identity: { key: PrivateKey, peerId: string }, config: NodeConfig, audit: AuditLog, unwind: Unwind): Promise<Peering> {
   const { key, peerId } = identity
@@ -46,13 +48,9 @@ export async function startPeering (core: Core, identity: { key: PrivateKey, pee
   await sync.start()
   unwind.push(async () => { await sync.stop() })
 
-  // Documents stored on a peer's word during a sync are checked in the
-  // background, a hundred at a time; a peer whose word was wrong is audited.
-  core.docs.on('mismatch', ({ key }) => { void audit.append({ type: 'sync.violation', outcome: 'error', details: { key, message: 'a document did not match the heads its sender gave' } }).catch(() => {}) })
-  let verifying: Promise<unknown> | undefined
-  const verifier = setInterval(() => {
-    verifying ??= core.docs.verifySome(100).catch(() => 0).finally(() => { verifying = undefined })
-  }, 500)
-  unwind.push(async () => { clearInterval(verifier); await verifying })
+  // Parked changes refused when judged again have no session to audit them.
+  const onRefused = (refused: Refusal[]): void => { void auditRefusals(audit, undefined, refused).catch(() => {}) }
+  core.docs.on('refused', onRefused)
+  unwind.push(async () => { core.docs.off('refused', onRefused) })
   return { book, libp2p, sync }
 }

@@ -47,7 +47,7 @@ export class Records {
       if (kind === 'dataset') initDataset(doc, 'dataset', id, input as DatasetInput, actor)
       else if (kind === 'model') initModel(doc, id, input as ModelInput, actor)
       else initReport(doc, id, input as ReportInput, actor)
-    })
+    }, { author: who.userId })
     return await this.get(kind, id)
   }
 
@@ -70,7 +70,7 @@ export class Records {
       if (kind === 'dataset') patchDataset(doc, patch as DatasetPatch, actor)
       else if (kind === 'model') patchModel(doc, patch as ModelPatch, actor)
       else patchReport(doc, patch as ReportPatch, actor)
-    })
+    }, { author: who.userId })
     return await this.get(kind, id)
   }
 
@@ -78,14 +78,14 @@ export class Records {
     await this.#change(kind, id, doc => {
       requireOwnerOrAdmin(who, doc.owner, kind)
       markDeleted(doc, actorOf(who))
-    })
+    }, { author: who.userId })
   }
 
   async restore (who: Principal, kind: ContentKind, id: string): Promise<RecordView> {
     await this.#change(kind, id, doc => {
       requireOwnerOrAdmin(who, doc.owner, kind)
       restore(doc, actorOf(who))
-    }, { allowDeleted: true })
+    }, { allowDeleted: true, author: who.userId })
     return await this.get(kind, id)
   }
 
@@ -94,7 +94,7 @@ export class Records {
     await this.#change(kind, id, doc => {
       requireOwnerOrAdmin(who, doc.owner, kind)
       version = addVersion(doc, files, note, actorOf(who))
-    })
+    }, { author: who.userId })
     return version as Version
   }
 
@@ -106,7 +106,7 @@ export class Records {
         throw new DwError('INVALID_INPUT', `model ${id} has no version ${entry.versionId}`)
       }
       added = addTrainingEntry(doc, entry, actorOf(who))
-    })
+    }, { author: who.userId })
     return added as TrainingEntry
   }
 
@@ -132,13 +132,13 @@ export class Records {
     return await this.#docs.meta(docKey(kind, id))
   }
 
-  async #change (kind: ContentKind, id: string, fn: (doc: any) => void, options: { allowDeleted?: boolean } = {}): Promise<void> {
+  async #change (kind: ContentKind, id: string, fn: (doc: any) => void, options: { allowDeleted?: boolean, author: string }): Promise<void> {
     const key = docKey(kind, id)
     await this.#docs.change(key, doc => {
       if (isDeleted(doc) && options.allowDeleted !== true) {
         throw new DwError('RECORD_DELETED', `${kind} ${id} was deleted; restore it first`)
       }
       fn(doc)
-    })
+    }, { author: options.author })
   }
 }

@@ -1,10 +1,11 @@
 import type { DocStore } from '../crdt/doc-store.ts'
 import { docKey, isRecordId, newId } from '../crdt/keys.ts'
 import { recordView, type RecordView } from '../crdt/merge-view.ts'
-import { isDeleted, markDeleted } from '../crdt/records/common.ts'
+import { isDeleted, markDeleted, restore } from '../crdt/records/common.ts'
 import { initUser, patchUser, type Role, type UserPatch } from '../crdt/records/user.ts'
 import type { RecordSummary } from '../crdt/summary.ts'
-import { UsernameClaims } from '../crdt/username-claims.ts'
+import { UsernameClaims, type UserClaim } from '../crdt/username-claims.ts'
+import type { Sublevel } from '../db.ts'
 import { dummyVerify, hashPassword, validatePasswordPolicy, verifyPassword } from '../auth/passwords.ts'
 import type { SessionStore } from '../auth/sessions.ts'
 import type { LoginThrottle } from '../auth/login-throttle.ts'
@@ -46,25 +47,65 @@ export class Users {
   readonly #throttle: LoginThrottle
   readonly #claims = new UsernameClaims()
   readonly #slots = new Slots(PASSWORD_CHECKS_AT_ONCE)
+  /** This node's bootstrap admin: local-only, its id derived from the node's peer id. */
+  readonly #localAdminId: string
+  /** Per account, what its sessions were issued under; a change to any of it, from anywhere, ends them. */
+  readonly #credentials = new Map<string, string>()
 
-  private constructor (docs: DocStore, sessions: SessionStore, throttle: LoginThrottle) {
+  /** When this node first saw each account: the username rule's order, kept across restarts. */
+  readonly #seen: Sublevel<number>
+  #seenCount = 0
+
+  private constructor (docs: DocStore, sessions: SessionStore, throttle: LoginThrottle, localAdminId: string, seen: Sublevel<number>) {
+    this.#seen = seen
     this.#docs = docs
     this.#sessions = sessions
     this.#throttle = throttle
+    this.#localAdminId = localAdminId
   }
 
-  static async open (docs: DocStore, sessions: SessionStore, throttle: LoginThrottle): Promise<Users> {
-    const users = new Users(docs, sessions, throttle)
-    for await (const [key, meta] of docs.scan('user/')) users.#claim(key, meta.summary as unknown as RecordSummary)
+  static async open (docs: DocStore, sessions: SessionStore, throttle: LoginThrottle, localAdminId: string, seen: Sublevel<number>): Promise<Users> {
+    const users = new Users(docs, sessions, throttle, localAdminId, seen)
+    const known = new Map<string, number>()
+    for await (const [id, n] of seen.iterator()) { known.set(id, n); users.#seenCount = Math.max(users.#seenCount, n) }
+    const found: Array<[string, RecordSummary, boolean]> = []
+    for await (const [key, meta] of docs.scan('user/')) found.push([key, meta.summary as unknown as RecordSummary, meta.local === true])
+    // Accounts not yet numbered (a store from before the rule) count as seen in creation order.
+    found.sort(([ka, a], [kb, b]) => a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : ka < kb ? -1 : 1)
+    for (const [key, summary, local] of found) {
+      const id = key.slice('user/'.length)
+      if (!known.has(id)) { known.set(id, ++users.#seenCount); await seen.put(id, users.#seenCount) }
+      users.#claim(key, summary, local, known.get(id))
+    }
     // Accounts arrive from peers too: keep the claims current whatever the origin.
     docs.on('change', event => {
-      if (event.key.startsWith('user/')) users.#claim(event.key, event.meta.summary as unknown as RecordSummary)
+      if (!event.key.startsWith('user/')) return
+      const summary = event.meta.summary as unknown as RecordSummary
+      users.#claim(event.key, summary, event.meta.local === true, users.#firstSeen(event.key.slice('user/'.length)))
+      // A password, role, disable or delete made on any site ends the sessions here too.
+      const id = event.key.slice('user/'.length)
+      const credential = credentialOf(summary)
+      const prior = users.#credentials.get(id)
+      users.#credentials.set(id, credential)
+      if (prior !== undefined && prior !== credential) void sessions.revokeAllFor(id).catch(() => {})
     })
     return users
   }
 
-  #claim (key: string, s: RecordSummary): void {
-    this.#claims.set({ id: key.slice('user/'.length), username: s.username ?? '', createdAt: s.createdAt, deleted: s.deleted })
+  #claim (key: string, s: RecordSummary, local: boolean, seen: number | undefined): void {
+    const id = key.slice('user/'.length)
+    if (!this.#credentials.has(id)) this.#credentials.set(id, credentialOf(s))
+    const claim: UserClaim = { id, username: s.username ?? '', createdAt: s.createdAt, deleted: s.deleted, local }
+    if (seen !== undefined) claim.seen = seen
+    this.#claims.set(claim)
+  }
+
+  /** Numbers an account the first time this node sees it (undefined when it was seen before). */
+  #firstSeen (id: string): number | undefined {
+    if (this.#credentials.has(id)) return undefined
+    const n = ++this.#seenCount
+    void this.#seen.put(id, n).catch(() => {})
+    return n
   }
 
   /**
@@ -79,10 +120,21 @@ export class Users {
     if (this.#claims.owner(input.username) !== undefined) {
       throw new DwError('CONFLICT', `username ${input.username} is taken`)
     }
-    const id = newId()
+    const id = who === undefined ? this.#localAdminId : newId()
     const passwordHash = await this.#slots.run(async () => await hashPassword(input.password))
     const actor = who !== undefined ? actorOf(who) : { userId: id, at: new Date().toISOString() }
-    await this.#docs.create(docKey('user', id), doc => initUser(doc, id, { ...input, passwordHash }, actor), { local: who === undefined })
+    await this.#docs.create(docKey('user', id), doc => initUser(doc, id, { ...input, passwordHash }, actor), who === undefined ? { local: true } : { author: who.userId })
+    return await this.get(id)
+  }
+
+  /** Brings back a deleted account (admins). Its old sessions stay ended. */
+  async restore (who: Principal, id: string): Promise<UserView> {
+    requireAdmin(who)
+    if (!isRecordId(id)) throw new DwError('NOT_FOUND', `user ${id} not found`)
+    await this.#docs.change(docKey('user', id), doc => {
+      if (!isDeleted(doc)) return false
+      restore(doc, actorOf(who))
+    }, { author: who.userId })
     return await this.get(id)
   }
 
@@ -90,7 +142,7 @@ export class Users {
   async remove (who: Principal, id: string): Promise<void> {
     requireAdmin(who)
     if (who.userId === id) throw new DwError('INVALID_INPUT', 'you cannot delete your own account')
-    await this.#docs.change(docKey('user', id), doc => markDeleted(doc, actorOf(who)))
+    await this.#docs.change(docKey('user', id), doc => markDeleted(doc, actorOf(who)), { author: who.userId })
     await this.#sessions.revokeAllFor(id)
   }
 
@@ -140,7 +192,7 @@ export class Users {
     await this.#docs.change(docKey('user', id), doc => {
       if (isDeleted(doc)) throw new DwError('RECORD_DELETED', `user ${id} was deleted`)
       patchUser(doc, patch, actorOf(who))
-    })
+    }, { author: who.userId })
     if (changes.disabled === true || changes.password !== undefined) await this.#sessions.revokeAllFor(id)
     return await this.get(id)
   }
@@ -183,4 +235,9 @@ export class Users {
       return { userId, username: String(doc.username), role: doc.role === 'admin' ? 'admin' : 'member' } satisfies Principal
     })
   }
+}
+
+/** What sessions depend on: the password, the role, and whether the account can be used. */
+function credentialOf (s: RecordSummary): string {
+  return JSON.stringify([s.pw ?? '', s.role ?? '', s.disabled === true, s.deleted])
 }

@@ -18,12 +18,34 @@ export function addressOf (n: TestNode): string {
   return addr
 }
 
-/** Each node trusts the other (through the API, as an admin would). */
-export async function link (a: TestNode, b: TestNode): Promise<void> {
+/**
+ * Each node trusts the other (through the API, as an admin would). A full
+ * node adds the other to the mesh roster as `role` (default full); the link
+ * is ready once both hold the roster with both in it.
+ */
+export async function link (a: TestNode, b: TestNode, role: 'full' | 'contributor' | 'read-only' = 'full'): Promise<void> {
   for (const [x, y] of [[a, b], [b, a]] as const) {
-    const res = await x.node.api.inject({ method: 'POST', url: '/peers', headers: x.admin, payload: { multiaddr: addressOf(y) } })
-    if (res.statusCode !== 201) throw new Error(`peer add: ${res.statusCode} ${res.body}`)
+    await addPeer(x, addressOf(y), role)
   }
+  await enrolled([a, b])
+}
+
+/** `POST /peers` as an admin; on a full node the peer joins the roster as `role` unless it is in it already. */
+export async function addPeer (x: TestNode, multiaddr: string, role: 'full' | 'contributor' | 'read-only' = 'full'): Promise<void> {
+  const full = await x.node.nodes.standing(x.node.peerId) === 'full'
+  const res = await x.node.api.inject({ method: 'POST', url: '/peers', headers: x.admin, payload: full ? { multiaddr, role } : { multiaddr } })
+  if (res.statusCode !== 201) throw new Error(`peer add: ${res.statusCode} ${res.body}`)
+}
+
+/** Waits until every node holds a roster that names all of them. */
+export async function enrolled (nodes: TestNode[], ms = 20_000): Promise<void> {
+  await eventually(async () => {
+    for (const n of nodes) {
+      const listed = new Set((await n.node.nodes.list()).map(e => e.peerId))
+      if (!nodes.every(m => listed.has(m.node.peerId))) return false
+    }
+    return true
+  }, ms, 'every node in the roster on every node')
 }
 
 /**
@@ -36,9 +58,9 @@ export async function linkThroughProxies (t: { teardown: (fn: () => Promise<void
   const toA = await TcpProxy.start(port(a))
   t.teardown(async () => { await toB.close(); await toA.close() })
   for (const [x, y, proxy] of [[a, b, toB], [b, a, toA]] as const) {
-    const res = await x.node.api.inject({ method: 'POST', url: '/peers', headers: x.admin, payload: { multiaddr: `/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${y.node.peerId}` } })
-    if (res.statusCode !== 201) throw new Error(`peer add: ${res.statusCode} ${res.body}`)
+    await addPeer(x, `/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${y.node.peerId}`)
   }
+  await enrolled([a, b])
   return {
     cut: () => { toB.cut(); toA.cut() },
     heal: () => { toB.heal(); toA.heal() }
@@ -48,7 +70,7 @@ export async function linkThroughProxies (t: { teardown: (fn: () => Promise<void
 /** Every replicated record key and its heads on a node (local-only documents excluded), for convergence checks. */
 export async function stateOf (n: TestNode): Promise<Map<string, string>> {
   const out = new Map<string, string>()
-  for (const kind of ['user', 'dataset', 'model', 'report']) {
+  for (const kind of ['user', 'dataset', 'model', 'report', 'mesh']) {
     for await (const [key, meta] of n.node.docs.scan(`${kind}/`)) {
       if (meta.local !== true) out.set(key, [...meta.heads].sort().join(','))
     }

@@ -13,13 +13,22 @@ export interface TestNode {
 
 type T = { teardown: (fn: () => Promise<void> | void) => void }
 
-/** A real node (LevelDB, blob store, HTTP on a random port) in a temp directory. */
-export async function startTestNode (t: T, options: { dataDir?: string } = {}): Promise<TestNode> {
+/** Tests whose first node has founded a mesh: the nodes a test starts after it join that mesh. */
+const founded = new WeakSet<object>()
+
+/**
+ * A real node (LevelDB, blob store, HTTP on a random port) in a temp
+ * directory. The first node a test starts founds a mesh and the rest join
+ * it (`link` then adds them to its roster); `found: true` starts another mesh.
+ */
+export async function startTestNode (t: T, options: { dataDir?: string, found?: boolean, join?: boolean } = {}): Promise<TestNode> {
   let dataDir = options.dataDir
   if (dataDir === undefined) {
     dataDir = await tempDir(t, 'dw-node-')
+    const join = options.join ?? (options.found !== true && founded.has(t))
+    if (!join) founded.add(t)
     // Fast redial, so a healed link is noticed within a second.
-    await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 } })
+    await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join })
   }
   const node = await startNode({ dataDir })
   t.teardown(async () => { await node.stop() })

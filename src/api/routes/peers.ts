@@ -4,6 +4,10 @@ import type { PeerBook } from '../../peer/peer-book.ts'
 import type { SyncService } from '../../peer/sync/service.ts'
 import { requireAdmin } from '../../warehouse/principal.ts'
 import { who } from '../auth-hook.ts'
+import type { Nodes } from '../../warehouse/nodes.ts'
+import type { NodeRole } from '../../trust/roster.ts'
+import { DwError } from '../../errors.ts'
+import { nodeRole } from './nodes.ts'
 
 export interface MeshApi {
   book: PeerBook
@@ -12,6 +16,8 @@ export interface MeshApi {
   self: () => { peerId: string, addresses: string[], seq: number, epoch: string }
   /** Blob transfers in progress (bytes done and total) and files waiting for a peer. */
   transfers?: () => { transfers: unknown[], wanted: unknown[], blobBytesOut: number }
+  /** The roster: on a full node, adding a peer also adds it to the mesh. */
+  nodes?: Nodes
 }
 
 const peerIdParams = {
@@ -32,20 +38,30 @@ export function peerRoutes (app: FastifyInstance, mesh: MeshApi): void {
     preHandler: adminOnly,
     schema: {
       tags: ['peers'],
-      summary: 'Trust a peer by its multiaddr, which must end in /p2p/<peerId> (admins)',
+      summary: 'Trust a peer by its multiaddr, which must end in /p2p/<peerId> (admins). On a full node, a peer not yet in the mesh roster joins it with `role` (default contributor).',
       body: {
         type: 'object',
         required: ['multiaddr'],
         additionalProperties: false,
-        properties: { multiaddr: { type: 'string', maxLength: 1024 }, name: { type: 'string', maxLength: 100 } }
+        properties: { multiaddr: { type: 'string', maxLength: 1024 }, name: { type: 'string', maxLength: 100 }, role: nodeRole }
       }
     }
   }, async (request, reply) => {
-    const body = request.body as { multiaddr: string, name?: string }
+    const body = request.body as { multiaddr: string, name?: string, role?: NodeRole }
+    const self = mesh.self().peerId
+    const canEnrol = mesh.nodes !== undefined && await mesh.nodes.standing(self) === 'full'
+    if (body.role !== undefined && !canEnrol) {
+      throw new DwError('FORBIDDEN', 'this node is not a full node of a mesh, so it cannot give a peer a role; add the peer without --role, and give it a role on a full node')
+    }
     const entry = await mesh.book.add(body.multiaddr, body.name)
     await mesh.audit.append({ type: 'peer.add', actor: who(request).userId, peer: entry.peerId, details: { addrs: entry.addrs, name: entry.name } })
+    let enrolled: NodeRole | undefined
+    if (canEnrol && await (mesh.nodes as Nodes).enrol(who(request), entry.peerId, body.role ?? 'contributor', body.name)) {
+      enrolled = body.role ?? 'contributor'
+      await mesh.audit.append({ type: 'node.role', actor: who(request).userId, peer: entry.peerId, details: { role: enrolled } })
+    }
     mesh.sync.peerAdded(entry.peerId)
-    return await reply.status(201).send(entry)
+    return await reply.status(201).send(enrolled === undefined ? entry : { ...entry, enrolled })
   })
 
   app.delete('/peers/:peerId', { preHandler: adminOnly, schema: { tags: ['peers'], summary: 'Stop trusting a peer; its connections close at once (admins)', params: peerIdParams } }, async (request, reply) => {

@@ -59,6 +59,13 @@ export function userRoutes (app: FastifyInstance, users: Users, audit?: AuditLog
     return updated
   })
 
+  app.post('/users/:id/restore', { schema: { tags: ['users'], summary: 'Bring back a deleted account (admins)', params: idParams } }, async (request) => {
+    const id = (request.params as { id: string }).id
+    const user = await users.restore(who(request), id)
+    await audit?.append({ type: 'user.restore', actor: who(request).userId, details: { id } })
+    return user
+  })
+
   app.delete('/users/:id', { schema: { tags: ['users'], summary: 'Delete an account (admins); its sessions end at once', params: idParams } }, async (request, reply) => {
     await users.remove(who(request), (request.params as { id: string }).id)
     await audit?.append({ type: 'user.delete', actor: who(request).userId, details: { id: (request.params as { id: string }).id } })

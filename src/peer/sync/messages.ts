@@ -6,8 +6,9 @@ import { DwError } from '../../errors.ts'
  * anything acts on it; a message that fails is a protocol violation that
  * ends the stream.
  */
-export const SYNC_PROTOCOL = '/dw/sync/1.0.0'
-export const PROTOCOL_VERSION = 1
+export const SYNC_PROTOCOL = '/dw/sync/2.0.0'
+/** 2: every document travels with its changes' signatures, and the vouched fast path of 1 is gone. */
+export const PROTOCOL_VERSION = 2
 /** Entries per offer: bounds the memory of one batch on both sides. */
 export const OFFER_BATCH = 256
 /** Documents per `docs` message are cut at about this many bytes. */
@@ -21,11 +22,11 @@ const MAX_HEADS = 256
 /** [document key, its Automerge heads] */
 export type HeadsItem = [string, string[]]
 /**
- * [document key, Automerge bytes: a whole document or the changes the puller
- * lacks, and for a whole document the sender's summary of it]
+ * [document key, Automerge bytes (a whole document or the changes the
+ * puller lacks), the signatures of those changes packed as 32-byte hash and
+ * 64-byte Ed25519 signature each]
  */
-/** [key, bytes], or for a whole document [key, bytes, summary, heads]: what its stored bytes hold, so a puller new to it can store it unloaded. */
-export type DocItem = [string, Uint8Array] | [string, Uint8Array, Record<string, unknown>, string[]]
+export type DocItem = [string, Uint8Array, Uint8Array]
 
 export type PullerMessage =
   | { t: 'hello', v: number, epoch: string, since: number, live: boolean }
@@ -53,7 +54,7 @@ function seq (v: unknown, field: string): number {
 
 function key (v: unknown): string {
   // Keys are `<kind>/<uuid>`; the document store refuses anything else later too.
-  if (typeof v !== 'string' || v.length > 64 || !/^(user|dataset|model|report)\/[0-9a-f-]{36}$/.test(v)) bad('bad document key')
+  if (typeof v !== 'string' || v.length > 64 || !/^(user|dataset|model|report|mesh)\/[0-9a-f-]{36}$/.test(v)) bad('bad document key')
   return v
 }
 
@@ -74,10 +75,9 @@ function headsItem (x: unknown): HeadsItem {
 }
 
 function docItem (x: unknown): DocItem {
-  if (!Array.isArray(x) || (x.length !== 2 && x.length !== 4) || !(x[1] instanceof Uint8Array)) bad('a document item must be [key, bytes] or [key, bytes, summary, heads]')
-  if (x.length === 2) return [key(x[0]), x[1]]
-  if (!isObject(x[2])) bad('a document summary must be a map')
-  return [key(x[0]), x[1], x[2], heads(x[3])]
+  if (!Array.isArray(x) || x.length !== 3 || !(x[1] instanceof Uint8Array) || !(x[2] instanceof Uint8Array)) bad('a document item must be [key, bytes, signatures]')
+  if (x[2].length % 96 !== 0) bad('signatures must be 96 bytes each')
+  return [key(x[0]), x[1], x[2]]
 }
 
 export function parsePullerMessage (m: unknown): PullerMessage {

@@ -1,6 +1,6 @@
 import { DwError } from '../../errors.ts'
 import { PROTOCOL_VERSION, parseServerMessage, type HeadsItem } from './messages.ts'
-import type { RemoteDoc } from '../../crdt/doc-store.ts'
+import type { Refusal, RemoteDoc } from '../../crdt/doc-store.ts'
 import { emptyStats, type Checkpoint, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
 
 export interface PullOptions {
@@ -10,6 +10,8 @@ export interface PullOptions {
   saveCheckpoint: (checkpoint: Checkpoint) => Promise<void>
   /** Each time the puller has everything the peer offered so far. */
   onCaughtUp?: (info: { remoteHead: number, stats: SessionStats }) => void
+  /** Changes a batch refused: not stored, not relayed; the caller audits them. */
+  onRefused?: (refused: Refusal[]) => void
   /** After every applied batch. */
   onProgress?: (info: { through: number, remoteHead: number, stats: SessionStats }) => void
 }
@@ -34,7 +36,7 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
   let remoteHead = welcome.head
 
   // Offers whose documents have not all arrived and been applied, in order.
-  const pending: Array<{ batch: number, through: number, docs: RemoteDoc[], fresh: Set<string> }> = []
+  const pending: Array<{ batch: number, through: number, docs: RemoteDoc[], wanted: Set<string> }> = []
   let caughtUp = false
   let acked = -1
   const ack = async (through: number): Promise<void> => {
@@ -45,8 +47,10 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
   const finishedBatch = async (): Promise<void> => {
     const done = pending.shift() as (typeof pending)[number]
     if (done.docs.length > 0) {
-      const changed = await store.applyRemote(done.docs)
-      stats.recordsReceived += changed.length
+      const result = await store.admitRemote(done.docs)
+      stats.recordsReceived += result.changed.length
+      stats.refused += result.refused.length
+      if (result.refused.length > 0) options.onRefused?.(result.refused)
     }
     current = { epoch: current.epoch, through: done.through }
     await options.saveCheckpoint(current)
@@ -67,20 +71,18 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
         remoteHead = Math.max(remoteHead, msg.through)
         caughtUp = false
         const wants = await wantsFor(store, msg.items)
-        // Documents new here arrive whole, with the heads and summary of the bytes sent.
-        const fresh = new Set(wants.filter(([, heads]) => heads.length === 0).map(([key]) => key))
-        pending.push({ batch: msg.batch, through: msg.through, docs: [], fresh })
+        pending.push({ batch: msg.batch, through: msg.through, docs: [], wanted: new Set(wants.map(([key]) => key)) })
         await stream.send({ t: 'want', batch: msg.batch, items: wants })
         break
       }
       case 'docs': {
         const head = pending[0]
         if (head === undefined || head.batch !== msg.batch) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} out of order`)
-        for (const [key, bytes, summary, heads] of msg.items) {
-          // On the sender's word only for a document this node asked for whole.
-          const fresh = head.fresh.has(key) && summary !== undefined && heads !== undefined && heads.length > 0
-          head.docs.push(fresh ? { key, bytes, heads, summary } : { key, bytes })
-          stats.bytesIn += bytes.length
+        for (const [key, bytes, sigs] of msg.items) {
+          // Only what this side asked for: a peer cannot push documents into a batch.
+          if (!head.wanted.has(key)) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} include ${key}, which was not wanted`)
+          head.docs.push({ key, bytes, sigs })
+          stats.bytesIn += bytes.length + sigs.length
         }
         if (msg.last) await finishedBatch()
         break

@@ -124,28 +124,25 @@ async function sendDocs (stream: MessageStream, store: SyncableStore, batch: num
   const metas = await store.metas(keys)
   // A puller without the document gets the stored bytes as they are, read in
   // one batch: no Automerge load on this side, which keeps initial sync cheap.
+  // Either way the changes travel with their signatures, which the puller checks.
   const fresh = wants.filter(([, heads]) => heads.length === 0).map(([key]) => key)
   const freshAt = new Map(fresh.map((key, i) => [key, i]))
   const whole = await store.savedMany(fresh)
   for (const [i, [key, theirHeads]] of wants.entries()) {
     // Only what was offered may be fetched: never a local-only document.
     if (metas[i] === undefined || metas[i]?.local === true) continue
-    const saved = theirHeads.length === 0 ? whole[freshAt.get(key) as number] : undefined
-    const bytes = theirHeads.length === 0 ? saved?.bytes : await store.changesSince(key, theirHeads)
-    if (bytes === undefined || bytes.length === 0) continue
+    const found = theirHeads.length === 0 ? whole[freshAt.get(key) as number] : await store.changesSince(key, theirHeads)
+    if (found === undefined || found.bytes.length === 0) continue
+    const { bytes, sigs } = found
     if (size > 0 && size + bytes.length > DOCS_MESSAGE_BYTES) {
       await stream.send({ t: 'docs', batch, items, last: false })
       items = []
       size = 0
     }
-    // A whole document travels with the heads and summary of exactly those
-    // bytes (the document may have changed since it was offered), so a
-    // puller new to it can store and index it without loading it first.
-    const meta = saved?.meta
-    items.push(meta !== undefined ? [key, bytes, meta.summary, meta.heads] : [key, bytes])
-    size += bytes.length + (meta !== undefined ? 512 : 0)
+    items.push([key, bytes, sigs])
+    size += bytes.length + sigs.length
     stats.recordsSent += 1
-    stats.bytesOut += bytes.length
+    stats.bytesOut += bytes.length + sigs.length
   }
   await stream.send({ t: 'docs', batch, items, last: true })
 }

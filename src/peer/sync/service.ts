@@ -8,6 +8,7 @@ import { FramedStream } from '../framed-stream.ts'
 import type { PeerNode } from '../libp2p.ts'
 import type { PeerBook } from '../peer-book.ts'
 import { MAX_SYNC_MESSAGE, SYNC_PROTOCOL } from './messages.ts'
+import { auditRefusals } from '../../trust/refusals.ts'
 import { pullSync } from './pull.ts'
 import { Redialer, type RedialOptions } from './redial.ts'
 import { serveSync } from './serve.ts'
@@ -240,6 +241,7 @@ export class SyncService {
           await this.#init.checkpoints.put(peerId, cp)
           s.ourCheckpoint = cp.through
         },
+        onRefused: (refused) => { void auditRefusals(this.#init.audit, peerId, refused).catch(() => {}) },
         onProgress: ({ remoteHead, stats }) => {
           s.remoteHead = remoteHead
           s.recordsIn = stats.recordsReceived

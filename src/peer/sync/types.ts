@@ -1,4 +1,4 @@
-import type { DocMeta, FeedEntry, RemoteDoc } from '../../crdt/doc-store.ts'
+import type { AdmitResult, DocMeta, FeedEntry, RemoteDoc } from '../../crdt/doc-store.ts'
 
 /**
  * What the sync protocol needs of the document store. The peer layer sees
@@ -9,11 +9,11 @@ export interface SyncableStore {
   readonly seq: number
   feedSince: (since: number, limit: number) => Promise<FeedEntry[]>
   metas: (keys: string[]) => Promise<Array<DocMeta | undefined>>
-  savedMany: (keys: string[]) => Promise<Array<{ bytes: Uint8Array, meta: DocMeta | undefined } | undefined>>
-  changesSince: (key: string, heads: string[]) => Promise<Uint8Array | undefined>
+  savedMany: (keys: string[]) => Promise<Array<{ bytes: Uint8Array, meta: DocMeta | undefined, sigs: Uint8Array } | undefined>>
+  changesSince: (key: string, heads: string[]) => Promise<{ bytes: Uint8Array, sigs: Uint8Array } | undefined>
   /** True when the local document already contains every change named by `heads`. */
   hasHeads: (key: string, heads: string[]) => Promise<boolean>
-  applyRemote: (items: RemoteDoc[]) => Promise<string[]>
+  admitRemote: (items: RemoteDoc[]) => Promise<AdmitResult>
   on: (event: 'change', listener: (event: { seq: number }) => void) => unknown
   off: (event: 'change', listener: (event: { seq: number }) => void) => unknown
 }
@@ -30,8 +30,10 @@ export interface SessionStats {
   recordsSent: number
   bytesIn: number
   bytesOut: number
+  /** Changes this side refused (not stored, not relayed). */
+  refused: number
 }
 
 export function emptyStats (): SessionStats {
-  return { recordsReceived: 0, recordsSent: 0, bytesIn: 0, bytesOut: 0 }
+  return { recordsReceived: 0, recordsSent: 0, bytesIn: 0, bytesOut: 0, refused: 0 }
 }

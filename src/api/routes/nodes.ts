@@ -1,0 +1,67 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { AuditLog } from '../../audit.ts'
+import type { PeerBook } from '../../peer/peer-book.ts'
+import type { SyncService } from '../../peer/sync/service.ts'
+import type { Nodes } from '../../warehouse/nodes.ts'
+import type { NodeRole } from '../../trust/roster.ts'
+import { requireAdmin } from '../../warehouse/principal.ts'
+import { who } from '../auth-hook.ts'
+
+export interface RosterApi {
+  nodes: Nodes
+  book: PeerBook
+  sync: SyncService
+  audit: AuditLog
+  self: string
+}
+
+const peerIdParams = {
+  type: 'object',
+  required: ['peerId'],
+  additionalProperties: false,
+  properties: { peerId: { type: 'string', minLength: 1, maxLength: 128 } }
+} as const
+
+export const nodeRole = { type: 'string', enum: ['full', 'contributor', 'read-only'] } as const
+
+const adminOnly = async (request: FastifyRequest): Promise<void> => { requireAdmin(who(request)) }
+
+/** The mesh roster: which nodes belong and what each may write (changes on full nodes, by admins). */
+export function nodeRoutes (app: FastifyInstance, api: RosterApi): void {
+  app.get('/nodes', { schema: { tags: ['nodes'], summary: 'The mesh roster: every node, its role, and this node' } }, async () => ({
+    meshId: api.nodes.meshId ?? null,
+    self: api.self,
+    selfRole: await api.nodes.standing(api.self),
+    items: await api.nodes.list()
+  }))
+
+  app.put('/nodes/:peerId', {
+    preHandler: adminOnly,
+    schema: {
+      tags: ['nodes'],
+      summary: 'Add a node to the roster or change its role (admins, on a full node)',
+      params: peerIdParams,
+      body: { type: 'object', required: ['role'], additionalProperties: false, properties: { role: nodeRole, name: { type: 'string', maxLength: 100 } } }
+    }
+  }, async (request) => {
+    const { peerId } = request.params as { peerId: string }
+    const body = request.body as { role: NodeRole, name?: string }
+    const entry = await api.nodes.setRole(who(request), peerId, body.role, body.name)
+    await api.audit.append({ type: 'node.role', actor: who(request).userId, peer: peerId, details: { role: body.role } })
+    return entry
+  })
+
+  app.post('/nodes/:peerId/revoke', {
+    preHandler: adminOnly,
+    schema: { tags: ['nodes'], summary: 'Revoke a node for good: its later changes are refused everywhere and its connections close (admins, on a full node)', params: peerIdParams }
+  }, async (request) => {
+    const { peerId } = request.params as { peerId: string }
+    await api.nodes.revoke(who(request), peerId)
+    await api.audit.append({ type: 'node.revoke', actor: who(request).userId, peer: peerId })
+    if (api.book.get(peerId) !== undefined) {
+      await api.book.remove(peerId)
+      await api.sync.peerRemoved(peerId)
+    }
+    return { peerId, role: 'revoked' }
+  })
+}

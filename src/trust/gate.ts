@@ -1,0 +1,171 @@
+import * as A from '@automerge/automerge'
+import type { ChangeAdmission, ChangeInfo, JudgeContext, Verdict } from '../crdt/doc-store.ts'
+import type { Sublevel } from '../db.ts'
+import { asMap } from '../crdt/shape.ts'
+import { encodeClaims, parseClaims, type Claims } from './claims.ts'
+import { judgeChange, type Acting } from './rules.ts'
+import { localAdminIdOf, meshIdOf, rosterKey, standingIn, type Standing } from './roster.ts'
+import { verifyChange, type ChangeSigner } from './signatures.ts'
+
+interface Account { role: 'admin' | 'member' | undefined, sites: Set<string> }
+
+/** Verdicts repeat for every change made under one state: remember a bounded number of them. */
+class Memo<V> {
+  readonly #map = new Map<string, V>()
+  get (key: string): V | undefined { return this.#map.get(key) }
+  set (key: string, value: V): void {
+    if (this.#map.size >= 5000) this.#map.clear()
+    this.#map.set(key, value)
+  }
+}
+
+export interface TrustGateOptions {
+  self: string
+  signer: ChangeSigner
+  /** Where the gate keeps which mesh this node belongs to. */
+  state: Sublevel<unknown>
+  /** Heads of a document this node holds (for the claims on its own changes). */
+  headsOf: (key: string) => Promise<string[] | undefined>
+}
+
+/**
+ * The trust gate: attributes and signs this node's changes, and judges
+ * every change (its own and its peers') against the permission rules under
+ * the roster and account states the change references. Plugged into the
+ * document store, so no change reaches a document without a verdict.
+ */
+export class TrustGate implements ChangeAdmission {
+  readonly self: string
+  readonly #signer: ChangeSigner
+  readonly #state: Sublevel<unknown>
+  readonly #headsOf: TrustGateOptions['headsOf']
+  readonly #standings = new Memo<Standing>()
+  readonly #accounts = new Memo<Account>()
+  #meshId: string | undefined
+
+  private constructor (options: TrustGateOptions) {
+    this.self = options.self
+    this.#signer = options.signer
+    this.#state = options.state
+    this.#headsOf = options.headsOf
+  }
+
+  static async open (options: TrustGateOptions): Promise<TrustGate> {
+    const gate = new TrustGate(options)
+    const mesh = await options.state.get('mesh')
+    if (typeof mesh === 'string') gate.#meshId = mesh
+    return gate
+  }
+
+  /** The mesh this node belongs to; undefined until it founds or joins one. */
+  get meshId (): string | undefined { return this.#meshId }
+
+  get rosterKey (): string | undefined {
+    return this.#meshId === undefined ? undefined : rosterKey(this.#meshId)
+  }
+
+  get localAdminId (): string { return localAdminIdOf(this.self) }
+
+  /** Makes this node the founder of a new mesh (its roster is then created by the caller). */
+  async found (): Promise<string> {
+    const meshId = meshIdOf(this.self)
+    await this.#adopt(meshId)
+    return meshId
+  }
+
+  async #adopt (meshId: string): Promise<void> {
+    await this.#state.put('mesh', meshId)
+    this.#meshId = meshId
+  }
+
+  async claims (author: string): Promise<string> {
+    const roster = this.rosterKey
+    const r = roster === undefined ? [] : await this.#headsOf(roster) ?? []
+    const local = author === this.localAdminId
+    const claims: Claims = { v: 1, u: author, n: this.self, r, h: local ? [] : await this.#headsOf(`user/${author}`) ?? [] }
+    if (local) claims.l = 1
+    return encodeClaims(claims)
+  }
+
+  sign (hash: string): Uint8Array {
+    return this.#signer.sign(hash)
+  }
+
+  async judge (ctx: JudgeContext, change: ChangeInfo, sig: Uint8Array | undefined, origin: 'local' | 'remote'): Promise<Verdict> {
+    const claims = parseClaims(change.message)
+    if (claims === undefined) return { ok: false, reason: 'the change does not name its author and origin node' }
+    if (origin === 'remote') {
+      if (sig === undefined) return { ok: false, reason: 'the change carries no signature' }
+      if (!verifyChange(claims.n, change.hash, sig)) return { ok: false, reason: `the signature is not node ${claims.n}'s` }
+    } else if (claims.n !== this.self) {
+      return { ok: false, reason: 'a change made here must name this node' }
+    }
+    const slash = ctx.key.indexOf('/')
+    const kind = ctx.key.slice(0, slash)
+    const id = ctx.key.slice(slash + 1)
+
+    let standing: Standing
+    if (kind === 'mesh') {
+      if (this.#meshId === undefined) {
+        // Not yet in a mesh: the first genesis a peer brings is the mesh this node joins.
+        if (change.deps.length > 0 || meshIdOf(claims.n) !== id) return { ok: false, wait: true, reason: 'this node has not joined a mesh yet' }
+      } else if (id !== this.#meshId) {
+        return { ok: false, reason: `roster ${id} belongs to another mesh` }
+      }
+      standing = change.deps.length === 0 ? 'unknown' : standingIn(A.view(ctx.doc, change.deps), claims.n)
+    } else {
+      const roster = this.rosterKey
+      if (roster === undefined) return { ok: false, wait: true, reason: 'this node has not joined a mesh yet' }
+      if (claims.r.length === 0) return { ok: false, reason: 'the change was made outside the mesh roster' }
+      const memoKey = `${claims.n} ${[...claims.r].sort().join(',')}`
+      const known = this.#standings.get(memoKey) ?? await ctx.at(roster, claims.r, doc => standingIn(doc, claims.n))
+      if (known === undefined) return { ok: false, wait: true, reason: 'waiting for the roster state the change references' }
+      this.#standings.set(memoKey, known)
+      standing = known
+    }
+
+    const acting = await this.#acting(ctx, claims, standing)
+    if (acting === undefined) return { ok: false, wait: true, reason: `waiting for the state of account ${claims.u} the change references` }
+    const before = change.deps.length === 0 ? undefined : A.view(ctx.doc, change.deps)
+    const after = A.view(ctx.doc, [change.hash])
+    const reason = judgeChange({ kind, id, before, after, touched: touchedBy(ctx.doc, change) }, acting)
+    if (reason !== undefined) return { ok: false, reason }
+    if (kind === 'mesh' && this.#meshId === undefined) await this.#adopt(id)
+    return { ok: true }
+  }
+
+  async #acting (ctx: JudgeContext, claims: Claims, standing: Standing): Promise<Acting | undefined> {
+    if (claims.l === 1) {
+      // A node's bootstrap admin never leaves it: its rights are its node's.
+      if (claims.u !== localAdminIdOf(claims.n)) return { node: claims.n, standing, user: claims.u, role: undefined, bound: false, local: true }
+      return { node: claims.n, standing, user: claims.u, role: standing === 'full' ? 'admin' : 'member', bound: true, local: true }
+    }
+    if (claims.h.length === 0) return { node: claims.n, standing, user: claims.u, role: undefined, bound: false, local: false }
+    const memoKey = `${claims.u} ${[...claims.h].sort().join(',')}`
+    const account = this.#accounts.get(memoKey) ?? await ctx.at(`user/${claims.u}`, claims.h, accountOf)
+    if (account === undefined) return undefined
+    this.#accounts.set(memoKey, account)
+    return { node: claims.n, standing, user: claims.u, role: account.role, bound: standing === 'full' || account.sites.has(claims.n), local: false }
+  }
+}
+
+function accountOf (doc: any): Account {
+  const usable = doc.kind === 'user' && doc.disabled !== true && Object.keys(asMap(doc.deletions)).length === 0
+  return {
+    role: !usable ? undefined : doc.role === 'admin' ? 'admin' : 'member',
+    sites: new Set(Object.keys(asMap(doc.sites)))
+  }
+}
+
+/** The fields (and keys below them) a change touched, from Automerge's diff of its before and after states. */
+function touchedBy (doc: A.Doc<unknown>, change: ChangeInfo): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>()
+  for (const patch of A.diff(doc, change.deps, [change.hash])) {
+    const [field, key] = patch.path
+    if (typeof field !== 'string') continue
+    let keys = out.get(field)
+    if (keys === undefined) { keys = new Set(); out.set(field, keys) }
+    keys.add(patch.path.length > 1 ? String(key) : '')
+  }
+  return out
+}

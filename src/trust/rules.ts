@@ -1,0 +1,159 @@
+import { asMap } from '../crdt/shape.ts'
+import { meshIdOf, NodeRoles, type Standing } from './roster.ts'
+
+/**
+ * The permission rules: one function that says whether a change may stand.
+ * Every change passes through it, whether an HTTP request made it here or a
+ * peer sent it (CouchDB's validate_doc_update, Matrix's auth rules). It
+ * reads only the change, the document as the change found it and the
+ * states the change references, so every honest node gives the same verdict.
+ */
+
+/** One change, as the rules see it. */
+export interface ChangeFacts {
+  kind: string
+  id: string
+  /** The document as the change found it (at its dependencies); undefined for a document's first change. */
+  before: any
+  /** The document with the change applied to that state. */
+  after: any
+  /** Top-level fields the change touched, each with the keys below it that it touched ('' for the field itself). */
+  touched: Map<string, Set<string>>
+}
+
+/** Who made the change, as the states it references say. */
+export interface Acting {
+  node: string
+  /** The origin node's standing in the roster state the change references. */
+  standing: Standing
+  user: string
+  /** The author's role; undefined when the account is unknown, disabled or deleted in the referenced state. */
+  role: 'admin' | 'member' | undefined
+  /** The origin node may act for this user: a full node, the node's own admin, or a site the account lists. */
+  bound: boolean
+  /** The author is the origin node's own bootstrap admin. */
+  local: boolean
+}
+
+const IMMUTABLE = ['kind', 'id', 'createdAt', 'createdBy']
+/** What users may change on their own account; everything else about an account is an admin's. */
+const SELF_SERVICE = new Set(['passwordHash', 'email', 'displayName', 'preferences', 'updatedAt', 'updatedBy'])
+const USER_ROLES = ['admin', 'member']
+
+/** The refusal reason, or undefined when the change may stand. */
+export function judgeChange (c: ChangeFacts, who: Acting): string | undefined {
+  if (c.kind === 'mesh') return judgeRoster(c, who)
+  if (who.standing === 'unknown') return `node ${who.node} is not in the mesh roster`
+  if (who.standing === 'revoked') return `node ${who.node} was revoked`
+  if (who.standing === 'read-only') return `node ${who.node} is read-only`
+  if (who.role === undefined) return `account ${who.user} is unknown, disabled or deleted`
+  if (!who.bound) return `node ${who.node} may not act for account ${who.user}: an admin can add this site to the account`
+  const stamps = judgeStamps(c, who)
+  if (stamps !== undefined) return stamps
+  return c.kind === 'user' ? judgeAccount(c, who) : judgeContent(c, who)
+}
+
+function touched (c: ChangeFacts, field: string): Set<string> | undefined {
+  return c.touched.get(field)
+}
+
+/** Who made and changed a record is the signed author, and nobody rewrites how a record began. */
+function judgeStamps (c: ChangeFacts, who: Acting): string | undefined {
+  const created = c.before === undefined || c.before.kind === undefined
+  if (created) {
+    if (c.after.kind !== c.kind || c.after.id !== c.id) return `a ${c.kind} must be created with its own kind and id`
+    if (c.after.createdBy !== who.user) return 'createdBy must be the author of the change'
+  } else {
+    for (const field of IMMUTABLE) if (touched(c, field) !== undefined) return `${field} cannot change`
+  }
+  if (touched(c, 'updatedBy') !== undefined && c.after.updatedBy !== who.user) return 'updatedBy must be the author of the change'
+  return undefined
+}
+
+/** Entries added to a keyed map must be stamped with the author; entries once written never change. */
+function judgeAppendOnly (c: ChangeFacts, field: string, stamp: string, who: Acting): string | undefined {
+  const keys = touched(c, field)
+  if (keys === undefined) return undefined
+  const before = c.before === undefined ? undefined : c.before[field]
+  const hadMap = before !== null && typeof before === 'object' && !Array.isArray(before)
+  for (const k of keys) {
+    if (k === '') {
+      if (hadMap) return `${field} cannot be replaced`
+      continue
+    }
+    if (hadMap && before[k] !== undefined) return `${field} entries cannot change once written`
+    const entry = asMap(asMap(c.after[field])[k])
+    if (entry[stamp] !== who.user) return `${field} entries must name the author of the change as ${stamp}`
+  }
+  return undefined
+}
+
+function judgeContent (c: ChangeFacts, who: Acting): string | undefined {
+  if (who.standing !== 'full' && who.standing !== 'contributor') return `node ${who.node} may not write records`
+  const admin = who.role === 'admin'
+  if (c.before === undefined || c.before.kind === undefined) {
+    if (c.after.owner !== who.user && !admin) return 'a record must be owned by its author'
+  } else {
+    if (c.before.owner !== who.user && !admin) return `only the owner of this ${c.kind} or an admin can change it`
+    if (touched(c, 'owner') !== undefined && !admin) return 'only an admin can change the owner'
+  }
+  const deletions = touched(c, 'deletions')
+  if (deletions !== undefined) {
+    const before = asMap(c.before?.deletions)
+    for (const k of deletions) {
+      if (k === '' || before[k] !== undefined) continue
+      const entry = asMap(asMap(c.after.deletions)[k])
+      if (entry.by !== who.user) return 'a deletion must name the author of the change'
+    }
+  }
+  return judgeAppendOnly(c, 'versions', 'author', who) ?? judgeAppendOnly(c, 'training', 'by', who)
+}
+
+function judgeAccount (c: ChangeFacts, who: Acting): string | undefined {
+  if (who.standing !== 'full') return `node ${who.node} is a ${who.standing} node: only full nodes change accounts`
+  const admin = who.role === 'admin'
+  const self = c.id === who.user
+  if (c.before === undefined || c.before.kind === undefined) {
+    if (!admin) return 'only an admin can create accounts'
+  } else if (!admin) {
+    if (!self) return 'only an admin can change another account'
+    for (const field of c.touched.keys()) {
+      if (!SELF_SERVICE.has(field)) return `only an admin can change ${field}`
+    }
+  }
+  if (touched(c, 'role') !== undefined && !USER_ROLES.includes(c.after.role)) return 'role must be admin or member'
+  return undefined
+}
+
+/** Roster changes: its founder's genesis, then full nodes' admins only; a revocation is permanent. */
+function judgeRoster (c: ChangeFacts, who: Acting): string | undefined {
+  if (c.before === undefined) {
+    if (!who.local || c.after.founder !== who.node || meshIdOf(who.node) !== c.id || c.after.id !== c.id || c.after.kind !== 'mesh') {
+      return 'a mesh roster can only be founded by the node its id names'
+    }
+    const nodes = Object.keys(asMap(c.after.nodes))
+    if (nodes.length !== 1 || nodes[0] !== who.node || asMap(asMap(c.after.nodes)[who.node]).role !== 'full' || Object.keys(asMap(c.after.revoked)).length > 0) {
+      return 'a roster genesis names only its founder, as a full node'
+    }
+    return undefined
+  }
+  if (who.standing !== 'full') return `node ${who.node} is not a full node: only full nodes change the roster`
+  if (who.role !== 'admin' || !who.bound) return 'only an admin can change the roster'
+  for (const field of ['kind', 'id', 'founder']) if (touched(c, field) !== undefined) return `${field} cannot change`
+  const revoked = touched(c, 'revoked')
+  if (revoked !== undefined) {
+    const before = asMap(c.before.revoked)
+    for (const k of revoked) {
+      if (k === '' || before[k] !== undefined) return 'a revocation is permanent'
+    }
+  }
+  const nodes = touched(c, 'nodes')
+  if (nodes !== undefined) {
+    for (const k of nodes) {
+      if (k === '') return 'the node list cannot be replaced'
+      const entry = asMap(c.after.nodes)[k]
+      if (entry !== undefined && !(NodeRoles as readonly string[]).includes(asMap(entry).role as string)) return 'a node role must be full, contributor or read-only'
+    }
+  }
+  return undefined
+}
