@@ -8,6 +8,7 @@ import { fileCommand } from './commands/file.ts'
 import { gcCommand } from './commands/gc.ts'
 import { initCommand } from './commands/init.ts'
 import { peerCommand } from './commands/peer.ts'
+import { nodeCommand } from './commands/node.ts'
 import { pinCommand } from './commands/pin.ts'
 import { startCommand } from './commands/start.ts'
 import { statusCommand } from './commands/status.ts'
@@ -26,7 +27,7 @@ export function buildProgram (): Command {
     .version(packageVersion())
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()
-  for (const make of [initCommand, startCommand, statusCommand, peerCommand, syncCommand, auditCommand, userCommand, datasetCommand, versionCommand, fileCommand, pinCommand, gcCommand]) {
+  for (const make of [initCommand, startCommand, statusCommand, peerCommand, nodeCommand, syncCommand, auditCommand, userCommand, datasetCommand, versionCommand, fileCommand, pinCommand, gcCommand]) {
     program.addCommand(make())
   }
   // Subcommands copy settings only when created through the parent; these were built standalone.

@@ -50,6 +50,8 @@ export interface JudgeContext {
   doc: A.Doc<any>
   /** Runs `fn` on another document as of `heads`; undefined when this node lacks those heads. */
   at: <T>(key: string, heads: string[], fn: (doc: any) => T) => Promise<T | undefined>
+  /** True when this node refused one of these changes: a state built on it can never arrive here. */
+  wasRefused: (hashes: string[]) => Promise<boolean>
 }
 
 /**
@@ -166,6 +168,8 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   readonly #state: Sublevel<unknown>
   readonly #sig: Sublevel<Uint8Array>
   readonly #parked: Sublevel<Uint8Array>
+  /** Hashes of remote changes this node refused (a change referencing one can be refused rather than wait forever). */
+  readonly #refusedHashes: Sublevel<Uint8Array>
   readonly #commit: GroupCommit
   /**
    * Everything that touches one document (read into the cache, change, merge
@@ -195,6 +199,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
     this.#state = jsonSublevel<unknown>(db, 'docstate')
     this.#sig = binarySublevel(db, 'sig')
     this.#parked = binarySublevel(db, 'parked')
+    this.#refusedHashes = binarySublevel(db, 'refused')
     this.#commit = new GroupCommit(db)
     this.#cache = new Lru(options.cacheSize ?? 500)
     this.#compactAfter = options.compactAfter ?? 32
@@ -229,6 +234,11 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   /** Plugs in the admission check (it needs the store to exist first). */
   admitWith (admission: ChangeAdmission): void {
     this.#admission = admission
+  }
+
+  readonly #wasRefused = async (hashes: string[]): Promise<boolean> => {
+    if (hashes.length === 0) return false
+    return (await this.#refusedHashes.getMany(hashes)).some(v => v !== undefined)
   }
 
   /** Changes waiting for a state they reference. */
@@ -376,7 +386,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
     if (change === undefined) return []
     const info = A.decodeChange(change)
     const hash = info.hash as string
-    const verdict = await admission.judge({ key, doc, at: this.#at(new Map()) }, { hash, deps: info.deps, message: info.message }, undefined, 'local')
+    const verdict = await admission.judge({ key, doc, at: this.#at(new Map()), wasRefused: this.#wasRefused }, { hash, deps: info.deps, message: info.message }, undefined, 'local')
     if (!verdict.ok) {
       // A.change consumed the cached document: drop it, the next read loads from disk.
       if (before !== undefined) this.#cache.delete(key)
@@ -453,7 +463,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
         const bytes = concat(parts)
         const before = await this.#live(key, metas[i] ?? null)
         if (before?.meta.local === true) {
-          refused.push({ key, hash: '', reason: 'a local-only document never changes from outside', message: null })
+          for (const { hash, message } of describeChanges(bytes)) refused.push({ key, hash, reason: 'a local-only document never changes from outside', message })
           continue
         }
         const baseHeads = before?.meta.heads ?? []
@@ -469,7 +479,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
         let received = before === undefined ? bytes : undefined
         if (admission !== undefined) {
           const fresh = topological(A.getChangesSince(doc, baseHeads).map(bytes => ({ bytes, info: A.decodeChange(bytes) })))
-          const ctx: JudgeContext = { key, doc, at: this.#at(batch) }
+          const ctx: JudgeContext = { key, doc, at: this.#at(batch), wasRefused: this.#wasRefused }
           const out = new Set<string>()
           const accepted: Uint8Array[] = []
           const waiting = new Set<string>()
@@ -497,6 +507,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
               if (fromParked) { ops.push({ type: 'del', sublevel: this.#parked, key: parkedKey }); parked -= 1 }
               const reason = verdict.wait === true ? `${verdict.reason}, and it cannot wait: ${sig === undefined ? 'it is unsigned' : 'too many changes are waiting'}` : verdict.reason
               refused.push({ key, hash, reason, message: info.message })
+              ops.push({ type: 'put', sublevel: this.#refusedHashes, key: hash, value: new Uint8Array(0) })
             }
           }
           if (out.size > 0) {
@@ -538,7 +549,8 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
         this.emit('change', { key, seq: live.meta.seq, origin: 'remote', meta: live.meta })
       }
       const changed = updated.map(u => u.key)
-      if (this.#parkedCount > 0 && changed.some(k => kindRank(k) < 2)) this.#retryParked()
+      // A roster or account that changed, or a change to one that was refused, may settle what a parked change waits for.
+      if (this.#parkedCount > 0 && [...changed, ...refused.map(r => r.key)].some(k => kindRank(k) < 2)) this.#retryParked()
       return { changed, refused, parked }
     })
   }
@@ -684,6 +696,20 @@ function atHeads<T> (doc: A.Doc<any>, heads: string[], fn: (doc: any) => T): T |
 }
 
 interface Decoded { bytes: Uint8Array, info: A.DecodedChange }
+
+/** Hash and message of each change in some bytes, for reporting a refusal (empty when they do not parse). */
+function describeChanges (bytes: Uint8Array): Array<{ hash: string, message: string | null }> {
+  try {
+    const doc = A.load(bytes)
+    try {
+      return A.getAllChanges(doc).map(c => { const d = A.decodeChange(c); return { hash: d.hash as string, message: d.message } })
+    } finally {
+      A.free(doc)
+    }
+  } catch {
+    return [{ hash: '', message: null }]
+  }
+}
 
 /** Changes in an order where each comes after everything it depends on (Kahn's algorithm; ties by hash, so the order is the same everywhere). */
 function topological (changes: Decoded[]): Decoded[] {

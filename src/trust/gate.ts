@@ -119,13 +119,19 @@ export class TrustGate implements ChangeAdmission {
       if (claims.r.length === 0) return { ok: false, reason: 'the change was made outside the mesh roster' }
       const memoKey = `${claims.n} ${[...claims.r].sort().join(',')}`
       const known = this.#standings.get(memoKey) ?? await ctx.at(roster, claims.r, doc => standingIn(doc, claims.n))
-      if (known === undefined) return { ok: false, wait: true, reason: 'waiting for the roster state the change references' }
+      if (known === undefined) {
+        if (await ctx.wasRefused(claims.r)) return { ok: false, reason: 'it references a roster state built on a refused change' }
+        return { ok: false, wait: true, reason: 'waiting for the roster state the change references' }
+      }
       this.#standings.set(memoKey, known)
       standing = known
     }
 
     const acting = await this.#acting(ctx, claims, standing)
-    if (acting === undefined) return { ok: false, wait: true, reason: `waiting for the state of account ${claims.u} the change references` }
+    if (acting === undefined) {
+      if (await ctx.wasRefused(claims.h)) return { ok: false, reason: `it references a state of account ${claims.u} built on a refused change` }
+      return { ok: false, wait: true, reason: `waiting for the state of account ${claims.u} the change references` }
+    }
     const before = change.deps.length === 0 ? undefined : A.view(ctx.doc, change.deps)
     const after = A.view(ctx.doc, [change.hash])
     const reason = judgeChange({ kind, id, before, after, touched: touchedBy(ctx.doc, change) }, acting)

@@ -18,6 +18,7 @@ interface InitOptions extends DataOptions {
   s3Bucket?: string
   s3Prefix?: string
   s3Region?: string
+  join?: boolean
 }
 
 /**
@@ -53,7 +54,7 @@ async function adminPassword (generate: boolean): Promise<{ password: string, ge
 }
 
 /** Creates a node; checks the password first, because a refused password would leave a half-made data directory. */
-export async function createNode (options: InitOptions, password: string): Promise<{ peerId: string, name: string, addresses: string[], http: string }> {
+export async function createNode (options: InitOptions, password: string): Promise<{ peerId: string, name: string, addresses: string[], http: string, meshId: string | null }> {
   try {
     validatePasswordPolicy(password)
   } catch (err) {
@@ -61,9 +62,9 @@ export async function createNode (options: InitOptions, password: string): Promi
   }
   // Loaded on demand: the node stack is heavy and most commands only speak HTTP.
   const { initNode } = await import('../../node.ts')
-  const made = await initNode({ dataDir: options.data, ...withEnvironment(options), adminPassword: password })
+  const made = await initNode({ dataDir: options.data, ...withEnvironment(options), adminPassword: password, join: options.join === true || process.env.DW_JOIN === '1' })
   const { host, port } = made.config.http
-  return { peerId: made.peerId, name: made.config.name, addresses: made.addresses, http: `${host.includes(':') ? `[${host}]` : host}:${port}` }
+  return { peerId: made.peerId, name: made.config.name, addresses: made.addresses, http: `${host.includes(':') ? `[${host}]` : host}:${port}`, meshId: made.meshId ?? null }
 }
 
 export function printGeneratedPassword (password: string): void {
@@ -82,6 +83,7 @@ export function initCommand (): Command {
     .option('--s3-bucket <name>', 'the bucket (created if missing)')
     .option('--s3-prefix <prefix>', 'a key prefix inside the bucket, so several nodes can share one')
     .option('--s3-region <region>', 'the S3 region, if the server needs one')
+    .option('--join', 'join an existing mesh instead of founding one: it takes the mesh of the first peer that syncs with it, and writes once a full node of that mesh adds it (DW_JOIN=1)')
     .option('--generate-password', 'generate the admin password and print it once, instead of DW_ADMIN_PASSWORD or a prompt')
     .option('--json', 'print JSON')
     .action(async (options: InitOptions) => {
@@ -96,7 +98,8 @@ export function initCommand (): Command {
         ['data', options.data],
         ['peer id', node.peerId],
         ['http', node.http.endsWith(':0') ? `${node.http} (a free port is picked at start)` : node.http],
-        ['admin user', 'admin']
+        ['admin user', 'admin'],
+        ['mesh', node.meshId === null ? 'none yet: joins the mesh of its first peer (a full node there must add it)' : `${node.meshId} (founded here; this node is full)`]
       ])
       process.stdout.write('multiaddrs:\n' + node.addresses.map(a => `  ${a}\n`).join(''))
       if (generated) printGeneratedPassword(password)

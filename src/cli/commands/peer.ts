@@ -48,16 +48,18 @@ function showEntry (verb: string, entry: PeerEntry, options: ConnectionOptions):
   fields([['peer id', entry.peerId], ['name', entry.name], ['addresses', entry.addrs]])
 }
 
-interface AddOptions extends ConnectionOptions { name?: string }
+interface AddOptions extends ConnectionOptions { name?: string, role?: string }
 
 function add (): Command {
   return apiCommand('add', 'trust a peer by the multiaddr its node printed at init (ending in /p2p/<peerId>)')
     .argument('<multiaddr>', 'e.g. /ip4/10.1.2.3/tcp/4001/p2p/12D3KooW...')
     .option('--name <name>', 'a human name for the peer\'s site')
+    .option('--role <role>', 'on a full node, the role a peer new to the mesh gets: full, contributor (default) or read-only')
     .action(async (multiaddr: string, options: AddOptions) => {
       const client = await connect(options)
-      const entry = await client.request<PeerEntry>('POST', '/peers', { json: { multiaddr, name: options.name } })
+      const entry = await client.request<PeerEntry & { enrolled?: string }>('POST', '/peers', { json: { multiaddr, name: options.name, role: options.role } })
       showEntry('trusted', entry, options)
+      if (options.json !== true && entry.enrolled !== undefined) process.stdout.write(`added to the mesh roster as ${entry.enrolled}\n`)
     })
 }
 

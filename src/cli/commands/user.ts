@@ -106,6 +106,17 @@ function setDisabled (name: string, disabled: boolean): Command {
     })
 }
 
+function restoreUser (): Command {
+  return apiCommand('restore', 'bring back a deleted account (admins)')
+    .argument('<id>', 'the account id (deleted accounts have no username that resolves)')
+    .action(async (id: string, options: ConnectionOptions) => {
+      const client = await connect(options)
+      const user = await client.request<UserRow>('POST', `/users/${encodeURIComponent(id)}/restore`)
+      if (options.json === true) return json(user)
+      process.stdout.write(`${user.username ?? id} is restored\n`)
+    })
+}
+
 export function userCommand (): Command {
   return new Command('user').description('manage accounts')
     .addCommand(add())
@@ -113,4 +124,5 @@ export function userCommand (): Command {
     .addCommand(passwd())
     .addCommand(setDisabled('disable', true))
     .addCommand(setDisabled('enable', false))
+    .addCommand(restoreUser())
 }
