@@ -48,6 +48,25 @@ export async function startPeering (core: Core, identity: { key: PrivateKey, pee
   await sync.start()
   unwind.push(async () => { await sync.stop() })
 
+  // A node revoked anywhere in the mesh is cut off here as soon as the
+  // roster saying so arrives: out of the peer book, connections closed.
+  const cutOffRevoked = async (): Promise<void> => {
+    for (const entry of await core.nodes.list()) {
+      if (entry.role !== 'revoked' || book.get(entry.peerId) === undefined) continue
+      await book.remove(entry.peerId)
+      await sync.peerRemoved(entry.peerId)
+      await audit.append({ type: 'node.revoke', peer: entry.peerId, outcome: 'ok', details: { message: 'revoked in the mesh roster: removed from the peer book, connections closed' } })
+    }
+  }
+  let cutting: Promise<void> = Promise.resolve()
+  const onRosterChange = (event: { key: string }): void => {
+    if (event.key !== core.trust.rosterKey) return
+    cutting = cutting.then(cutOffRevoked).catch(() => {})
+  }
+  core.docs.on('change', onRosterChange)
+  unwind.push(async () => { core.docs.off('change', onRosterChange); await cutting })
+  await cutOffRevoked()
+
   // Parked changes refused when judged again have no session to audit them.
   const onRefused = (refused: Refusal[]): void => { void auditRefusals(audit, undefined, refused).catch(() => {}) }
   core.docs.on('refused', onRefused)

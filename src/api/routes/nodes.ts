@@ -1,7 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { AuditLog } from '../../audit.ts'
-import type { PeerBook } from '../../peer/peer-book.ts'
-import type { SyncService } from '../../peer/sync/service.ts'
 import type { Nodes } from '../../warehouse/nodes.ts'
 import type { NodeRole } from '../../trust/roster.ts'
 import { requireAdmin } from '../../warehouse/principal.ts'
@@ -9,8 +7,6 @@ import { who } from '../auth-hook.ts'
 
 export interface RosterApi {
   nodes: Nodes
-  book: PeerBook
-  sync: SyncService
   audit: AuditLog
   self: string
 }
@@ -58,10 +54,7 @@ export function nodeRoutes (app: FastifyInstance, api: RosterApi): void {
     const { peerId } = request.params as { peerId: string }
     await api.nodes.revoke(who(request), peerId)
     await api.audit.append({ type: 'node.revoke', actor: who(request).userId, peer: peerId })
-    if (api.book.get(peerId) !== undefined) {
-      await api.book.remove(peerId)
-      await api.sync.peerRemoved(peerId)
-    }
+    // The roster change itself cuts the node off here (src/start/peering.ts), as on every node it reaches.
     return { peerId, role: 'revoked' }
   })
 }
