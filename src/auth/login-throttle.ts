@@ -1,3 +1,4 @@
+import { normaliseUsername } from '../crdt/records/user.ts'
 import { setTimeout as delay } from 'node:timers/promises'
 import { DwError } from '../errors.ts'
 
@@ -170,8 +171,13 @@ export class LoginThrottle {
   }
 }
 
+/**
+ * The same normalisation the login itself uses (NFKC, then lower case):
+ * look-alikes such as full-width letters that sign in to one account share
+ * its budget of failures.
+ */
 function keyOf (username: string): string {
-  return String(username).toLowerCase().slice(0, MAX_KEY_LENGTH)
+  return normaliseUsername(String(username)).slice(0, MAX_KEY_LENGTH)
 }
 
 function evictOldest (map: Map<string, unknown>, max: number): void {

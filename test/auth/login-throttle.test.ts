@@ -131,3 +131,13 @@ t.test('real sleep by default', async (t) => {
   t.ok(Date.now() - start >= 25)
   throttle.success('alice')
 })
+
+t.test('look-alike usernames that sign in to one account share its budget', async t => {
+  const throttle = new LoginThrottle({ freeFailures: 0, baseDelayMs: 1, lockAfter: 3, lockMs: 60_000 })
+  // Full-width letters normalise (NFKC) to the ASCII name, as the login's own lookup does.
+  for (const name of ['alice', 'ＡＬＩＣＥ', 'Ａlice']) {
+    await throttle.before(name)
+    throttle.failure(name)
+  }
+  await t.rejects(throttle.before('alice'), { code: 'TOO_MANY_ATTEMPTS' }, 'locked after three failures spread over look-alikes')
+})
