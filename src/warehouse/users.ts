@@ -169,7 +169,7 @@ export class Users {
 
   async update (who: Principal, id: string, changes: UserChanges): Promise<UserView> {
     const self = who.userId === id
-    const adminOnly = changes.role !== undefined || changes.disabled !== undefined || changes.username !== undefined
+    const adminOnly = changes.role !== undefined || changes.disabled !== undefined || changes.username !== undefined || changes.sites !== undefined
     if (who.role !== 'admin' && (!self || adminOnly)) requireAdmin(who)
     if (changes.username !== undefined) {
       validateUsername(changes.username)

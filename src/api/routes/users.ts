@@ -46,7 +46,17 @@ export function userRoutes (app: FastifyInstance, users: Users, audit?: AuditLog
         type: 'object',
         additionalProperties: false,
         minProperties: 1,
-        properties: { username, email, displayName, role, disabled: { type: 'boolean' }, password, currentPassword: password, preferences: jsonMap }
+        properties: {
+          username,
+          email,
+          displayName,
+          role,
+          disabled: { type: 'boolean' },
+          password,
+          currentPassword: password,
+          preferences: jsonMap,
+          sites: { type: 'array', maxItems: 1000, uniqueItems: true, items: { type: 'string', minLength: 40, maxLength: 64, pattern: '^[1-9A-HJ-NP-Za-km-z]+$' } }
+        }
       }
     }
   }, async (request) => {

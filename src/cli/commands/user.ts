@@ -106,6 +106,19 @@ function setDisabled (name: string, disabled: boolean): Command {
     })
 }
 
+function sites (): Command {
+  return apiCommand('sites', 'set which contributor sites may act for an account (full sites always may); no peer ids: none')
+    .argument('<username-or-id>')
+    .argument('[peerIds...]', 'peer ids of contributor nodes (dw node ls)')
+    .action(async (who: string, peerIds: string[], options: ConnectionOptions) => {
+      const client = await connect(options)
+      const id = await resolveUser(client, who)
+      const user = await client.request<UserRow>('PATCH', `/users/${id}`, { json: { sites: peerIds } })
+      if (options.json === true) return json(user)
+      process.stdout.write(`${user.username ?? id} may act through ${peerIds.length === 0 ? 'full sites only' : `full sites and ${peerIds.join(', ')}`}\n`)
+    })
+}
+
 function restoreUser (): Command {
   return apiCommand('restore', 'bring back a deleted account (admins)')
     .argument('<id>', 'the account id (deleted accounts have no username that resolves)')
@@ -124,5 +137,6 @@ export function userCommand (): Command {
     .addCommand(passwd())
     .addCommand(setDisabled('disable', true))
     .addCommand(setDisabled('enable', false))
+    .addCommand(sites())
     .addCommand(restoreUser())
 }

@@ -19,6 +19,8 @@ export interface UserPatch {
   passwordHash?: string
   disabled?: boolean
   preferences?: Record<string, unknown>
+  /** Peer ids of contributor sites that may act for this account (full sites always may). */
+  sites?: string[]
 }
 
 /** Usernames compare case-insensitively: "Alice" and "alice" are one name. */
@@ -43,5 +45,10 @@ export function patchUser (doc: any, patch: UserPatch, actor: Actor): void {
     if (value !== undefined && value !== doc[field]) doc[field] = value
   }
   if (patch.preferences !== undefined) patchMap(ensureMap(doc, 'preferences'), patch.preferences)
+  if (patch.sites !== undefined) {
+    const sites = ensureMap(doc, 'sites')
+    for (const peer of Object.keys(sites)) if (!patch.sites.includes(peer)) delete sites[peer]
+    for (const peer of patch.sites) if (sites[peer] === undefined) sites[peer] = true
+  }
   touch(doc, actor)
 }
