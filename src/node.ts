@@ -13,6 +13,7 @@ import { loadOrCreateIdentity, peerIdOf } from './peer/identity.ts'
 import type { PeerNode } from './peer/libp2p.ts'
 import type { PeerBook } from './peer/peer-book.ts'
 import type { SyncService } from './peer/sync/service.ts'
+import type { ProtocolHost } from './peer/protocol-host.ts'
 import { AuditLog, type AuditEntry } from './audit.ts'
 import { readConfig, writeConfig, type NodeConfig } from './config.ts'
 import { DwError } from './errors.ts'
@@ -58,6 +59,8 @@ export interface RunningNode {
   libp2p: PeerNode
   book: PeerBook
   sync: SyncService
+  /** Where every protocol's streams pass the trust gate. */
+  host: ProtocolHost
   audit: AuditLog
   /** Multiaddrs other sites use to add this node (`.../p2p/<peerId>`). */
   addresses: () => string[]
@@ -125,8 +128,8 @@ export async function startNode (options: { dataDir: string, logger?: boolean | 
       await stopping
     }
     const { files, pins } = transfer
-    const { libp2p, book, sync } = peering
-    return { config, dataDir, peerId, url, ...core, files, pins, api, libp2p, book, sync, audit, addresses, stop }
+    const { libp2p, book, sync, host } = peering
+    return { config, dataDir, peerId, url, ...core, files, pins, api, libp2p, book, sync, host, audit, addresses, stop }
   } catch (err) {
     await unwind.run()
     throw err

@@ -4,24 +4,24 @@ import type { AuditLog } from '../audit.ts'
 import type { NodeConfig } from '../config.ts'
 import { BlobFetcher } from '../blobs/transfer/fetcher.ts'
 import { WantQueue } from '../blobs/transfer/want-queue.ts'
-import type { PeerBook } from '../peer/peer-book.ts'
 import type { PeerNode } from '../peer/libp2p.ts'
-import { BlobService } from '../peer/blob-service.ts'
+import type { ProtocolHost } from '../peer/protocol-host.ts'
+import { BlobProtocol } from './blob-protocol.ts'
 import { Files } from '../warehouse/files.ts'
 import { Pins, type Pin } from '../warehouse/pins.ts'
 import type { Core } from './core.ts'
 import type { Unwind } from './unwind.ts'
 
-export interface FileTransfer { files: Files, pins: Pins, blobService: BlobService }
+export interface FileTransfer { files: Files, pins: Pins, blobService: BlobProtocol }
 
 /**
  * File bytes across the mesh: serving blobs to peers, fetching them on
  * demand, the queue of files waiting for a peer that has them, and pins
  * (fetched in the background as their records arrive).
  */
-export async function startFileTransfer (core: Core, dataDir: string, config: NodeConfig, peering: { libp2p: PeerNode, book: PeerBook }, audit: AuditLog, unwind: Unwind): Promise<FileTransfer> {
-  const { libp2p, book } = peering
-  const blobService = new BlobService({ node: libp2p, book, store: core.blobs, audit, isShared: async sha => await core.refs.isReferenced(sha) })
+export async function startFileTransfer (core: Core, dataDir: string, config: NodeConfig, peering: { libp2p: PeerNode, host: ProtocolHost }, audit: AuditLog, unwind: Unwind): Promise<FileTransfer> {
+  const { libp2p, host } = peering
+  const blobService = new BlobProtocol({ host, store: core.blobs, isShared: async sha => await core.refs.isReferenced(sha) })
   await blobService.start()
   unwind.push(async () => { await blobService.stop() })
   const fetcher = new BlobFetcher({

@@ -5,13 +5,14 @@ import type { NodeConfig } from '../config.ts'
 import { createPeerNode, type PeerNode } from '../peer/libp2p.ts'
 import { PeerBook, createConnectionGater, type PeerEntry, type PendingPeer } from '../peer/peer-book.ts'
 import { SyncService } from '../peer/sync/service.ts'
+import { ProtocolHost } from '../peer/protocol-host.ts'
 import type { Checkpoint } from '../peer/sync/types.ts'
 import type { Core } from './core.ts'
 import type { Refusal } from '../crdt/doc-store.ts'
 import { auditRefusals } from '../trust/refusals.ts'
 import type { Unwind } from './unwind.ts'
 
-export interface Peering { book: PeerBook, libp2p: PeerNode, sync: SyncService }
+export interface Peering { book: PeerBook, libp2p: PeerNode, sync: SyncService, host: ProtocolHost }
 
 /**
  * The peer book, libp2p (admitting only peers in the book) and record sync,
@@ -37,8 +38,10 @@ export async function startPeering (core: Core, identity: { key: PrivateKey, pee
     })
   })
   unwind.push(async () => { await libp2p.stop() })
+  const host = new ProtocolHost({ node: libp2p, book, audit })
   const sync = new SyncService({
     node: libp2p,
+    host,
     store: core.docs,
     book,
     checkpoints: jsonSublevel<Checkpoint>(core.db, 'sync-checkpoints'),
@@ -71,5 +74,5 @@ export async function startPeering (core: Core, identity: { key: PrivateKey, pee
   const onRefused = (refused: Refusal[]): void => { void auditRefusals(audit, undefined, refused).catch(() => {}) }
   core.docs.on('refused', onRefused)
   unwind.push(async () => { core.docs.off('refused', onRefused) })
-  return { book, libp2p, sync }
+  return { book, libp2p, sync, host }
 }

@@ -1,7 +1,7 @@
 import { DwError } from '../../errors.ts'
 
 /**
- * Wire messages of `/dw/sync/1.0.0` (CBOR, varint length-prefixed). See
+ * Wire messages of `/dw/sync/2.0.0` (CBOR, varint length-prefixed). See
  * docs/sync-protocol.md. Every message from a peer is validated here before
  * anything acts on it; a message that fails is a protocol violation that
  * ends the stream.

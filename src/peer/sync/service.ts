@@ -1,12 +1,13 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { Connection, PeerId } from '@libp2p/interface'
 import type { AuditLog } from '../../audit.ts'
 import type { Sublevel } from '../../db.ts'
 import { isDwError } from '../../errors.ts'
 import { FramedStream } from '../framed-stream.ts'
 import type { PeerNode } from '../libp2p.ts'
 import type { PeerBook } from '../peer-book.ts'
+import type { ProtocolHost } from '../protocol-host.ts'
 import { MAX_SYNC_MESSAGE, SYNC_PROTOCOL } from './messages.ts'
 import { auditRefusals } from '../../trust/refusals.ts'
 import { pullSync } from './pull.ts'
@@ -44,6 +45,8 @@ export interface SyncNowResult {
 
 export interface SyncServiceInit {
   node: PeerNode
+  /** Where sync streams pass the trust gate. */
+  host: ProtocolHost
   store: SyncableStore
   book: PeerBook
   checkpoints: Sublevel<Checkpoint>
@@ -72,7 +75,7 @@ const noLog = { info: () => {}, warn: () => {} }
 
 /**
  * Keeps this node in sync with every trusted peer it can reach: serves
- * `/dw/sync/1.0.0` to them, runs one live pull from each connected peer
+ * `/dw/sync/2.0.0` to them (through the protocol host), runs one live pull from each connected peer
  * (so their changes arrive as they are made), redials peers that are away,
  * and reports status. Each direction is a pull by the receiver, which is the
  * only side that knows when what it received is durable.
@@ -97,7 +100,12 @@ export class SyncService {
 
   async start (): Promise<void> {
     const { node } = this.#init
-    await node.handle(SYNC_PROTOCOL, (stream, connection) => { this.#track(this.#serve(stream, connection)) }, { maxInboundStreams: 4 })
+    await this.#init.host.handle({
+      protocol: SYNC_PROTOCOL,
+      maxMessageSize: MAX_SYNC_MESSAGE,
+      maxInboundStreams: 4,
+      serve: async (framed, peerId) => { await this.#serve(framed, peerId) }
+    }, p => { this.#track(p) })
     node.addEventListener('peer:connect', this.#onConnect)
     node.addEventListener('peer:disconnect', this.#onDisconnect)
     for (const conn of node.getConnections()) this.#onConnected(conn.remotePeer)
@@ -110,7 +118,7 @@ export class SyncService {
     const { node } = this.#init
     node.removeEventListener('peer:connect', this.#onConnect)
     node.removeEventListener('peer:disconnect', this.#onDisconnect)
-    await node.unhandle(SYNC_PROTOCOL).catch(() => {})
+    await this.#init.host.unhandle(SYNC_PROTOCOL)
     await Promise.allSettled([...this.#tasks])
   }
 
@@ -220,8 +228,8 @@ export class SyncService {
   async #pull (peerId: string, live: boolean, signal: AbortSignal, fromStart = false): Promise<SessionStats> {
     const s = this.#state(peerId)
     const started = new Date()
-    const stream = await (await this.#connection(peerId, signal)).newStream(SYNC_PROTOCOL, { signal })
-    const framed = new FramedStream(stream, { maxMessageSize: MAX_SYNC_MESSAGE })
+    await this.#connection(peerId, signal)
+    const framed = await this.#init.host.open(peerId, SYNC_PROTOCOL, { maxMessageSize: MAX_SYNC_MESSAGE, signal })
     const onAbort = (): void => { framed.abort(new Error('sync stopped')) }
     signal.addEventListener('abort', onAbort)
     const saved = await this.#init.checkpoints.get(peerId) ?? { epoch: '', through: 0 }
@@ -278,13 +286,8 @@ export class SyncService {
     }
   }
 
-  async #serve (stream: Stream, connection: Connection): Promise<void> {
-    const peerId = connection.remotePeer.toString()
-    const framed = new FramedStream(stream, { maxMessageSize: MAX_SYNC_MESSAGE })
-    if (!this.#init.book.isTrusted(peerId)) {
-      framed.abort(new Error('not trusted'))
-      return
-    }
+  /** One inbound pull from a trusted peer (the protocol host checked trust and audits violations). */
+  async #serve (framed: FramedStream, peerId: string): Promise<void> {
     const s = this.#state(peerId)
     const onAbort = (): void => { framed.abort(new Error('node stopping')) }
     this.#abort.signal.addEventListener('abort', onAbort)
@@ -306,11 +309,8 @@ export class SyncService {
       s.recordsOut += stats.recordsSent - countedRecords
       await framed.close().catch(() => {})
     } catch (err) {
-      if (isDwError(err, 'INVALID_MESSAGE')) {
-        this.#log.warn({ peer: peerId, err }, 'peer broke the sync protocol; stream reset')
-        void this.#init.audit.append({ type: 'sync.violation', peer: peerId, outcome: 'error', details: { message: describe(err), side: 'server' } })
-      }
-      framed.abort(err instanceof Error ? err : new Error(String(err)))
+      if (isDwError(err, 'INVALID_MESSAGE')) this.#log.warn({ peer: peerId, err }, 'peer broke the sync protocol; stream reset')
+      throw err
     } finally {
       this.#abort.signal.removeEventListener('abort', onAbort)
       account()

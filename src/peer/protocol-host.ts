@@ -1,0 +1,93 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import type { Connection, Stream } from '@libp2p/interface'
+import type { AuditLog } from '../audit.ts'
+import { DwError, isDwError } from '../errors.ts'
+import { FramedStream } from './framed-stream.ts'
+import type { PeerNode } from './libp2p.ts'
+import type { PeerBook } from './peer-book.ts'
+
+/** One protocol this node speaks to its peers. */
+export interface ProtocolSpec {
+  protocol: string
+  /** Largest frame either side may send. */
+  maxMessageSize: number
+  /** Concurrent inbound streams one peer may open. */
+  maxInboundStreams: number
+  /** Serves one inbound stream from a trusted peer; throws DwError INVALID_MESSAGE on a protocol violation. */
+  serve: (stream: FramedStream, peerId: string) => Promise<void>
+}
+
+/** The one place streams to and from peers pass the trust gate. */
+export interface StreamOpener {
+  /** Trusted peers with an open connection. */
+  connectedPeers: () => string[]
+  /** A framed stream to a trusted, connected peer; PEER_NOT_ALLOWED for anyone else. */
+  open: (peerId: string, protocol: string, options: { maxMessageSize: number, signal?: AbortSignal }) => Promise<FramedStream>
+}
+
+/**
+ * Every protocol (sync, blobs) goes through here: the trust gate (the peer
+ * book) is checked on every stream, inbound and outbound, streams are
+ * framed the same way, and violations are audited with a stable error code
+ * (`PEER_NOT_ALLOWED` for a peer that is not trusted, `INVALID_MESSAGE` for
+ * a broken protocol) before the stream is reset. The connection gater
+ * already keeps untrusted peers out; this catches a peer removed while its
+ * connection was still open, and keeps each protocol free of the check.
+ */
+export class ProtocolHost implements StreamOpener {
+  readonly #node: PeerNode
+  readonly #book: PeerBook
+  readonly #audit: AuditLog
+  readonly #handled = new Set<string>()
+
+  constructor (init: { node: PeerNode, book: PeerBook, audit: AuditLog }) {
+    this.#node = init.node
+    this.#book = init.book
+    this.#audit = init.audit
+  }
+
+  /** Starts serving a protocol; `track` keeps the serving promise so a stop can await it. */
+  async handle (spec: ProtocolSpec, track: (p: Promise<void>) => void = () => {}): Promise<void> {
+    await this.#node.handle(spec.protocol, (stream, connection) => { track(this.#serve(spec, stream, connection)) }, { maxInboundStreams: spec.maxInboundStreams })
+    this.#handled.add(spec.protocol)
+  }
+
+  async unhandle (protocol: string): Promise<void> {
+    this.#handled.delete(protocol)
+    await this.#node.unhandle(protocol).catch(() => {})
+  }
+
+  connectedPeers (): string[] {
+    const ids = new Set(this.#node.getConnections().filter(c => c.status === 'open').map(c => c.remotePeer.toString()))
+    return [...ids].filter(id => this.#book.isTrusted(id))
+  }
+
+  async open (peerId: string, protocol: string, options: { maxMessageSize: number, signal?: AbortSignal }): Promise<FramedStream> {
+    if (!this.#book.isTrusted(peerId)) throw new DwError('PEER_NOT_ALLOWED', `peer ${peerId} is not trusted`)
+    const conn = this.#node.getConnections(peerIdFromString(peerId)).find(c => c.status === 'open')
+    if (conn === undefined) throw new Error(`not connected to ${peerId}`)
+    const stream = await conn.newStream(protocol, { signal: options.signal ?? AbortSignal.timeout(10_000) })
+    return new FramedStream(stream, { maxMessageSize: options.maxMessageSize })
+  }
+
+  async #serve (spec: ProtocolSpec, stream: Stream, connection: Connection): Promise<void> {
+    const peerId = connection.remotePeer.toString()
+    const framed = new FramedStream(stream, { maxMessageSize: spec.maxMessageSize })
+    if (!this.#book.isTrusted(peerId)) {
+      const err = new DwError('PEER_NOT_ALLOWED', `peer ${peerId} is not trusted`)
+      this.#violation(peerId, spec.protocol, err)
+      framed.abort(err)
+      return
+    }
+    try {
+      await spec.serve(framed, peerId)
+    } catch (err) {
+      if (isDwError(err, 'INVALID_MESSAGE')) this.#violation(peerId, spec.protocol, err)
+      framed.abort(err instanceof Error ? err : new Error(String(err)))
+    }
+  }
+
+  #violation (peerId: string, protocol: string, err: DwError): void {
+    void this.#audit.append({ type: 'sync.violation', peer: peerId, outcome: 'error', details: { code: err.code, protocol, message: err.message, side: 'server' } }).catch(() => {})
+  }
+}
