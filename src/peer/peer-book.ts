@@ -1,8 +1,7 @@
-import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
-import type { ConnectionGater, MultiaddrConnection, PeerId } from '@libp2p/interface'
+import type { PeerId } from '@libp2p/interface'
 import type { Sublevel } from '../db.ts'
 import { DwError } from '../errors.ts'
+import { parsePeerAddress, parsePeerId, parsePeerName as parseName, withPeerId } from './peer-address.ts'
 
 /** A peer this node trusts: it may connect and sync. */
 export type PeerEntry = {
@@ -45,8 +44,6 @@ export interface PeerBookInit {
 const DEFAULT_MAX_PENDING = 256
 /** A peer retrying in a loop should not cost a disk write per attempt. */
 const PENDING_WRITE_INTERVAL_MS = 10_000
-const HOST_PROTOCOLS = new Set(['ip4', 'ip6', 'dns', 'dns4', 'dns6'])
-const EXAMPLE = '/ip4/10.1.2.3/tcp/4001/p2p/12D3KooW...'
 
 /**
  * The peers this node trusts, and the untrusted ones that knocked, persisted
@@ -233,122 +230,4 @@ export class PeerBook {
     this.#queue = run.catch(() => {})
     return await run
   }
-}
-
-/** Someone the gater turned away. */
-export type RefusedConnection = {
-  peerId: string
-  addr: string
-  direction: 'inbound' | 'outbound'
-}
-
-/**
- * A libp2p connection gater that admits only the book's trusted peers.
- *
- * The check runs after the Noise handshake (`deny*EncryptedConnection`),
- * the first point where the remote has proved which key it holds; refused
- * peers are recorded as pending so an admin can approve them. Dialling is
- * otherwise unrestricted: private and loopback addresses are where field
- * sites live.
- */
-export function createConnectionGater (book: PeerBook, onRefused?: (refused: RefusedConnection) => void): ConnectionGater {
-  const check = async (direction: 'inbound' | 'outbound', peerId: PeerId, maConn: MultiaddrConnection): Promise<boolean> => {
-    if (book.isTrusted(peerId)) return false
-    const id = peerId.toString()
-    const addr = withPeerId(maConn.remoteAddr.toString(), id)
-    try {
-      await book.recordPending(id, addr)
-    } catch {
-      // Failing to remember a stranger must not let it in, nor break the gater.
-    }
-    try {
-      onRefused?.({ peerId: id, addr, direction })
-    } catch {
-      // A logging callback must not decide who gets in.
-    }
-    return true
-  }
-  return {
-    denyDialMultiaddr: () => false,
-    denyDialPeer: (peerId) => !book.isTrusted(peerId),
-    denyInboundEncryptedConnection: async (peerId, maConn) => await check('inbound', peerId, maConn),
-    denyOutboundEncryptedConnection: async (peerId, maConn) => await check('outbound', peerId, maConn)
-  }
-}
-
-/**
- * Validate what an admin typed as a peer address and return the peer id and
- * canonical multiaddr. Messages say what is wrong and what is expected.
- */
-export function parsePeerAddress (input: string, self?: string): { peerId: string, addr: string } {
-  if (typeof input !== 'string') throw bad('the peer address must be a string')
-  const text = stripQuotes(input.trim())
-  if (text === '') throw bad(`the peer address is empty; expected something like ${EXAMPLE}`)
-  if (/\s/.test(text)) throw bad(`the peer address "${text}" contains spaces; expected one multiaddr like ${EXAMPLE}`)
-  if (!text.startsWith('/')) {
-    if (looksLikePeerId(text)) throw bad(`"${text}" is a bare peer id; give the full address, e.g. /ip4/<host>/tcp/<port>/p2p/${text}`)
-    throw bad(`"${text}" is not a multiaddr (it must start with "/"); expected something like ${EXAMPLE}`)
-  }
-  let components
-  try {
-    components = multiaddr(text.replace(/\/+$/, '')).getComponents()
-  } catch (err) {
-    throw bad(`"${text}" is not a valid multiaddr: ${(err as Error).message}`, err)
-  }
-  const last = components.at(-1)
-  if (last?.name !== 'p2p' || last.value === undefined) {
-    throw bad(`"${text}" does not end in /p2p/<peerId>; add the peer id the remote node printed at init, e.g. ${text}/p2p/12D3KooW...`)
-  }
-  const peerId = parsePeerId(last.value)
-  if (components.length === 1) throw bad(`"${text}" has a peer id but no network address; expected /ip4/<host>/tcp/<port>/p2p/${peerId}`)
-  const [host, port] = components
-  if (components.length !== 3 || host === undefined || !HOST_PROTOCOLS.has(host.name) || port?.name !== 'tcp') {
-    throw bad(`"${text}" is not a TCP address; expected /ip4|ip6|dns|dns4|dns6/<host>/tcp/<port>/p2p/<peerId>`)
-  }
-  if (host.value === '0.0.0.0' || host.value === '::') {
-    throw bad(`"${text}" uses the wildcard address ${host.value}, which only means "listen everywhere"; use the remote node's real IP or host name`)
-  }
-  if (port.value === '0') throw bad(`"${text}" uses port 0; use the port the remote node listens on`)
-  if (self !== undefined && peerId === self) throw bad(`${peerId} is this node's own peer id; add the other site's address instead`)
-  return { peerId, addr: `/${host.name}/${host.value}/tcp/${port.value}/p2p/${peerId}` }
-}
-
-function parsePeerId (value: string): string {
-  if (typeof value !== 'string' || value.trim() === '') throw bad('a peer id is required')
-  try {
-    return peerIdFromString(value.trim()).toString()
-  } catch (err) {
-    throw bad(`"${value}" is not a valid peer id (expected something like 12D3KooW... as printed by dw init)`, err)
-  }
-}
-
-function parseName (name: string): string {
-  const clean = typeof name === 'string' ? name.trim() : ''
-  // eslint-disable-next-line no-control-regex
-  if (clean === '' || clean.length > 64 || /[\u0000-\u001f\u007f]/.test(clean)) {
-    throw bad('a peer name must be 1 to 64 printable characters')
-  }
-  return clean
-}
-
-function withPeerId (addr: string, peerId: string): string {
-  return addr.includes('/p2p/') ? addr : `${addr}/p2p/${peerId}`
-}
-
-function looksLikePeerId (text: string): boolean {
-  try {
-    peerIdFromString(text)
-    return true
-  } catch {
-    return false
-  }
-}
-
-function stripQuotes (text: string): string {
-  const match = /^(["'`\u201c\u2018])(.*)(["'`\u201d\u2019])$/s.exec(text)
-  return match?.[2]?.trim() ?? text
-}
-
-function bad (message: string, cause?: unknown): DwError {
-  return new DwError('INVALID_INPUT', message, { cause })
 }

@@ -3,8 +3,10 @@ import { jsonSublevel, openDb } from '../../src/db.ts'
 import { loadOrCreateIdentity, peerIdOf } from '../../src/peer/identity.ts'
 import { createPeerNode } from '../../src/peer/libp2p.ts'
 import type { PeerNode } from '../../src/peer/libp2p.ts'
-import { createConnectionGater, PeerBook } from '../../src/peer/peer-book.ts'
-import type { PeerEntry, PendingPeer, RefusedConnection } from '../../src/peer/peer-book.ts'
+import { PeerBook } from '../../src/peer/peer-book.ts'
+import { createConnectionGater } from '../../src/peer/connection-gater.ts'
+import type { PeerEntry, PendingPeer } from '../../src/peer/peer-book.ts'
+import type { RefusedConnection } from '../../src/peer/connection-gater.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 type Teardown = { teardown: (fn: () => Promise<void> | void) => void }

@@ -9,6 +9,7 @@ import { initDataset, patchDataset } from '../../src/crdt/records/dataset.ts'
 import { markDeleted } from '../../src/crdt/records/common.ts'
 import { docKey, newId } from '../../src/crdt/keys.ts'
 import { serveSync } from '../../src/peer/sync/serve.ts'
+import { PROTOCOL_VERSION } from '../../src/peer/sync/messages.ts'
 import { pullSync } from '../../src/peer/sync/pull.ts'
 import type { Checkpoint } from '../../src/peer/sync/types.ts'
 import { streamPair } from '../helpers/stream-pair.ts'
@@ -139,13 +140,13 @@ t.test('live pull delivers new changes as they happen', async t => {
 
 t.test('malformed messages end the session with INVALID_MESSAGE', async t => {
   const a = await store(t)
-  for (const bad of [{ t: 'hello', v: 2, epoch: '', since: 0, live: false }, { t: 'nonsense' }, 'x', { t: 'hello', v: 1, epoch: '', since: -1, live: false }]) {
+  for (const bad of [{ t: 'hello', v: PROTOCOL_VERSION + 1, epoch: '', since: 0, live: false }, { t: 'hello', v: 1, epoch: '', since: 0, live: false }, { t: 'nonsense' }, 'x', { t: 'hello', v: PROTOCOL_VERSION, epoch: '', since: -1, live: false }]) {
     const [client, server] = streamPair()
     await client.send(bad)
     await t.rejects(serveSync(server, a), { code: 'INVALID_MESSAGE' })
   }
   const [client, server] = streamPair()
-  await client.send({ t: 'hello', v: 1, epoch: '', since: 0, live: true })
+  await client.send({ t: 'hello', v: PROTOCOL_VERSION, epoch: '', since: 0, live: true })
   await client.send({ t: 'want', batch: 7, items: [] })
   await t.rejects(serveSync(server, a), { code: 'INVALID_MESSAGE' }, 'want for a batch never offered')
 })
