@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { DwError } from '../errors.ts'
 import { KeyLock } from '../key-lock.ts'
-import { abortable } from './abortable.ts'
+import { abortableIterable } from '../abortable.ts'
 import type { BlobInfo, BlobStore, PutOptions } from './blob-store.ts'
 import { assertSha256Hex, isSha256Hex } from './sha256.ts'
 
@@ -63,7 +63,7 @@ export class FsBlobStore implements BlobStore {
     const file = await open(tmp, 'wx')
     try {
       await pipeline(
-        abortable(source, signal),
+        abortableIterable(source, signal),
         async function * (chunks: AsyncIterable<unknown>) {
           for await (const chunk of chunks) {
             if (!(chunk instanceof Uint8Array)) {

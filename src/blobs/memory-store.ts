@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import { DwError } from '../errors.ts'
-import { abortable } from './abortable.ts'
+import { abortableIterable } from '../abortable.ts'
 import type { BlobInfo, BlobStore, PutOptions } from './blob-store.ts'
 import { assertSha256Hex } from './sha256.ts'
 
@@ -14,7 +14,7 @@ export class MemoryBlobStore implements BlobStore {
     if (expectedSha256 !== undefined) assertSha256Hex(expectedSha256)
     const hash = createHash('sha256')
     const chunks: Buffer[] = []
-    for await (const chunk of abortable<unknown>(source, signal)) {
+    for await (const chunk of abortableIterable<unknown>(source, signal)) {
       if (!(chunk instanceof Uint8Array)) {
         throw new DwError('INVALID_INPUT', 'blob source must yield Uint8Array chunks')
       }

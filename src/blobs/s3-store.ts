@@ -5,7 +5,7 @@ import { Readable } from 'node:stream'
 import { Client, CopyDestinationOptions, CopySourceOptions } from 'minio'
 import { DwError } from '../errors.ts'
 import { KeyLock } from '../key-lock.ts'
-import { abortable } from './abortable.ts'
+import { abortableIterable } from '../abortable.ts'
 import type { BlobInfo, BlobStore, PutOptions } from './blob-store.ts'
 import { assertSha256Hex, isSha256Hex } from './sha256.ts'
 
@@ -262,7 +262,7 @@ export class S3BlobStore implements BlobStore {
     // Chunks belong to the store once yielded (BlobStore contract), so they are kept without copying.
     let pending: Uint8Array[] = []
     let pendingBytes = 0
-    for await (const chunk of abortable<unknown>(source, signal)) {
+    for await (const chunk of abortableIterable<unknown>(source, signal)) {
       if (!(chunk instanceof Uint8Array)) {
         throw new DwError('INVALID_INPUT', 'blob source must yield Uint8Array chunks')
       }

@@ -1,6 +1,7 @@
 import { decode as cborDecode, encode as cborEncode, Tokenizer } from 'cborg'
 import { StreamResetError, StreamStateError } from '@libp2p/interface'
 import type { AbortOptions, Stream, StreamCloseEvent, StreamMessageEvent } from '@libp2p/interface'
+import { abortable } from '../abortable.ts'
 import { DwError } from '../errors.ts'
 
 /** Default hard limit on one encoded message (4 MiB). */
@@ -379,20 +380,6 @@ export class FramedStream implements AsyncIterable<unknown> {
       this.#stream.removeEventListener('close', onClose)
       this.#drain = undefined
     }
-  }
-}
-
-/** `promise`, or the signal's reason if it aborts first. */
-async function abortable<T> (promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return await promise
-  signal.throwIfAborted()
-  const { promise: aborted, reject } = Promise.withResolvers<never>()
-  const onAbort = (): void => { reject(signal.reason) }
-  signal.addEventListener('abort', onAbort, { once: true })
-  try {
-    return await Promise.race([promise, aborted])
-  } finally {
-    signal.removeEventListener('abort', onAbort)
   }
 }
 

@@ -4,6 +4,7 @@ import type { Connection, PeerId } from '@libp2p/interface'
 import type { AuditLog } from '../../audit.ts'
 import type { Sublevel } from '../../db.ts'
 import { isDwError } from '../../errors.ts'
+import { sleep } from '../../abortable.ts'
 import { FramedStream } from '../framed-stream.ts'
 import type { PeerNode } from '../libp2p.ts'
 import type { PeerBook } from '../peer-book.ts'
@@ -399,9 +400,3 @@ function describe (err: unknown): string {
   return String(err).slice(0, 300)
 }
 
-async function sleep (ms: number, signal: AbortSignal): Promise<void> {
-  await new Promise<void>(resolve => {
-    const timer = setTimeout(resolve, ms)
-    signal.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
-  })
-}

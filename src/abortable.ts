@@ -1,11 +1,16 @@
 /**
+ * Waiting that an AbortSignal can cut short: one place for the three shapes
+ * the node needs (an iterable, a promise, a pause).
+ */
+
+/**
  * Iterates `source` until `signal` aborts, then throws `signal.reason` at
  * once, even while the source is stuck awaiting (a stalled peer). Needed
  * because `for await` and stream.pipeline only stop an async generator by
  * calling `return()`, which a generator suspended in an `await` never
  * answers: the put would hang and keep its temp file.
  */
-export async function * abortable<T> (source: AsyncIterable<T>, signal?: AbortSignal): AsyncGenerator<T> {
+export async function * abortableIterable<T> (source: AsyncIterable<T>, signal?: AbortSignal): AsyncGenerator<T> {
   if (signal === undefined) {
     yield * source
     return
@@ -43,4 +48,28 @@ export async function * abortable<T> (source: AsyncIterable<T>, signal?: AbortSi
       else await closing
     }
   }
+}
+
+/** `promise`, or the signal's reason if it aborts first. */
+export async function abortable<T> (promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return await promise
+  signal.throwIfAborted()
+  const { promise: aborted, reject } = Promise.withResolvers<never>()
+  const onAbort = (): void => { reject(signal.reason) }
+  signal.addEventListener('abort', onAbort, { once: true })
+  try {
+    return await Promise.race([promise, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+/** Waits `ms`, or less if the signal aborts (it then resolves: a pause is never an error). */
+export async function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted === true) return
+  await new Promise<void>(resolve => {
+    const done = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', done); resolve() }
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', done, { once: true })
+  })
 }
