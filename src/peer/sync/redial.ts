@@ -64,3 +64,11 @@ export class Redialer {
     }
   }
 }
+
+/**
+ * The pause before a live pull session is tried again on a connected peer
+ * after `failures` failures in a row: 250 ms doubling to a 30 s cap.
+ */
+export function sessionBackoffMs (failures: number): number {
+  return Math.min(30_000, 250 * 2 ** Math.min(failures, 7))
+}

@@ -12,27 +12,12 @@ import type { ProtocolHost } from '../protocol-host.ts'
 import { MAX_SYNC_MESSAGE, SYNC_PROTOCOL } from './messages.ts'
 import { auditRefusals } from '../../trust/refusals.ts'
 import { pullSync } from './pull.ts'
-import { Redialer, type RedialOptions } from './redial.ts'
+import { Redialer, sessionBackoffMs, type RedialOptions } from './redial.ts'
+import { Dialer } from './dialer.ts'
+import { PeerStates, moveByteCounts, type PeerSyncStatus } from './peer-status.ts'
+export type { PeerSyncStatus } from './peer-status.ts'
 import { serveSync } from './serve.ts'
 import { emptyStats, type Checkpoint, type SessionStats, type SyncableStore } from './types.ts'
-
-export interface PeerSyncStatus {
-  peerId: string
-  name?: string
-  addrs: string[]
-  connected: boolean
-  /** ISO time this node last had everything the peer had offered. */
-  lastSyncAt?: string
-  /** Changes in the peer's feed not yet applied here (their feed head minus our checkpoint). */
-  behindPeer: number | null
-  /** Changes in our feed the peer has not acknowledged (our feed head minus its checkpoint). */
-  peerBehind: number | null
-  bytesIn: number
-  bytesOut: number
-  recordsIn: number
-  recordsOut: number
-  lastError?: string
-}
 
 export interface SyncNowResult {
   peerId: string
@@ -56,22 +41,6 @@ export interface SyncServiceInit {
   log?: { info: (obj: object, msg: string) => void, warn: (obj: object, msg: string) => void }
 }
 
-interface PeerState {
-  connected: boolean
-  pulling: boolean
-  lastSyncAt?: number
-  remoteHead?: number
-  ourCheckpoint?: number
-  /** Their acknowledged position in our feed. */
-  theirAck?: number
-  bytesIn: number
-  bytesOut: number
-  recordsIn: number
-  recordsOut: number
-  lastError?: string
-  ackWaiters: Array<() => void>
-}
-
 const noLog = { info: () => {}, warn: () => {} }
 
 /**
@@ -83,8 +52,9 @@ const noLog = { info: () => {}, warn: () => {} }
  */
 export class SyncService {
   readonly #init: SyncServiceInit
-  readonly #peers = new Map<string, PeerState>()
+  readonly #peers = new PeerStates()
   readonly #redialer: Redialer
+  readonly #dialer: Dialer
   readonly #log: NonNullable<SyncServiceInit['log']>
   readonly #abort = new AbortController()
   readonly #tasks = new Set<Promise<unknown>>()
@@ -92,9 +62,10 @@ export class SyncService {
   constructor (init: SyncServiceInit) {
     this.#init = init
     this.#log = init.log ?? noLog
+    this.#dialer = new Dialer(init.node, init.book)
     this.#redialer = new Redialer({
       ...init.redial,
-      due: () => init.book.list().filter(p => !this.#state(p.peerId).connected).map(p => p.peerId),
+      due: () => init.book.list().filter(p => !this.#peers.get(p.peerId).connected).map(p => p.peerId),
       dial: async (peerId) => { await this.#dial(peerId) }
     })
   }
@@ -131,31 +102,12 @@ export class SyncService {
 
   /** Cuts a peer off at once: its connections close and the gater keeps it out. */
   async peerRemoved (peerId: string): Promise<void> {
-    this.#peers.delete(peerId)
+    this.#peers.forget(peerId)
     await this.#init.node.hangUp(peerIdFromString(peerId)).catch(() => {})
   }
 
   status (): PeerSyncStatus[] {
-    const seq = this.#init.store.seq
-    return this.#init.book.list().map(entry => {
-      const s = this.#state(entry.peerId)
-      const status: PeerSyncStatus = {
-        peerId: entry.peerId,
-        addrs: entry.addrs,
-        connected: s.connected,
-        behindPeer: s.remoteHead !== undefined && s.ourCheckpoint !== undefined ? Math.max(0, s.remoteHead - s.ourCheckpoint) : null,
-        peerBehind: s.theirAck !== undefined ? Math.max(0, seq - s.theirAck) : null,
-        bytesIn: s.bytesIn,
-        bytesOut: s.bytesOut,
-        recordsIn: s.recordsIn,
-        recordsOut: s.recordsOut
-      }
-      if (entry.name !== undefined) status.name = entry.name
-      const lastSync = s.lastSyncAt ?? entry.lastSyncAt
-      if (lastSync !== undefined) status.lastSyncAt = new Date(lastSync).toISOString()
-      if (s.lastError !== undefined) status.lastError = s.lastError
-      return status
-    })
+    return this.#peers.status(this.#init.book.list(), this.#init.store.seq)
   }
 
   /**
@@ -192,14 +144,14 @@ export class SyncService {
   readonly #onConnect = (evt: CustomEvent<PeerId>): void => { this.#onConnected(evt.detail) }
 
   readonly #onDisconnect = (evt: CustomEvent<PeerId>): void => {
-    const s = this.#peers.get(evt.detail.toString())
+    const s = this.#peers.find(evt.detail.toString())
     if (s !== undefined) s.connected = false
   }
 
   #onConnected (peer: PeerId): void {
     const peerId = peer.toString()
     if (!this.#init.book.isTrusted(peerId)) return
-    const s = this.#state(peerId)
+    const s = this.#peers.get(peerId)
     s.connected = true
     this.#redialer.reset(peerId)
     if (!s.pulling) this.#track(this.#livePullLoop(peerId))
@@ -207,7 +159,7 @@ export class SyncService {
 
   /** While connected, keeps one live pull from the peer running, restarting it after errors. */
   async #livePullLoop (peerId: string): Promise<void> {
-    const s = this.#state(peerId)
+    const s = this.#peers.get(peerId)
     s.pulling = true
     try {
       let failures = 0
@@ -219,7 +171,7 @@ export class SyncService {
           failures += 1
         }
         if (!s.connected || this.#abort.signal.aborted) break
-        await sleep(Math.min(30_000, 250 * 2 ** Math.min(failures, 7)), this.#abort.signal)
+        await sleep(sessionBackoffMs(failures), this.#abort.signal)
       }
     } finally {
       s.pulling = false
@@ -227,7 +179,7 @@ export class SyncService {
   }
 
   async #pull (peerId: string, live: boolean, signal: AbortSignal, fromStart = false): Promise<SessionStats> {
-    const s = this.#state(peerId)
+    const s = this.#peers.get(peerId)
     const started = new Date()
     await this.#connection(peerId, signal)
     const framed = await this.#init.host.open(peerId, SYNC_PROTOCOL, { maxMessageSize: MAX_SYNC_MESSAGE, signal })
@@ -289,7 +241,7 @@ export class SyncService {
 
   /** One inbound pull from a trusted peer (the protocol host checked trust and audits violations). */
   async #serve (framed: FramedStream, peerId: string): Promise<void> {
-    const s = this.#state(peerId)
+    const s = this.#peers.get(peerId)
     const onAbort = (): void => { framed.abort(new Error('node stopping')) }
     this.#abort.signal.addEventListener('abort', onAbort)
     const stats = emptyStats()
@@ -319,7 +271,7 @@ export class SyncService {
   }
 
   async #waitForAck (peerId: string, target: number, signal: AbortSignal): Promise<boolean> {
-    const s = this.#state(peerId)
+    const s = this.#peers.get(peerId)
     while ((s.theirAck ?? -1) < target) {
       if (signal.aborted) return false
       await new Promise<void>(resolve => {
@@ -334,32 +286,17 @@ export class SyncService {
     await this.#connection(peerId, signal)
   }
 
-  /**
-   * An open connection to the peer, dialling the addresses in the peer book
-   * (never the ones libp2p learnt from identify: the admin's address is the
-   * route the site chose, for example through a tunnel or a proxy).
-   */
   async #connection (peerId: string, signal?: AbortSignal): Promise<Connection> {
-    const { node, book } = this.#init
-    const open = node.getConnections(peerIdFromString(peerId)).find(c => c.status === 'open')
-    if (open !== undefined) return open
-    const entry = book.get(peerId)
-    if (entry === undefined) throw new Error(`${peerId} is not in the peer book`)
-    let lastErr: unknown
-    for (const addr of entry.addrs) {
-      try {
-        return await node.dial(multiaddr(addr), { signal: signal ?? AbortSignal.timeout(10_000) })
-      } catch (err) {
-        lastErr = err
-      }
+    try {
+      return await this.#dialer.connection(peerId, signal)
+    } catch (err) {
+      this.#peers.get(peerId).lastError = `unreachable: ${describe(err)}`
+      throw err
     }
-    const s = this.#state(peerId)
-    s.lastError = `unreachable: ${describe(lastErr)}`
-    throw lastErr ?? new Error('no address to dial')
   }
 
   async #auditSession (peerId: string, started: Date, stats: SessionStats | undefined, outcome: 'ok' | 'error', error?: string): Promise<void> {
-    const s = this.#state(peerId)
+    const s = this.#peers.get(peerId)
     const details: Record<string, unknown> = {
       start: started.toISOString(),
       end: new Date().toISOString(),
@@ -371,28 +308,11 @@ export class SyncService {
     await this.#init.audit.append({ type: 'sync.session', peer: peerId, outcome, details }).catch(() => {})
   }
 
-  #state (peerId: string): PeerState {
-    let s = this.#peers.get(peerId)
-    if (s === undefined) {
-      s = { connected: false, pulling: false, bytesIn: 0, bytesOut: 0, recordsIn: 0, recordsOut: 0, ackWaiters: [] }
-      this.#peers.set(peerId, s)
-    }
-    return s
-  }
-
   #track (task: Promise<unknown>): void {
     const guarded = task.catch((err) => { this.#log.warn({ err }, 'sync task failed') })
     this.#tasks.add(guarded)
     void guarded.finally(() => this.#tasks.delete(guarded))
   }
-}
-
-/** Adds the stream's byte counters to the peer's totals and resets them, so no byte is counted twice. */
-function moveByteCounts (framed: FramedStream, s: PeerState): void {
-  s.bytesIn += framed.bytesReceived
-  s.bytesOut += framed.bytesSent
-  framed.bytesReceived = 0
-  framed.bytesSent = 0
 }
 
 function describe (err: unknown): string {
