@@ -42,7 +42,13 @@ export interface RemoteDoc {
 /** One change as an admission check sees it. */
 export interface ChangeInfo { hash: string, deps: string[], message: string | null }
 
-export type Verdict = { ok: true } | { ok: false, reason: string, wait?: boolean }
+/**
+ * `wait`: the change references a state this node lacks (it is parked).
+ * `transient`: the refusal is about this copy, not the change (a missing or
+ * bad signature): an honest copy may still arrive, so the hash is not
+ * remembered as refused.
+ */
+export type Verdict = { ok: true } | { ok: false, reason: string, wait?: boolean, transient?: boolean }
 
 export interface JudgeContext {
   key: string
@@ -228,7 +234,11 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
     for await (const key of this.#feed.keys({ reverse: true, limit: 1 })) {
       this.#seq = Number(key)
     }
-    for await (const _ of this.#parked.keys()) this.#parkedCount += 1
+    for await (const key of this.#parked.keys()) {
+      this.#parkedCount += 1
+      // Conservatively: any document with a parked change may be waiting for a dependency.
+      this.#waitingDeps.add(key.slice(0, key.indexOf('\x00')))
+    }
   }
 
   /** Plugs in the admission check (it needs the store to exist first). */
@@ -436,7 +446,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
    * the states it references); a refused change, and every change built on
    * it, is not stored and so never relayed. The rest of the batch applies.
    */
-  async admitRemote (items: RemoteDoc[], fromParked = false): Promise<AdmitResult> {
+  async admitRemote (items: RemoteDoc[]): Promise<AdmitResult> {
     // One item per key: two for the same key (rare) are one longer chunk.
     const byKey = new Map<string, { bytes: Uint8Array[], sigs: Map<string, Uint8Array> }>()
     for (const item of items) {
@@ -460,15 +470,24 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
       const forget = (): void => { for (const key of touched) this.#cache.delete(key) }
       for (const [i, key] of keys.entries()) {
         const { bytes: parts, sigs } = byKey.get(key) as { bytes: Uint8Array[], sigs: Map<string, Uint8Array> }
-        const bytes = concat(parts)
+        const whole = concat(parts)
         const before = await this.#live(key, metas[i] ?? null)
         if (before?.meta.local === true) {
-          for (const { hash, message } of describeChanges(bytes)) refused.push({ key, hash, reason: 'a local-only document never changes from outside', message })
+          for (const { hash, message } of describeChanges(whole)) refused.push({ key, hash, reason: 'a local-only document never changes from outside', message })
           continue
         }
         const baseHeads = before?.meta.heads ?? []
         let doc: A.Doc<any>
+        let bytes = whole
         try {
+          // Changes whose dependencies are not here would wait inside
+          // Automerge, unsaved and unjudged: keep them out.
+          if (this.#admission !== undefined) {
+            const kept = await this.#withDepsHere(key, whole, before?.doc, sigs, refused, ops)
+            bytes = kept.bytes
+            parked += kept.parked
+          }
+          if (bytes.length === 0) continue
           doc = before === undefined ? A.load(bytes, { actor: this.actor }) : A.loadIncremental(before.doc, bytes)
         } catch (err) {
           forget()
@@ -483,31 +502,43 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
           const out = new Set<string>()
           const accepted: Uint8Array[] = []
           const waiting = new Set<string>()
+          const transient = new Set<string>()
+          const alreadyParked = new Set<string>()
+          const parkedNow = await this.#parked.getMany(fresh.map(f => `${key}\x00${f.info.hash as string}`))
+          fresh.forEach((f, j) => { if (parkedNow[j] !== undefined) alreadyParked.add(f.info.hash as string) })
           for (const { bytes: change, info } of fresh) {
             const hash = info.hash as string
             const sig = sigs.get(hash)
             const verdict: Verdict = info.deps.some(d => out.has(d) && !waiting.has(d))
-              ? { ok: false, reason: 'it depends on a refused change' }
+              ? { ok: false, reason: 'it depends on a refused change', transient: info.deps.some(d => transient.has(d)) }
               : info.deps.some(d => waiting.has(d))
                 ? { ok: false, wait: true, reason: 'it depends on a change waiting for a state it references' }
                 : await admission.judge(ctx, { hash, deps: info.deps, message: info.message }, sig, 'remote')
             const parkedKey = `${key}\x00${hash}`
+            const unpark = (): void => {
+              if (!alreadyParked.has(hash)) return
+              ops.push({ type: 'del', sublevel: this.#parked, key: parkedKey })
+              parked -= 1
+            }
             if (verdict.ok) {
               accepted.push(change)
               ops.push({ type: 'put', sublevel: this.#sig, key: parkedKey, value: sig as Uint8Array })
-              if (fromParked) { ops.push({ type: 'del', sublevel: this.#parked, key: parkedKey }); parked -= 1 }
+              unpark()
               continue
             }
             out.add(hash)
-            if (verdict.wait === true && sig !== undefined && this.#parkedCount + parked < MAX_PARKED) {
+            if (verdict.wait === true && sig !== undefined && (alreadyParked.has(hash) || this.#parkedCount + parked < MAX_PARKED)) {
               waiting.add(hash)
-              if (!fromParked) parked += 1
-              ops.push({ type: 'put', sublevel: this.#parked, key: parkedKey, value: concat([sig, change]) })
+              if (!alreadyParked.has(hash)) {
+                parked += 1
+                ops.push({ type: 'put', sublevel: this.#parked, key: parkedKey, value: concat([sig, change]) })
+              }
             } else {
-              if (fromParked) { ops.push({ type: 'del', sublevel: this.#parked, key: parkedKey }); parked -= 1 }
+              unpark()
               const reason = verdict.wait === true ? `${verdict.reason}, and it cannot wait: ${sig === undefined ? 'it is unsigned' : 'too many changes are waiting'}` : verdict.reason
               refused.push({ key, hash, reason, message: info.message })
-              ops.push({ type: 'put', sublevel: this.#refusedHashes, key: hash, value: new Uint8Array(0) })
+              if (verdict.transient === true) transient.add(hash)
+              else ops.push({ type: 'put', sublevel: this.#refusedHashes, key: hash, value: new Uint8Array(0) })
             }
           }
           if (out.size > 0) {
@@ -550,9 +581,54 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
       }
       const changed = updated.map(u => u.key)
       // A roster or account that changed, or a change to one that was refused, may settle what a parked change waits for.
-      if (this.#parkedCount > 0 && [...changed, ...refused.map(r => r.key)].some(k => kindRank(k) < 2)) this.#retryParked()
+      // A roster or account that changed, or a change to one that was
+      // refused, may settle what a parked change waits for; so may any change
+      // to a document whose parked changes wait for a dependency.
+      if (this.#parkedCount > 0 && [...changed, ...refused.map(r => r.key)].some(k => kindRank(k) < 2 || this.#waitingDeps.has(k))) this.#retryParked()
       return { changed, refused, parked }
     })
+  }
+
+  /**
+   * The bytes without the changes whose dependencies this node lacks. A
+   * whole document (a document chunk) carries its own history and passes
+   * as it is. A change built on a change this node refused is refused too
+   * (and remembered); one whose dependency has not arrived would wait
+   * inside Automerge, unsaved and unjudged, so it is parked instead (with
+   * its signature) and judged once its document changes.
+   */
+  async #withDepsHere (key: string, bytes: Uint8Array, base: A.Doc<any> | undefined, sigs: Map<string, Uint8Array>, refused: Refusal[], ops: BatchOp[]): Promise<{ bytes: Uint8Array, parked: number }> {
+    const chunks = splitChunks(bytes)
+    if (chunks.some(c => c.type === 0)) return { bytes, parked: 0 }
+    const changes = topological(chunks.map(c => ({ bytes: c.bytes, info: A.decodeChange(c.bytes) })))
+    const parkedNow = await this.#parked.getMany(changes.map(c => `${key}\x00${c.info.hash as string}`))
+    const kept = new Set<string>()
+    const refusedHere = new Set<string>()
+    const out: Uint8Array[] = []
+    let parked = 0
+    for (const [i, { bytes: change, info }] of changes.entries()) {
+      const hash = info.hash as string
+      const missing = info.deps.filter(d => !kept.has(d) && (base === undefined || !A.hasHeads(base, [d])))
+      if (missing.length === 0) {
+        kept.add(hash)
+        out.push(change)
+        continue
+      }
+      const parkedKey = `${key}\x00${hash}`
+      const wasParked = parkedNow[i] !== undefined
+      const sig = sigs.get(hash)
+      if (missing.some(d => refusedHere.has(d)) || await this.#wasRefused(missing)) {
+        refusedHere.add(hash)
+        refused.push({ key, hash, reason: 'it depends on a refused change', message: info.message })
+        ops.push({ type: 'put', sublevel: this.#refusedHashes, key: hash, value: new Uint8Array(0) })
+        if (wasParked) { ops.push({ type: 'del', sublevel: this.#parked, key: parkedKey }); parked -= 1 }
+      } else if (!wasParked && sig !== undefined && this.#parkedCount + parked < MAX_PARKED) {
+        ops.push({ type: 'put', sublevel: this.#parked, key: parkedKey, value: concat([sig, change]) })
+        parked += 1
+        this.#waitingDeps.add(key)
+      }
+    }
+    return { bytes: concat(out), parked }
   }
 
   /** Parked changes are judged again once a roster or account they may reference has changed. */
@@ -573,13 +649,15 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
           bytes: concat(entries.map(e => e[2])),
           sigs: packSigs(entries.map(e => [e[0], e[1]]))
         }))
-        const result = await this.admitRemote(remote, true).catch(() => undefined)
+        const result = await this.admitRemote(remote).catch(() => undefined)
         if (result !== undefined && result.refused.length > 0) this.emit('refused', result.refused)
       } while (this.#retryAgain)
     })().finally(() => { this.#retrying = undefined })
   }
 
   #retryAgain = false
+  /** Documents with parked changes waiting for a dependency (not a referenced state). */
+  readonly #waitingDeps = new Set<string>()
 
   /** Changes of `key` that a holder of `heads` lacks (or the whole document when it cannot tell), with their signatures. */
   async changesSince (key: string, heads: string[]): Promise<{ bytes: Uint8Array, sigs: Uint8Array } | undefined> {
@@ -696,6 +774,37 @@ function atHeads<T> (doc: A.Doc<any>, heads: string[], fn: (doc: any) => T): T |
 }
 
 interface Decoded { bytes: Uint8Array, info: A.DecodedChange }
+
+const CHUNK_MAGIC = [0x85, 0x6f, 0x4a, 0x83]
+
+/**
+ * Splits Automerge bytes into their chunks: magic (4 bytes), checksum (4),
+ * type (1: 0 a whole document, 1 a change, 2 a compressed change), length
+ * (unsigned LEB128), then the body. Throws INVALID_MESSAGE on anything else.
+ */
+function splitChunks (bytes: Uint8Array): Array<{ type: number, bytes: Uint8Array }> {
+  const out: Array<{ type: number, bytes: Uint8Array }> = []
+  let at = 0
+  while (at < bytes.length) {
+    if (at + 10 > bytes.length || CHUNK_MAGIC.some((m, i) => bytes[at + i] !== m)) throw new DwError('INVALID_MESSAGE', 'not an Automerge chunk')
+    const type = bytes[at + 8] as number
+    let length = 0
+    let shift = 0
+    let p = at + 9
+    while (true) {
+      if (p >= bytes.length || shift > 35) throw new DwError('INVALID_MESSAGE', 'truncated Automerge chunk')
+      const b = bytes[p++] as number
+      length += (b & 0x7f) * 2 ** shift
+      shift += 7
+      if ((b & 0x80) === 0) break
+    }
+    const end = p + length
+    if (end > bytes.length || type > 2) throw new DwError('INVALID_MESSAGE', 'truncated or unknown Automerge chunk')
+    out.push({ type, bytes: bytes.subarray(at, end) })
+    at = end
+  }
+  return out
+}
 
 /** Hash and message of each change in some bytes, for reporting a refusal (empty when they do not parse). */
 function describeChanges (bytes: Uint8Array): Array<{ hash: string, message: string | null }> {
