@@ -70,6 +70,12 @@ export interface ChangeAdmission {
   /** The message recorded on a change that `author` makes here. */
   claims: (author: string) => Promise<string>
   sign: (hash: string) => Uint8Array
+  /**
+   * Documents other changes reference (the roster, accounts): applied first
+   * in a batch, and a change to one of them judges parked changes again.
+   * Lower ranks first; undefined for an ordinary document.
+   */
+  referenceRank: (key: string) => number | undefined
   /** `wait`: the change references a state this node lacks; it is parked and judged again when that arrives. */
   judge: (ctx: JudgeContext, change: ChangeInfo, sig: Uint8Array | undefined, origin: 'local' | 'remote') => Promise<Verdict>
 }
@@ -124,10 +130,7 @@ export interface DocStoreOptions {
   admission?: ChangeAdmission
 }
 
-/** Reference documents first, so changes in one batch that reference them find them. */
-function kindRank (key: string): number {
-  return key.startsWith('mesh/') ? 0 : key.startsWith('user/') ? 1 : 2
-}
+
 
 interface Live { doc: A.Doc<any>, meta: DocMeta }
 
@@ -455,7 +458,8 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
       for (const [h, s] of unpackSigs(item.sigs)) entry.sigs.set(h, s)
       byKey.set(item.key, entry)
     }
-    const keys = [...byKey.keys()].sort((a, b) => kindRank(a) - kindRank(b))
+    const rank = (key: string): number => this.#admission?.referenceRank(key) ?? Infinity
+    const keys = [...byKey.keys()].sort((a, b) => rank(a) - rank(b))
     return await this.#lock.runAll(keys, async () => {
       // Merge and judge first (this awaits loads), then number and stage the
       // results in one synchronous step: feed order must equal commit order,
@@ -584,7 +588,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
       // A roster or account that changed, or a change to one that was
       // refused, may settle what a parked change waits for; so may any change
       // to a document whose parked changes wait for a dependency.
-      if (this.#parkedCount > 0 && [...changed, ...refused.map(r => r.key)].some(k => kindRank(k) < 2 || this.#waitingDeps.has(k))) this.#retryParked()
+      if (this.#parkedCount > 0 && [...changed, ...refused.map(r => r.key)].some(k => rank(k) !== Infinity || this.#waitingDeps.has(k))) this.#retryParked()
       return { changed, refused, parked }
     })
   }

@@ -87,6 +87,11 @@ export class TrustGate implements ChangeAdmission {
     return encodeClaims(claims)
   }
 
+  /** The roster first, then accounts: what other changes reference. */
+  referenceRank (key: string): number | undefined {
+    return key.startsWith('mesh/') ? 0 : key.startsWith('user/') ? 1 : undefined
+  }
+
   sign (hash: string): Uint8Array {
     return this.#signer.sign(hash)
   }

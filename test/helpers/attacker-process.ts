@@ -28,6 +28,7 @@ function evilGate (): ChangeAdmission {
       const honest = JSON.parse(await real.claims(author))
       return encodeClaims({ ...honest, ...forged })
     },
+    referenceRank: (key) => real.referenceRank(key),
     sign: (hash) => {
       const sig = real.sign(hash)
       if (badSignature) sig[0] = (sig[0] as number) ^ 0xff
