@@ -85,7 +85,7 @@ export async function initNode (options: InitOptions): Promise<{ peerId: string,
   try {
     const admin = await core.users.create(undefined, { username: 'admin', password: options.adminPassword, role: 'admin', displayName: 'Administrator' })
     const name = options.name ?? `node-${peerId.slice(-6)}`
-    const meshId = options.join === true ? undefined : await core.nodes.found(name)
+    const meshId = options.join === true ? undefined : (await core.nodes.found(name)).meshId
     const config: NodeConfig = {
       version: 1,
       name,
@@ -115,6 +115,11 @@ export async function startNode (options: { dataDir: string, logger?: boolean | 
   unwind.push(async () => { await core.blobs.close() })
   unwind.push(async () => { await core.db.close() })
   try {
+    const adminUserId = await core.users.migrateLocalAdmin(config.adminUserId)
+    if (adminUserId !== config.adminUserId) {
+      config.adminUserId = adminUserId
+      await writeConfig(dataDir, config)
+    }
     const audit = new AuditLog(jsonSublevel<AuditEntry>(core.db, 'audit'))
     const peering = await startPeering(core, { key, peerId }, config, audit, unwind)
     const addresses = (): string[] => peering.libp2p.getMultiaddrs().map(ma => ma.toString())

@@ -374,7 +374,8 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
    * change (nothing is written); it may return false to signal "no change".
    */
   async change (key: string, fn: (doc: any) => void | boolean, options: { time?: number, author?: string } = {}): Promise<DocChangeEvent> {
-    const message = await this.#claims(options.author)
+    // Local-only documents never leave this node: no claims to make.
+    const message = (await this.meta(key))?.local === true ? undefined : await this.#claims(options.author)
     return await this.#lock.run(key, async () => {
       const live = await this.#live(key)
       if (live === undefined) throw new DwError('NOT_FOUND', `${key} not found`)
@@ -662,6 +663,31 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   #retryAgain = false
   /** Documents with parked changes waiting for a dependency (not a referenced state). */
   readonly #waitingDeps = new Set<string>()
+
+  /**
+   * Signs, as this node, every change of every replicated document that has
+   * no signature yet: history written before changes were signed, which a
+   * mesh founder vouches for once (docs/trust.md, upgrading). Returns how
+   * many changes it signed.
+   */
+  async attestUnsigned (): Promise<number> {
+    const admission = this.#admission
+    if (admission === undefined) return 0
+    let signed = 0
+    const keys: string[] = []
+    for await (const [key, meta] of this.#meta.iterator()) if (meta.local !== true) keys.push(key)
+    for (const key of keys) {
+      const hashes = await this.read(key, doc => doc === undefined ? [] : A.getAllChanges(doc).map(c => A.decodeChange(c).hash as string))
+      const have = await this.#sig.getMany(hashes.map(h => `${key}\x00${h}`))
+      const ops: BatchOp[] = []
+      hashes.forEach((h, i) => {
+        if (have[i] === undefined) ops.push({ type: 'put', sublevel: this.#sig, key: `${key}\x00${h}`, value: admission.sign(h) })
+      })
+      if (ops.length > 0) await this.#commit.write(ops)
+      signed += ops.length
+    }
+    return signed
+  }
 
   /** Changes of `key` that a holder of `heads` lacks (or the whole document when it cannot tell), with their signatures. */
   async changesSince (key: string, heads: string[]): Promise<{ bytes: Uint8Array, sigs: Uint8Array } | undefined> {

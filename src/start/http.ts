@@ -36,7 +36,7 @@ export async function startHttp (dataDir: string, config: NodeConfig, parts: Htt
     transfers: () => ({ transfers: transfer.files.transfers(), wanted: transfer.files.wanted(), blobBytesOut: transfer.blobService.bytesServed }),
     nodes: core.nodes
   }
-  const roster = { nodes: core.nodes, audit, self: peerId }
+  const roster = { nodes: core.nodes, audit, self: peerId, name: config.name }
   const api = await buildApi(
     { users: core.users, records: core.records, files: transfer.files, audit, health: () => ({ name: config.name, peerId, startedAt }) },
     {

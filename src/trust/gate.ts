@@ -42,6 +42,8 @@ export class TrustGate implements ChangeAdmission {
   readonly #standings = new Memo<Standing>()
   readonly #accounts = new Memo<Account>()
   #meshId: string | undefined
+  /** The founder of this node's mesh: the one node that may attest history from before changes were signed. */
+  #founder: string | undefined
 
   private constructor (options: TrustGateOptions) {
     this.self = options.self
@@ -53,7 +55,9 @@ export class TrustGate implements ChangeAdmission {
   static async open (options: TrustGateOptions): Promise<TrustGate> {
     const gate = new TrustGate(options)
     const mesh = await options.state.get('mesh')
+    const founder = await options.state.get('founder')
     if (typeof mesh === 'string') gate.#meshId = mesh
+    if (typeof founder === 'string') gate.#founder = founder
     return gate
   }
 
@@ -69,14 +73,19 @@ export class TrustGate implements ChangeAdmission {
   /** Makes this node the founder of a new mesh (its roster is then created by the caller). */
   async found (): Promise<string> {
     const meshId = meshIdOf(this.self)
-    await this.#adopt(meshId)
+    await this.#adopt(meshId, this.self)
     return meshId
   }
 
-  async #adopt (meshId: string): Promise<void> {
+  async #adopt (meshId: string, founder: string): Promise<void> {
+    await this.#state.put('founder', founder)
     await this.#state.put('mesh', meshId)
     this.#meshId = meshId
+    this.#founder = founder
   }
+
+  /** True when this node founded its mesh. */
+  get isFounder (): boolean { return this.#founder === this.self }
 
   async claims (author: string): Promise<string> {
     const roster = this.rosterKey
@@ -98,7 +107,12 @@ export class TrustGate implements ChangeAdmission {
 
   async judge (ctx: JudgeContext, change: ChangeInfo, sig: Uint8Array | undefined, origin: 'local' | 'remote'): Promise<Verdict> {
     const claims = parseClaims(change.message)
-    if (claims === undefined) return { ok: false, reason: 'the change does not name its author and origin node' }
+    if (claims === undefined) {
+      // History from before changes were signed enters only as the mesh
+      // founder attested it when the mesh was founded on it (docs/trust.md, upgrading).
+      if (origin === 'remote' && sig !== undefined && this.#founder !== undefined && verifyChange(this.#founder, change.hash, sig)) return { ok: true }
+      return { ok: false, reason: 'the change does not name its author and origin node, and the mesh founder has not attested it', transient: true }
+    }
     if (origin === 'remote') {
       // About this copy, not the change: an honest copy may still come.
       if (sig === undefined) return { ok: false, reason: 'the change carries no signature', transient: true }
@@ -142,7 +156,7 @@ export class TrustGate implements ChangeAdmission {
     const after = A.view(ctx.doc, [change.hash])
     const reason = judgeChange({ kind, id, before, after, touched: touchedBy(ctx.doc, change) }, acting)
     if (reason !== undefined) return { ok: false, reason }
-    if (kind === 'mesh' && this.#meshId === undefined) await this.#adopt(id)
+    if (kind === 'mesh' && this.#meshId === undefined) await this.#adopt(id, claims.n)
     return { ok: true }
   }
 

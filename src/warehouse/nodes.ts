@@ -15,13 +15,21 @@ export class Nodes {
     this.#trust = trust
   }
 
-  /** Founds a new mesh with this node as its first full node (`dw init`). */
-  async found (name: string): Promise<string> {
+  /**
+   * Founds a new mesh with this node as its first full node (`dw init`, or
+   * `dw node found` on a node that has none). With `adopt`, the history
+   * already in the store, written before changes were signed (a data
+   * directory of the previous version), is attested by this node, so the
+   * nodes that join take it.
+   */
+  async found (name: string, options: { adopt?: boolean } = {}): Promise<{ meshId: string, attested: number }> {
+    if (this.#trust.meshId !== undefined) throw new DwError('CONFLICT', `this node already belongs to mesh ${this.#trust.meshId}`)
     const meshId = await this.#trust.found()
     const admin = this.#trust.localAdminId
     const at = new Date().toISOString()
     await this.#docs.create(this.#key(), doc => { initRoster(doc, meshId, this.#trust.self, admin, at, name) }, { author: admin })
-    return meshId
+    const attested = options.adopt === true ? await this.#docs.attestUnsigned() : 0
+    return { meshId, attested }
   }
 
   get meshId (): string | undefined { return this.#trust.meshId }

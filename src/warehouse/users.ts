@@ -127,6 +127,28 @@ export class Users {
     return await this.get(id)
   }
 
+  /**
+   * A bootstrap admin made before its id was derived from the peer id (a
+   * data directory of the previous version) is made again under the derived
+   * id, with its name and password, and the old one is deleted. Both are
+   * local-only. Returns the id to use from now on.
+   */
+  async migrateLocalAdmin (oldId: string): Promise<string> {
+    const id = this.#localAdminId
+    if (oldId === id || !isRecordId(oldId)) return id
+    const old = await this.#docs.read(docKey('user', oldId), (doc, meta) => doc === undefined || meta?.local !== true || isDeleted(doc)
+      ? undefined
+      : { username: String(doc.username), passwordHash: String(doc.passwordHash), email: String(doc.email ?? ''), displayName: String(doc.displayName ?? '') })
+    if (old === undefined) return id
+    const at = new Date().toISOString()
+    if (await this.#docs.meta(docKey('user', id)) === undefined) {
+      await this.#docs.create(docKey('user', id), doc => initUser(doc, id, { ...old, role: 'admin' }, { userId: id, at }), { local: true })
+    }
+    await this.#docs.change(docKey('user', oldId), doc => markDeleted(doc, { userId: id, at }))
+    await this.#sessions.revokeAllFor(oldId)
+    return id
+  }
+
   /** Brings back a deleted account (admins). Its old sessions stay ended. */
   async restore (who: Principal, id: string): Promise<UserView> {
     requireAdmin(who)

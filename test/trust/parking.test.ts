@@ -24,7 +24,7 @@ interface Mesh { F: TrustNode, roster: string, ds: string }
 /** F founds a mesh and creates a dataset. */
 async function founded (t: T): Promise<Mesh> {
   const F = await trustNode(t, 'F')
-  const roster = rosterKey(await F.core.nodes.found('F'))
+  const roster = rosterKey((await F.core.nodes.found('F')).meshId)
   const ds = docKey('dataset', String((await F.core.records.create(F.admin, 'dataset', { name: 'd' })).id))
   return { F, roster, ds }
 }

@@ -26,7 +26,7 @@ const C = await trustNode(t, 'C')
 const O = await trustNode(t, 'O')
 const X = await trustNode(t, 'X')
 const U = await trustNode(t, 'U')
-const meshId = await F.core.nodes.found('F')
+const meshId = (await F.core.nodes.found('F')).meshId
 const roster = rosterKey(meshId)
 await F.core.nodes.setRole(F.admin, C.peerId, 'contributor', 'C')
 await F.core.nodes.setRole(F.admin, O.peerId, 'read-only', 'O')

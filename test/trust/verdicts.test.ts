@@ -36,7 +36,7 @@ t.test('the same signed changes in different orders: same heads, same refusals e
   const O = await trustNode(t, 'O')
 
   // F founds the mesh and enrols C and O.
-  const meshId = await F.core.nodes.found('F')
+  const meshId = (await F.core.nodes.found('F')).meshId
   const roster = rosterKey(meshId)
   await F.core.nodes.setRole(F.admin, C.peerId, 'contributor', 'C')
   await F.core.nodes.setRole(F.admin, O.peerId, 'read-only', 'O')

@@ -9,6 +9,8 @@ export interface RosterApi {
   nodes: Nodes
   audit: AuditLog
   self: string
+  /** This site's name, for the roster entry of a mesh founded here. */
+  name: string
 }
 
 const peerIdParams = {
@@ -30,6 +32,20 @@ export function nodeRoutes (app: FastifyInstance, api: RosterApi): void {
     selfRole: await api.nodes.standing(api.self),
     items: await api.nodes.list()
   }))
+
+  app.post('/nodes/found', {
+    preHandler: adminOnly,
+    schema: {
+      tags: ['nodes'],
+      summary: 'Found a mesh on a node that has none (admins); adopt: true also vouches for the history already here, written before changes were signed (upgrading a site of the previous version)',
+      body: { type: ['object', 'null'], additionalProperties: false, properties: { adopt: { type: 'boolean' } } }
+    }
+  }, async (request, reply) => {
+    const body = (request.body ?? {}) as { adopt?: boolean }
+    const founded = await api.nodes.found(api.name, { adopt: body.adopt === true })
+    await api.audit.append({ type: 'node.role', actor: who(request).userId, peer: api.self, details: { role: 'full', founded: founded.meshId, attested: founded.attested } })
+    return await reply.status(201).send(founded)
+  })
 
   app.put('/nodes/:peerId', {
     preHandler: adminOnly,

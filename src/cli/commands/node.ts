@@ -50,9 +50,21 @@ function revoke (): Command {
     })
 }
 
+function found (): Command {
+  return apiCommand('found', 'found a mesh on a node that has none; --adopt also vouches for the history already here (upgrading a site of the previous version: docs/trust.md)')
+    .option('--adopt', 'sign, as this node, every change in the store written before changes were signed')
+    .action(async (options: ConnectionOptions & { adopt?: boolean }) => {
+      const client = await connect(options)
+      const made = await client.request<{ meshId: string, attested: number }>('POST', '/nodes/found', { json: { adopt: options.adopt === true } })
+      if (options.json === true) return json(made)
+      process.stdout.write(`founded mesh ${made.meshId}; this node is its first full node${options.adopt === true ? `; ${made.attested} earlier changes attested` : ''}\n`)
+    })
+}
+
 export function nodeCommand (): Command {
   return new Command('node').description('the mesh roster: which nodes belong and what each may write')
     .addCommand(list())
+    .addCommand(found())
     .addCommand(role())
     .addCommand(revoke())
 }
