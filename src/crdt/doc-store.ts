@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import * as A from '@automerge/automerge'
 import type { Db, Sublevel } from '../db.ts'
 import { binarySublevel, jsonSublevel } from '../db.ts'
@@ -396,10 +396,10 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   async #admitLocal (key: string, doc: A.Doc<any>, before: Live | undefined): Promise<BatchOp[]> {
     const admission = this.#admission
     if (admission === undefined) return []
-    const change = A.getLastLocalChange(doc)
-    if (change === undefined) return []
-    const info = A.decodeChange(change)
-    const hash = info.hash as string
+    // Metadata only: decoding a change turns every op into JS, the bulk of the cost.
+    const info = A.getChangesMetaSince(doc, before?.meta.heads ?? []).at(-1)
+    if (info === undefined) return []
+    const hash = info.hash
     const verdict = await admission.judge({ key, doc, at: this.#at(new Map()), wasRefused: this.#wasRefused }, { hash, deps: info.deps, message: info.message }, undefined, 'local')
     if (!verdict.ok) {
       // A.change consumed the cached document: drop it, the next read loads from disk.
@@ -502,17 +502,23 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
         const admission = this.#admission
         let received = before === undefined ? bytes : undefined
         if (admission !== undefined) {
-          const fresh = topological(A.getChangesSince(doc, baseHeads).map(bytes => ({ bytes, info: A.decodeChange(bytes) })))
+          const fresh = topological(A.getChangesMetaSince(doc, baseHeads).map(info => ({ info })))
+          // The raw changes are needed only to rebuild without a refused change, or to park one.
+          let raw: Map<string, Uint8Array> | undefined
+          const rawChange = (hash: string): Uint8Array => {
+            raw ??= new Map(A.getChangesSince(doc, baseHeads).map(c => [changeHash(c), c]))
+            return raw.get(hash) as Uint8Array
+          }
           const ctx: JudgeContext = { key, doc, at: this.#at(batch), wasRefused: this.#wasRefused }
           const out = new Set<string>()
-          const accepted: Uint8Array[] = []
+          const accepted: string[] = []
           const waiting = new Set<string>()
           const transient = new Set<string>()
           const alreadyParked = new Set<string>()
           const parkedNow = await this.#parked.getMany(fresh.map(f => `${key}\x00${f.info.hash as string}`))
           fresh.forEach((f, j) => { if (parkedNow[j] !== undefined) alreadyParked.add(f.info.hash as string) })
-          for (const { bytes: change, info } of fresh) {
-            const hash = info.hash as string
+          for (const { info } of fresh) {
+            const hash = info.hash
             const sig = sigs.get(hash)
             const verdict: Verdict = info.deps.some(d => out.has(d) && !waiting.has(d))
               ? { ok: false, reason: 'it depends on a refused change', transient: info.deps.some(d => transient.has(d)) }
@@ -526,7 +532,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
               parked -= 1
             }
             if (verdict.ok) {
-              accepted.push(change)
+              accepted.push(hash)
               ops.push({ type: 'put', sublevel: this.#sig, key: parkedKey, value: sig as Uint8Array })
               unpark()
               continue
@@ -536,7 +542,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
               waiting.add(hash)
               if (!alreadyParked.has(hash)) {
                 parked += 1
-                ops.push({ type: 'put', sublevel: this.#parked, key: parkedKey, value: concat([sig, change]) })
+                ops.push({ type: 'put', sublevel: this.#parked, key: parkedKey, value: concat([sig, rawChange(hash)]) })
               }
             } else {
               unpark()
@@ -548,9 +554,10 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
           }
           if (out.size > 0) {
             // Rebuild from what is on disk plus the accepted changes only.
+            const changes = accepted.map(rawChange)
             A.free(doc)
             const base = before === undefined ? A.init<any>({ actor: this.actor }) : A.load<any>(await this.#withChunks(key, before.meta, await this.#snap.get(key)), { actor: this.actor })
-            doc = accepted.length > 0 ? A.applyChanges(base, accepted)[0] : base
+            doc = changes.length > 0 ? A.applyChanges(base, changes)[0] : base
             received = undefined
             if (before === undefined && accepted.length === 0) { A.free(doc); continue }
           }
@@ -677,7 +684,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
     const keys: string[] = []
     for await (const [key, meta] of this.#meta.iterator()) if (meta.local !== true) keys.push(key)
     for (const key of keys) {
-      const hashes = await this.read(key, doc => doc === undefined ? [] : A.getAllChanges(doc).map(c => A.decodeChange(c).hash as string))
+      const hashes = await this.read(key, doc => doc === undefined ? [] : A.getChangesMetaSince(doc, []).map(m => m.hash))
       const have = await this.#sig.getMany(hashes.map(h => `${key}\x00${h}`))
       const ops: BatchOp[] = []
       hashes.forEach((h, i) => {
@@ -803,7 +810,18 @@ function atHeads<T> (doc: A.Doc<any>, heads: string[], fn: (doc: any) => T): T |
   return fn(A.view(doc, heads))
 }
 
-interface Decoded { bytes: Uint8Array, info: A.DecodedChange }
+/** Enough of a change to order it: its hash and dependencies. */
+interface Ordered { info: { hash: string, deps: string[] } }
+
+/**
+ * A change's hash without decoding it: SHA-256 of the chunk after its magic
+ * bytes and checksum, for an uncompressed change chunk (what Automerge
+ * hands out); anything else is decoded.
+ */
+function changeHash (change: Uint8Array): string {
+  if (change[8] === 1) return createHash('sha256').update(change.subarray(8)).digest('hex')
+  return A.decodeChange(change).hash as string
+}
 
 const CHUNK_MAGIC = [0x85, 0x6f, 0x4a, 0x83]
 
@@ -841,7 +859,7 @@ function describeChanges (bytes: Uint8Array): Array<{ hash: string, message: str
   try {
     const doc = A.load(bytes)
     try {
-      return A.getAllChanges(doc).map(c => { const d = A.decodeChange(c); return { hash: d.hash as string, message: d.message } })
+      return A.getChangesMetaSince(doc, []).map(m => ({ hash: m.hash, message: m.message }))
     } finally {
       A.free(doc)
     }
@@ -851,7 +869,7 @@ function describeChanges (bytes: Uint8Array): Array<{ hash: string, message: str
 }
 
 /** Changes in an order where each comes after everything it depends on (Kahn's algorithm; ties by hash, so the order is the same everywhere). */
-function topological (changes: Decoded[]): Decoded[] {
+function topological<T extends Ordered> (changes: T[]): T[] {
   const byHash = new Map(changes.map(c => [c.info.hash as string, c]))
   const waiting = new Map<string, number>()
   const children = new Map<string, string[]>()
@@ -862,10 +880,10 @@ function topological (changes: Decoded[]): Decoded[] {
     for (const d of inSet) children.set(d, [...(children.get(d) ?? []), hash])
   }
   const ready = [...waiting].filter(([, n]) => n === 0).map(([h]) => h).sort()
-  const out: Decoded[] = []
+  const out: T[] = []
   while (ready.length > 0) {
     const hash = ready.shift() as string
-    out.push(byHash.get(hash) as Decoded)
+    out.push(byHash.get(hash) as T)
     for (const child of children.get(hash) ?? []) {
       const n = (waiting.get(child) as number) - 1
       waiting.set(child, n)

@@ -153,8 +153,12 @@ export class TrustGate implements ChangeAdmission {
       return { ok: false, wait: true, reason: `waiting for the state of account ${claims.u} the change references` }
     }
     const before = change.deps.length === 0 ? undefined : A.view(ctx.doc, change.deps)
-    const after = A.view(ctx.doc, [change.hash])
-    const reason = judgeChange({ kind, id, before, after, touched: touchedBy(ctx.doc, change) }, acting)
+    // The document as it is, when this change is its only head (most changes): a view costs a copy.
+    const heads = A.getHeads(ctx.doc)
+    const after = heads.length === 1 && heads[0] === change.hash ? ctx.doc : A.view(ctx.doc, [change.hash])
+    // A document's first change touched everything it holds; no diff needed.
+    const touched = before === undefined ? everything(after) : touchedBy(ctx.doc, change)
+    const reason = judgeChange({ kind, id, before, after, touched }, acting)
     if (reason !== undefined) return { ok: false, reason }
     if (kind === 'mesh' && this.#meshId === undefined) await this.#adopt(id, claims.n)
     return { ok: true }
@@ -181,6 +185,17 @@ function accountOf (doc: any): Account {
     role: !usable ? undefined : doc.role === 'admin' ? 'admin' : 'member',
     sites: new Set(Object.keys(asMap(doc.sites)))
   }
+}
+
+/** Every field of a document and every key of its maps: what a document's first change touched. */
+function everything (doc: any): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>()
+  for (const [field, value] of Object.entries(doc as Record<string, unknown>)) {
+    const keys = new Set([''])
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) for (const k of Object.keys(value)) keys.add(k)
+    out.set(field, keys)
+  }
+  return out
 }
 
 /** The fields (and keys below them) a change touched, from Automerge's diff of its before and after states. */
