@@ -482,23 +482,36 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
           continue
         }
         const baseHeads = before?.meta.heads ?? []
-        let doc: A.Doc<any>
+        let doc: A.Doc<any> | undefined
         let bytes = whole
+        if (before !== undefined) touched.add(key)
         try {
-          // Changes whose dependencies are not here would wait inside
-          // Automerge, unsaved and unjudged: keep them out.
-          if (this.#admission !== undefined) {
-            const kept = await this.#withDepsHere(key, whole, before?.doc, sigs, refused, ops)
+          // New here and no whole document: changes only, perhaps without their dependencies.
+          const careful = this.#admission !== undefined && before === undefined && !splitChunks(whole).some(c => c.type === 0)
+          if (!careful) doc = before === undefined ? A.load(whole, { actor: this.actor }) : A.loadIncremental(before.doc, whole)
+          if (this.#admission !== undefined && (careful || A.getMissingDeps(doc as A.Doc<any>, []).length > 0)) {
+            // Changes whose dependencies are not here would wait inside
+            // Automerge, unsaved and unjudged. Rare: start again from disk
+            // without them (they are parked, or refused with a refused parent).
+            if (doc !== undefined) {
+              // loadIncremental worked on the cached document's own memory.
+              this.#cache.delete(key)
+              A.free(doc)
+              doc = undefined
+            }
+            const base = before === undefined ? undefined : A.load<any>(await this.#withChunks(key, before.meta, await this.#snap.get(key)), { actor: this.actor })
+            const kept = await this.#withDepsHere(key, whole, base, sigs, refused, ops)
             bytes = kept.bytes
             parked += kept.parked
+            if (bytes.length > 0) doc = base === undefined ? A.load(bytes, { actor: this.actor }) : A.loadIncremental(base, bytes)
+            else if (base !== undefined) A.free(base)
           }
-          if (bytes.length === 0) continue
-          doc = before === undefined ? A.load(bytes, { actor: this.actor }) : A.loadIncremental(before.doc, bytes)
         } catch (err) {
           forget()
           throw new DwError('INVALID_MESSAGE', `undecodable changes for ${key}`, { cause: err })
         }
-        if (before !== undefined) touched.add(key)
+        if (doc === undefined) continue
+        const loaded: A.Doc<any> = doc
         const admission = this.#admission
         let received = before === undefined ? bytes : undefined
         if (admission !== undefined) {
@@ -506,7 +519,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
           // The raw changes are needed only to rebuild without a refused change, or to park one.
           let raw: Map<string, Uint8Array> | undefined
           const rawChange = (hash: string): Uint8Array => {
-            raw ??= new Map(A.getChangesSince(doc, baseHeads).map(c => [changeHash(c), c]))
+            raw ??= new Map(A.getChangesSince(loaded, baseHeads).map(c => [changeHash(c), c]))
             return raw.get(hash) as Uint8Array
           }
           const ctx: JudgeContext = { key, doc, at: this.#at(batch), wasRefused: this.#wasRefused }
