@@ -6,6 +6,11 @@
 export const id = { type: 'string', format: 'uuid' } as const
 export const idParams = { type: 'object', required: ['id'], additionalProperties: false, properties: { id } } as const
 
+/** `:peerId` in a path; the peer book and the roster check it is a real peer id. */
+export const peerIdParams = { type: 'object', required: ['peerId'], additionalProperties: false, properties: { peerId: { type: 'string', minLength: 1, maxLength: 128 } } } as const
+
+export const nodeRole = { type: 'string', enum: ['full', 'contributor', 'read-only'] } as const
+
 export const name = { type: 'string', minLength: 1, maxLength: 200, pattern: '\\S' } as const
 export const description = { type: 'string', maxLength: 100_000 } as const
 export const tag = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[^\\s,][^,\\u0000-\\u001f]*$' } as const

@@ -1,9 +1,10 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { AuditLog } from '../../audit.ts'
 import type { Nodes } from '../../warehouse/nodes.ts'
 import type { NodeRole } from '../../trust/roster.ts'
-import { requireAdmin } from '../../warehouse/principal.ts'
 import { who } from '../auth-hook.ts'
+import { nodeRole, peerIdParams } from '../schemas.ts'
+import { adminOnly } from './peers.ts'
 
 export interface RosterApi {
   nodes: Nodes
@@ -12,17 +13,6 @@ export interface RosterApi {
   /** This site's name, for the roster entry of a mesh founded here. */
   name: string
 }
-
-const peerIdParams = {
-  type: 'object',
-  required: ['peerId'],
-  additionalProperties: false,
-  properties: { peerId: { type: 'string', minLength: 1, maxLength: 128 } }
-} as const
-
-export const nodeRole = { type: 'string', enum: ['full', 'contributor', 'read-only'] } as const
-
-const adminOnly = async (request: FastifyRequest): Promise<void> => { requireAdmin(who(request)) }
 
 /** The mesh roster: which nodes belong and what each may write (changes on full nodes, by admins). */
 export function nodeRoutes (app: FastifyInstance, api: RosterApi): void {

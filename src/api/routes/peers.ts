@@ -7,7 +7,7 @@ import { who } from '../auth-hook.ts'
 import type { Nodes } from '../../warehouse/nodes.ts'
 import type { NodeRole } from '../../trust/roster.ts'
 import { DwError } from '../../errors.ts'
-import { nodeRole } from './nodes.ts'
+import { nodeRole, peerIdParams } from '../schemas.ts'
 
 export interface MeshApi {
   book: PeerBook
@@ -20,14 +20,7 @@ export interface MeshApi {
   nodes?: Nodes
 }
 
-const peerIdParams = {
-  type: 'object',
-  required: ['peerId'],
-  additionalProperties: false,
-  properties: { peerId: { type: 'string', minLength: 1, maxLength: 128 } }
-} as const
-
-const adminOnly = async (request: FastifyRequest): Promise<void> => { requireAdmin(who(request)) }
+export const adminOnly = async (request: FastifyRequest): Promise<void> => { requireAdmin(who(request)) }
 
 /** The peer book, admins only. */
 export function peerRoutes (app: FastifyInstance, mesh: MeshApi): void {
