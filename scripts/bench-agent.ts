@@ -31,8 +31,9 @@ export class Agent {
     return this.#n
   }
 
-  async start (): Promise<NodeInfo> {
-    const dataDir = await initBenchDir('dw-bench-sync-')
+  /** Starts a node that founds a mesh, or with `join` one that joins the mesh of its first peer. */
+  async start (args: { join?: boolean } = {}): Promise<NodeInfo> {
+    const dataDir = await initBenchDir('dw-bench-sync-', { join: args?.join === true })
     this.#n = await startBenchNode(dataDir)
     const { node, token } = this.#n
     return { url: node.url, token, peerId: node.peerId, address: loopbackAddress(node), dataDir }
@@ -76,7 +77,7 @@ export class Agent {
     const t = now()
     const at = new Date().toISOString()
     const events = await Promise.all(args.keys.map(async (key, i) =>
-      await node.docs.change(key, doc => { patchDataset(doc, { name: `${args.tag} ${i}` }, { userId: node.config.adminUserId, at }) })))
+      await node.docs.change(key, doc => { patchDataset(doc, { name: `${args.tag} ${i}` }, { userId: node.config.adminUserId, at }) }, { author: node.config.adminUserId })))
     return { ms: now() - t, heads: events.map(e => [e.key, e.meta.heads]) }
   }
 

@@ -358,10 +358,11 @@ async function dw (args: string[], timeoutMs = 60_000): Promise<string> {
   return stdout
 }
 
-async function startDwNode (name: string): Promise<DwNode> {
+/** `dw init` (founding a mesh, or with `join` joining the mesh of its first peer) and `dw start`. */
+async function startDwNode (name: string, joining = false): Promise<DwNode> {
   const dir = join(work as string, name)
   const port = await freePort()
-  const init = JSON.parse(await dw(['init', '--data', dir, '--name', name, '--http', '127.0.0.1:0', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--json'])) as { peerId: string }
+  const init = JSON.parse(await dw(['init', '--data', dir, '--name', name, '--http', '127.0.0.1:0', '--listen', `/ip4/127.0.0.1/tcp/${port}`, '--json', ...(joining ? ['--join'] : [])])) as { peerId: string }
   const profiled = profDir !== undefined && String(values['cpu-prof-nodes']).split(',').includes(name)
   const prof = profiled ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `${name}.cpuprofile`] : []
   const child = spawn(process.execPath, [...prof, DW, 'start', '--data', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DW_LOG_LEVEL: process.env.DW_LOG_LEVEL ?? 'warn' } })
@@ -483,10 +484,12 @@ async function meshRun (): Promise<MeshResult> {
   log(`  generating a ${sizeMiB} MiB file`)
   const expected = await writeRandomFile(source, total)
   log('  starting nodes A and B (dw start, one process each)')
-  const [a, b] = await Promise.all([startDwNode('site-a'), startDwNode('site-b')]) as [DwNode, DwNode]
-  await dw(['peer', 'add', `/ip4/127.0.0.1/tcp/${b.port}/p2p/${b.peerId}`, '--name', b.name, '--data', a.dir])
+  // A founds the mesh; B joins it once A, a full node, adds it to the roster.
+  const [a, b] = await Promise.all([startDwNode('site-a'), startDwNode('site-b', true)]) as [DwNode, DwNode]
+  await dw(['peer', 'add', `/ip4/127.0.0.1/tcp/${b.port}/p2p/${b.peerId}`, '--name', b.name, '--role', 'full', '--data', a.dir])
   await dw(['peer', 'add', `/ip4/127.0.0.1/tcp/${a.port}/p2p/${a.peerId}`, '--name', a.name, '--data', b.dir])
   await poll(async () => (await api<{ items: Array<{ peerId: string, connected?: boolean }> }>(b, '/peers')).items.some(p => p.peerId === a.peerId && p.connected === true), 30_000, 'B to connect to A', 100)
+  await poll(async () => (await api<{ selfRole: string }>(b, '/nodes')).selfRole === 'full', 30_000, 'B to hold the roster naming it full', 100)
   await sleep(1000)
   const pids = [a.child.pid as number, b.child.pid as number]
   const idle = await Promise.all(pids.map(async pid => (await procStat(pid)).rss))

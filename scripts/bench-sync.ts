@@ -8,6 +8,8 @@
  *   node scripts/bench-sync.ts --sizes 1000,10000 --writes 500 --rounds 9
  *
  * For each store size S, a fresh pair of nodes (pairs set up one at a time):
+ *   0. A founds a mesh, B joins it (A enrols it as a full node) and the two
+ *      unlink again, so the timed sync moves records, not B's first roster;
  *   1. S datasets (~500-byte create bodies) are created on A straight through
  *      its DocStore (building 100,000 through HTTP would take too long);
  *   2. initial sync: B adds A and A adds B through POST /peers; timed from the
@@ -34,7 +36,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Agent, type HeadsEntry, type NodeInfo } from './bench-agent.ts'
 import {
-  bytes, count, httpJson, intOption, machineLine, median, ms, now, progress, rate, ratio, secs, sleep, summarize, table, waitUntil, withTimeout
+  bytes, count, enrol, httpJson, intOption, machineLine, median, ms, now, progress, rate, ratio, secs, sleep, summarize, table, waitUntil, withTimeout
 } from './bench-util.ts'
 
 const { values } = parseArgs({
@@ -182,7 +184,15 @@ interface Pair {
 /** Starts a pair, builds A's store and times the initial sync to B. */
 async function setupPair (size: number, a: Remote, b: Remote): Promise<Pair> {
   progress(`=== store of ${count(size)} records`)
-  const [A, B] = await Promise.all([a.call<NodeInfo>('start', undefined, 60_000), b.call<NodeInfo>('start', undefined, 60_000)])
+  const [A, B] = await Promise.all([a.call<NodeInfo>('start', {}, 60_000), b.call<NodeInfo>('start', { join: true }, 60_000)])
+  // A founded a mesh; B joins it (A enrols it as a full node), then the two
+  // forget each other: the timed sync below moves the records alone, not B's
+  // first roster (without which B would hold every record back until it came).
+  progress('B joins A\'s mesh (enrolled as full), then A and B unlink')
+  const role = await enrol(A, B, { names: ['A', 'B'] })
+  if (role !== 'full') throw new Error(`B joined as ${role}, expected full`)
+  await httpJson(B.url, 'DELETE', `/peers/${A.peerId}`, undefined, B.token)
+  await httpJson(A.url, 'DELETE', `/peers/${B.peerId}`, undefined, A.token)
   progress(`creating ${count(size)} datasets on A (DocStore, in-process)`)
   const built = await a.call<{ ms: number, payloadBytes: number }>('createDirect', { count: size })
   progress(`  built in ${secs(built.ms)} (${rate(size, built.ms)})`)
@@ -322,7 +332,7 @@ function report (results: SizeResult[]): string {
   const lines: string[] = []
   lines.push(`## bench:sync (${new Date().toISOString().slice(0, 16)}Z)`, '')
   lines.push(`Machine: ${machineLine()}. Nodes: ${IN_PROCESS ? 'both in one process' : 'one child process each'}; libp2p TCP + Noise + Yamux on 127.0.0.1.`, '')
-  lines.push('### Initial sync (records created on A before linking; timed from the first POST /peers until B holds all of them with identical heads)', '')
+  lines.push('### Initial sync (B joined the mesh of A first and the two unlinked; records created on A before linking again; timed from the first POST /peers until B holds all of them with identical heads)', '')
   lines.push(table(['records', 'time', 'records/s', 'CPU A / B', 'B\'s CPU per record', 'bytes A->B', 'bytes B->A', 'JSON of create bodies', 'wire / JSON', 'RSS A / B at the end'], results.map(r => [
     count(r.size), secs(r.initialMs), rate(r.size, r.initialMs), `${secs(r.initialCpu[0])} / ${secs(r.initialCpu[1])}`, ms(r.initialCpu[1] / r.size, 2),
     bytes(r.wireIn), bytes(r.wireOut), bytes(r.payloadBytes), ratio(r.wireIn + r.wireOut, r.payloadBytes), `${bytes(r.rssA)} / ${bytes(r.rssB)}`

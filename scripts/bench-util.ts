@@ -205,7 +205,7 @@ export async function createDatasetsDirect (docs: DocStore, ownerId: string, n: 
     payloadBytes += Buffer.byteLength(JSON.stringify(input))
     const id = newId()
     const key = docKey('dataset', id)
-    await docs.create(key, doc => { initDataset(doc, 'dataset', id, input, { userId: ownerId, at: new Date().toISOString() }) })
+    await docs.create(key, doc => { initDataset(doc, 'dataset', id, input, { userId: ownerId, at: new Date().toISOString() }) }, { author: ownerId })
     keys[i] = key
     done += 1
     if (done % 10_000 === 0) options.onProgress?.(done)
@@ -222,10 +222,14 @@ export interface BenchNode {
   headers: Record<string, string>
 }
 
-/** Initialises a node in a fresh temp dir (HTTP and libp2p on 127.0.0.1, free ports). */
-export async function initBenchDir (prefix = 'dw-bench-'): Promise<string> {
+/**
+ * Initialises a node in a fresh temp dir (HTTP and libp2p on 127.0.0.1,
+ * free ports). It founds a mesh of its own, or with `join` takes the mesh of
+ * the first peer that syncs with it (a full node there must enrol it: `enrol`).
+ */
+export async function initBenchDir (prefix = 'dw-bench-', options: { join?: boolean } = {}): Promise<string> {
   const dataDir = await tempDir(prefix)
-  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
+  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], join: options.join === true })
   return dataDir
 }
 
@@ -255,6 +259,32 @@ export async function httpJson (base: string, method: string, path: string, body
   const text = await res.text()
   if (!res.ok) throw new HttpError(res.status, text, `${method} ${path}`)
   return text === '' ? undefined : JSON.parse(text)
+}
+
+/** A node as the HTTP helpers reach it: its API, an admin token, and the multiaddr peers dial. */
+export interface Reachable { url: string, token: string, address: string }
+
+/**
+ * A full node and one initialised with `join` trust each other (POST /peers
+ * both ways); the full node adds the other to the mesh roster as `role`.
+ * Resolves once the joined node holds a roster that names it (before that
+ * it cannot write, and what it receives waits for the roster).
+ */
+export async function enrol (full: Reachable, joined: Reachable, options: { role?: 'full' | 'contributor' | 'read-only', names?: [string, string], timeoutMs?: number } = {}): Promise<string> {
+  const [fullName, joinedName] = options.names ?? [undefined, undefined]
+  await httpJson(joined.url, 'POST', '/peers', { multiaddr: full.address, name: fullName }, joined.token)
+  await httpJson(full.url, 'POST', '/peers', { multiaddr: joined.address, name: joinedName, role: options.role ?? 'full' }, full.token)
+  return await rosterRole(joined, options.timeoutMs ?? 30_000)
+}
+
+/** Waits (bounded) until the node holds a roster naming it, and returns its role there. */
+export async function rosterRole (node: { url: string, token: string }, timeoutMs = 30_000): Promise<string> {
+  let role = 'unknown'
+  await waitUntil(async () => {
+    role = String((await httpJson(node.url, 'GET', '/nodes', undefined, node.token) as { selfRole?: string }).selfRole)
+    return role !== 'unknown'
+  }, timeoutMs, `${node.url} to hold a roster naming it`, 50)
+  return role
 }
 
 /** The address another node uses to add `node` (loopback, with its peer id). */

@@ -40,11 +40,14 @@ async function driver (): Promise<void> {
     const child = fork(import.meta.filename, [ROLE_RECEIVER, loopbackAddress(a.node), String(records)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const samples: Sample[] = []
     let syncMs = 0
+    let parkedMax = 0
     const done = new Promise<void>((resolve, reject) => {
-      child.on('message', (m: { addr?: string, sample?: Sample, syncMs?: number }) => {
-        if (m.addr !== undefined) void httpJson(a.node.url, 'POST', '/peers', { multiaddr: m.addr }, a.token).then(() => child.send('go'), reject)
+      child.on('message', (m: { addr?: string, sample?: Sample, syncMs?: number, parkedMax?: number }) => {
+        // A founded the mesh; B joined it: A adds B to its peer book and to the roster (as full).
+        if (m.addr !== undefined) void httpJson(a.node.url, 'POST', '/peers', { multiaddr: m.addr, role: 'full' }, a.token).then(() => child.send('go'), reject)
         if (m.sample !== undefined) samples.push(m.sample)
         if (m.syncMs !== undefined) syncMs = m.syncMs
+        if (m.parkedMax !== undefined) parkedMax = m.parkedMax
       })
       child.on('exit', code => { code === 0 ? resolve() : reject(new Error(`receiver exited with ${code}`)) })
     })
@@ -54,7 +57,7 @@ async function driver (): Promise<void> {
     const base = samples[0] as Sample
     const rows = samples.map(s => [s.step, mib(s.rss), mib(s.heapUsed), mib(s.heapTotal), mib(s.external), mib(s.rss - s.heapTotal - s.external), `${((s.rss - base.rss) / records).toFixed(0)} B`])
     console.log(`## sync-memory (${new Date().toISOString().slice(0, 16)}Z)\n\nMachine: ${machineLine()}\n`)
-    console.log(`B pulled ${records.toLocaleString('en')} datasets from A in ${(syncMs / 1000).toFixed(2)} s. B's process.memoryUsage():\n`)
+    console.log(`B pulled ${records.toLocaleString('en')} datasets from A in ${(syncMs / 1000).toFixed(2)} s; at most ${parkedMax.toLocaleString('en')} changes waited at once for the roster naming B (the records A holds reach a new node before the roster, which A's enrolment of B changed last). B's process.memoryUsage():\n`)
     console.log(table(['step', 'RSS', 'JS heap used', 'JS heap total', 'external', 'RSS - heap total - external', 'RSS growth per record'], rows))
   } finally {
     await a.node.stop()
@@ -66,7 +69,10 @@ async function receiver (address: string, records: number): Promise<void> {
   v8.setFlagsFromString('--expose-gc')
   const gc = vm.runInNewContext('gc') as () => void
   const sample = (step: string): void => { process.send?.({ sample: { step, ...process.memoryUsage() } }) }
-  const b = await startBenchNode(await initBenchDir('dw-sync-memory-b-'))
+  const b = await startBenchNode(await initBenchDir('dw-sync-memory-b-', { join: true }))
+  // Every dataset B stores (what arrives before the roster naming B waits for it, then is judged again).
+  const stored = new Set<string>()
+  b.node.docs.on('change', e => { if (e.key.startsWith('dataset/')) stored.add(e.key) })
   try {
     gc()
     sample('started (after GC)')
@@ -74,11 +80,13 @@ async function receiver (address: string, records: number): Promise<void> {
     await new Promise(resolve => process.once('message', resolve))
     const started = Date.now()
     await httpJson(b.node.url, 'POST', '/peers', { multiaddr: address }, b.token)
-    while (b.node.docs.seq < records) {
-      if (Date.now() - started > TIMEOUT_MS) throw new Error(`sync incomplete after ${TIMEOUT_MS} ms (${b.node.docs.seq} of ${records})`)
+    let parkedMax = 0
+    while (stored.size < records) {
+      parkedMax = Math.max(parkedMax, b.node.docs.parkedCount)
+      if (Date.now() - started > TIMEOUT_MS) throw new Error(`sync incomplete after ${TIMEOUT_MS} ms (${stored.size} of ${records}; ${b.node.docs.parkedCount} waiting for the roster)`)
       await sleep(20)
     }
-    process.send?.({ syncMs: Date.now() - started })
+    process.send?.({ syncMs: Date.now() - started, parkedMax })
     sample('synced')
     gc()
     sample('synced, after GC')

@@ -14,6 +14,7 @@ export type ViolationKind =
   | 'phantom-value'
   | 'lost-tag-add'
   | 'users-diverged'
+  | 'username-owner'
   | 'file-unavailable'
   | 'file-corrupt'
   | 'bad-read'
@@ -57,13 +58,31 @@ export interface CheckOptions {
 const KINDS = [['dataset', 'datasets'], ['model', 'models'], ['report', 'reports']] as const
 const PLURAL: Record<string, string> = { dataset: 'datasets', model: 'models', report: 'reports', user: 'users' }
 
-/** Strips what is node-local by design: `present` says whether the file's bytes are on this node yet. */
+/**
+ * Strips what is node-local by design: `present` says whether the file's
+ * bytes are on this node yet, and `usernameConflict` whether this node saw
+ * another account by that name first (the username rule, docs/merge-rules.md:
+ * each site keeps the name for the account it saw first; checked per node
+ * by `checkUsernames`).
+ */
 function normalise (view: any): any {
   if (view === null || typeof view !== 'object') return view
   const copy = structuredClone(view)
   for (const v of copy.versions ?? []) for (const f of v.files ?? []) delete f.present
   for (const f of copy.files ?? []) delete f.present
+  if (copy.kind === 'user') delete copy.usernameConflict
   return copy
+}
+
+/** A node's account list less what is node-local (see `normalise`). */
+function replicatedUsers (users: any[] | undefined): any[] | undefined {
+  return users?.map(u => { const { usernameConflict: _local, ...rest } = u; return rest })
+}
+
+/** A node's username conflicts as a set: which names are contested, and by which accounts (the precedence is the node's own). */
+function conflictSet (conflicts: any): string {
+  const items = ((conflicts?.items ?? []) as Array<{ username: string, ids: string[] }>).map(c => ({ username: c.username, ids: [...c.ids].sort() }))
+  return JSON.stringify(items.sort((a, b) => a.username < b.username ? -1 : a.username > b.username ? 1 : 0))
 }
 
 /** JSON with object keys sorted at every level: key order carries no meaning in JSON. */
@@ -121,7 +140,7 @@ async function digest (cluster: Cluster, i: number): Promise<string | undefined>
     if (items === undefined) return undefined
     parts.push(items)
   }
-  const users = await usersOf(cluster, i)
+  const users = replicatedUsers(await usersOf(cluster, i))
   if (users === undefined) return undefined
   parts.push(users)
   return JSON.stringify(parts)
@@ -208,7 +227,8 @@ export async function check (o: CheckOptions): Promise<CheckResult> {
   }
   const userLists = await Promise.all(Array.from({ length: n }, async (_, i) => await usersOf(cluster, i)))
   const conflictLists = await Promise.all(Array.from({ length: n }, async (_, i) => (await api(cluster.target(i), 'GET', '/users/conflicts')).body))
-  const usersSame = userLists.every(u => canonical(u) === canonical(userLists[0])) && conflictLists.every(c => canonical(c) === canonical(conflictLists[0]))
+  const usersSame = userLists.every(u => canonical(replicatedUsers(u)) === canonical(replicatedUsers(userLists[0]))) && conflictLists.every(c => conflictSet(c) === conflictSet(conflictLists[0]))
+  checkUsernames(ledger, userLists, conflictLists, violations)
   // Same content, different key order: not a divergence, but worth knowing.
   for (const [key, vs] of views) {
     if (diverged.includes(key)) continue
@@ -315,6 +335,45 @@ export async function check (o: CheckOptions): Promise<CheckResult> {
   }
   for (const bad of ledger.badReads) violations.push({ kind: 'bad-read', nodes: [bad.node], message: `op ${bad.op} on node ${bad.node}: ${bad.what}: ${bad.detail}` })
   return result
+}
+
+/**
+ * The username rule, per node: every contested name has exactly one owner
+ * there (the first account in that node's conflict list, not flagged; the
+ * others flagged), nothing else is flagged, and a node that acknowledged
+ * creating an account keeps the name for it while it lives (it refused the
+ * name if it already resolved it to another account, so it saw that one first).
+ */
+function checkUsernames (ledger: Ledger, userLists: Array<any[] | undefined>, conflictLists: any[], violations: Violation[]): void {
+  userLists.forEach((users, i) => {
+    if (users === undefined) return
+    const byId = new Map(users.map(u => [u.id as string, u]))
+    const owners = new Map<string, string>()
+    const contested = new Set<string>()
+    for (const c of (conflictLists[i]?.items ?? []) as Array<{ username: string, ids: string[] }>) {
+      owners.set(c.username, c.ids[0] as string)
+      c.ids.forEach((id, at) => {
+        contested.add(id)
+        const flagged = byId.get(id)?.usernameConflict
+        if (flagged !== (at > 0)) {
+          violations.push({ kind: 'username-owner', record: `user/${id}`, nodes: [i], message: `node ${i}: account ${id}, ${at === 0 ? 'first' : `number ${at + 1}`} for the contested name ${c.username}, has usernameConflict ${String(flagged)}` })
+        }
+      })
+    }
+    for (const u of users) {
+      if (u.usernameConflict === true && !contested.has(u.id)) violations.push({ kind: 'username-owner', record: `user/${u.id as string}`, nodes: [i], message: `node ${i}: account ${u.id as string} is flagged, but its name ${JSON.stringify(u.username)} is not in the node's conflict list` })
+    }
+    for (const [key, created] of ledger.created) {
+      if (created.kind !== 'user' || created.node !== i || created.username === undefined) continue
+      const id = key.slice('user/'.length)
+      const user = byId.get(id)
+      if (user === undefined || user.deleted === true) continue
+      const owner = owners.get(String(user.username).normalize('NFKC').toLowerCase())
+      if (owner !== undefined && owner !== id) {
+        violations.push({ kind: 'username-owner', record: key, nodes: [i], message: `node ${i} acknowledged creating ${key} as ${JSON.stringify(created.username)} (op ${created.op}), yet now resolves that name to account ${owner}` })
+      }
+    }
+  })
 }
 
 /**

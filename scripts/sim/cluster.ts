@@ -100,14 +100,21 @@ export class Cluster {
     return this.nodes[i]?.state === 'running'
   }
 
-  /** Build the network, `dw init` every node, set its redial backoff, start it and fill the peer books. */
-  async setUp (): Promise<void> {
+  /**
+   * Build the network, `dw init` every node, set its redial backoff, start it
+   * and fill the peer books. Node 0 founds the mesh and the others join it:
+   * node 0 adds each of them to the roster as a full node (the workload
+   * creates accounts everywhere), and the set-up waits until every node
+   * holds a roster that names it full.
+   */
+  async setUp (timeoutMs = 120_000): Promise<void> {
     const { nodes: n, root, network } = this.#opts
     await network.setUp(n)
     await Promise.all(Array.from({ length: n }, async (_, i) => {
       const dataDir = join(root, `node-${i}`)
       const listen = network.listenAddress(i)
-      const init = await run(network.commandPrefix(i), ['init', '--data', dataDir, '--name', `sim-${i}`, '--http', network.httpAddress(i), '--listen', listen, '--json'], { DW_ADMIN_PASSWORD: ADMIN_PASSWORD }, 60_000)
+      const joining = i === 0 ? [] : ['--join']
+      const init = await run(network.commandPrefix(i), ['init', '--data', dataDir, '--name', `sim-${i}`, '--http', network.httpAddress(i), '--listen', listen, '--json', ...joining], { DW_ADMIN_PASSWORD: ADMIN_PASSWORD }, 60_000)
       if (init.code !== 0) throw new Error(`dw init node ${i} failed (${init.code}): ${init.stderr}`)
       const made = JSON.parse(init.stdout) as { peerId: string }
       const configPath = join(dataDir, 'config.json')
@@ -132,14 +139,31 @@ export class Cluster {
       }
     }))
     await Promise.all(this.nodes.map(async node => { await this.start(node.index) }))
+    // The founder first: its peer adds also enrol every other node as full.
     for (const node of this.nodes) {
       for (const other of this.nodes) {
         if (other === node) continue
         const multiaddr = `${network.dialAddress(node.index, other.index)}/p2p/${other.peerId}`
-        const res = await api(this.target(node.index), 'POST', '/peers', { json: { multiaddr, name: other.name } })
+        const json = node.index === 0 ? { multiaddr, name: other.name, role: 'full' } : { multiaddr, name: other.name }
+        const res = await api(this.target(node.index), 'POST', '/peers', { json })
         if (res.outcome !== 'ok') throw new Error(`peer add on node ${node.index}: ${res.error}`)
       }
     }
+    const deadline = Date.now() + timeoutMs
+    const roles = new Map<number, string>()
+    for (const node of this.nodes) {
+      while (true) {
+        const res = await api<{ selfRole?: string }>(this.target(node.index), 'GET', '/nodes', { timeoutMs: 5000 })
+        const role = res.outcome === 'ok' ? String(res.body.selfRole) : `(${res.error ?? 'no answer'})`
+        roles.set(node.index, role)
+        if (role === 'full') break
+        if (Date.now() > deadline) {
+          throw new Error(`nodes not all full in the mesh roster within ${timeoutMs} ms: ${[...roles].map(([i, r]) => `node ${i} ${r}`).join(', ')}`)
+        }
+        await sleep(200)
+      }
+    }
+    this.#opts.log(`mesh formed: node 0 founded it, ${n - 1} joined as full nodes`)
   }
 
   /** Starts node i and waits (bounded) until its node-token.json names the new process and it answers /healthz. */

@@ -4,7 +4,7 @@ import { basename, join } from 'node:path'
 import t from 'tap'
 import { eventually } from '../helpers/mesh.ts'
 import { tempDir } from '../helpers/tmp.ts'
-import { dw, dwJson, initialised, started } from './helpers.ts'
+import { dw, dwJson, initialised, rosterReached, started } from './helpers.ts'
 
 const UNKNOWN_ID = '01900000-0000-7000-8000-000000000000'
 
@@ -163,7 +163,7 @@ void t.test('pins, gc, availability and transfers against a running node', async
 void t.test('a pinned file arriving from a peer: transfer progress and availability', async (t) => {
   const root = await tempDir(t, 'dw-files-')
   const alpha = await initialised(t, 'alpha')
-  const beta = await initialised(t, 'beta')
+  const beta = await initialised(t, 'beta', { join: true })
   // Beta receives slowly, so the transfer is still running when status looks.
   const configPath = join(beta, 'config.json')
   const config = JSON.parse(await readFile(configPath, 'utf8'))
@@ -171,9 +171,11 @@ void t.test('a pinned file arriving from a peer: transfer progress and availabil
   const nodeA = await started(t, alpha)
   const nodeB = await started(t, beta)
   const addressOf = async (data: string): Promise<string> => (await dwJson(['status', '--data', data])).sync.addresses[0]
-  t.equal((await dw(['peer', 'add', await addressOf(beta), '--name', 'beta', '--data', alpha])).code, 0)
+  // Alpha founded the mesh; beta joins it once alpha (full) adds it to the roster.
+  t.equal((await dw(['peer', 'add', await addressOf(beta), '--name', 'beta', '--role', 'full', '--data', alpha])).code, 0)
   t.equal((await dw(['peer', 'add', await addressOf(alpha), '--name', 'alpha', '--data', beta])).code, 0)
   await eventually(async () => (await dwJson(['peer', 'ls', '--data', beta]))[0]?.connected === true, 20_000, 'beta to connect to alpha')
+  t.equal(await rosterReached(beta), 'full', 'beta holds the roster naming it')
 
   const big = randomBytes(2 * 1024 * 1024)
   await writeFile(join(root, 'big.bin'), big)

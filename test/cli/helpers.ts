@@ -32,10 +32,15 @@ export async function dwJson<T = any> (args: string[], options: Parameters<typeo
   return JSON.parse(run.stdout) as T
 }
 
-/** A fresh, initialised node directory with a random HTTP port. */
-export async function initialised (t: Teardown, name = 'site'): Promise<string> {
+/**
+ * A fresh, initialised node directory with a random HTTP port. It founds a
+ * mesh of its own, or with `join` waits to join the mesh of its first peer
+ * (a full node there must add it with `dw peer add --role`; `rosterReached`
+ * says when it has).
+ */
+export async function initialised (t: Teardown, name = 'site', options: { join?: boolean } = {}): Promise<string> {
   const data = join(await tempDir(t, 'dw-cli-'), 'data')
-  const run = await dw(['init', '--data', data, '--name', name, '--http', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0'], { env: { DW_ADMIN_PASSWORD: ADMIN_PASSWORD } })
+  const run = await dw(['init', '--data', data, '--name', name, '--http', '127.0.0.1:0', '--listen', '/ip4/127.0.0.1/tcp/0', ...(options.join === true ? ['--join'] : [])], { env: { DW_ADMIN_PASSWORD: ADMIN_PASSWORD } })
   if (run.code !== 0) throw new Error(`dw init failed: ${run.stderr}`)
   return data
 }
@@ -72,4 +77,15 @@ export async function started (t: Teardown, data: string, timeoutMs = 20_000): P
     })
   })
   return { child, url: serving[1] as string, peerId: serving[2] as string, output: () => output, exited }
+}
+
+/** Waits until the node holds a roster naming it (`dw node ls`: selfRole no longer 'unknown'); returns that role. */
+export async function rosterReached (data: string, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const nodes = await dwJson(['node', 'ls', '--data', data]).catch(() => undefined)
+    if (typeof nodes?.selfRole === 'string' && nodes.selfRole !== 'unknown') return nodes.selfRole
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  throw new Error(`${data} did not receive a roster naming it within ${timeoutMs} ms`)
 }

@@ -1,9 +1,11 @@
 // Wire-level helpers for the protocol fuzz tests: message generators for
-// /dw/sync/1.0.0 and /dw/blob/1.0.0 (valid shapes, corrupted fields, damaged
-// frames), hostile-but-well-formed record documents, and stream utilities.
+// the sync protocol (SYNC_PROTOCOL, version PROTOCOL_VERSION) and
+// /dw/blob/1.0.0 (valid shapes, corrupted fields, damaged frames),
+// hostile-but-well-formed record documents, and stream utilities.
 import * as A from '@automerge/automerge'
 import type { Stream } from '@libp2p/interface'
 import type { FramedStream } from '../../src/peer/framed-stream.ts'
+import { PROTOCOL_VERSION } from '../../src/peer/sync/messages.ts'
 import { Rng, nastyNumber, randomJson, randomValue, varint } from './rng.ts'
 
 export const KINDS = ['user', 'dataset', 'model', 'report'] as const
@@ -83,7 +85,7 @@ export function randomKey (rng: Rng, known: string[]): unknown {
 /** One valid sync message from a puller, with valid-looking but random content. */
 export function pullerMessage (rng: Rng, epoch: string, known: string[]): Record<string, unknown> {
   switch (rng.int(3)) {
-    case 0: return { t: 'hello', v: 1, epoch: rng.bool() ? epoch : rng.hex(16), since: rng.pick([0, 1, rng.int(1e6), 2 ** 53 - 1]), live: rng.bool() }
+    case 0: return { t: 'hello', v: PROTOCOL_VERSION, epoch: rng.bool() ? epoch : rng.hex(16), since: rng.pick([0, 1, rng.int(1e6), 2 ** 53 - 1]), live: rng.bool() }
     case 1: return { t: 'want', batch: rng.int(8), items: Array.from({ length: rng.size(40) }, () => [randomKey(rng, known), randomHeads(rng, rng.int(3))]) }
     default: return { t: 'ack', through: rng.pick([0, rng.int(1e6), 2 ** 53 - 1]) }
   }
@@ -91,11 +93,16 @@ export function pullerMessage (rng: Rng, epoch: string, known: string[]): Record
 
 export function serverMessage (rng: Rng, epoch: string, known: string[]): Record<string, unknown> {
   switch (rng.int(4)) {
-    case 0: return { t: 'welcome', v: 1, epoch, head: rng.int(1000), from: 0 }
+    case 0: return { t: 'welcome', v: PROTOCOL_VERSION, epoch, head: rng.int(1000), from: 0 }
     case 1: return { t: 'offer', batch: rng.int(4), through: rng.int(1000), items: Array.from({ length: rng.size(20) }, () => [randomKey(rng, known), randomHeads(rng, rng.int(3))]) }
-    case 2: return { t: 'docs', batch: rng.int(4), items: Array.from({ length: rng.size(5) }, () => [randomKey(rng, known), rng.bytes(rng.size(200))]), last: rng.bool() }
+    case 2: return { t: 'docs', batch: rng.int(4), items: Array.from({ length: rng.size(5) }, () => [randomKey(rng, known), rng.bytes(rng.size(200)), randomSigs(rng)]), last: rng.bool() }
     default: return { t: 'caught-up', head: rng.int(1000) }
   }
+}
+
+/** The signatures field of a docs item: mostly whole 96-byte entries (hash and signature) of random bytes, sometimes a bad length. */
+export function randomSigs (rng: Rng): Uint8Array {
+  return rng.bool(0.8) ? rng.bytes(96 * rng.int(4)) : rng.bytes(rng.size(300))
 }
 
 export function blobRequest (rng: Rng, hashes: string[]): Record<string, unknown> {
@@ -128,12 +135,17 @@ export function sendRaw (stream: Stream, bytes: Uint8Array): void {
   try { stream.send(bytes) } catch {}
 }
 
-/** A record document shaped like the real ones, with random fields corrupted: valid Automerge, hostile content. */
-export function hostileRecord (rng: Rng, template: Record<string, unknown>, kind: string, id: string): Uint8Array | undefined {
+/**
+ * A record document shaped like the real ones, with random fields corrupted:
+ * valid Automerge, hostile content. Its one change records `message` (the
+ * claims a signer makes) when given; `hash` is that change's, for signing.
+ * Fields in `keep` are left as the template has them.
+ */
+export function hostileRecord (rng: Rng, template: Record<string, unknown>, kind: string, id: string, message?: string, keep: string[] = []): { bytes: Uint8Array, hash: string } | undefined {
   const doc: Record<string, unknown> = JSON.parse(JSON.stringify(template))
-  doc.kind = rng.bool(0.85) ? kind : randomJson(rng, 4)
-  doc.id = rng.bool(0.9) ? id : randomJson(rng, 4)
-  const fields = [...Object.keys(doc), 'versions', 'files', 'tags', 'deletions', 'training', 'username', 'role', 'metadata', 'subject', 'name', 'title', 'owner', 'description']
+  doc.kind = keep.includes('kind') || rng.bool(0.85) ? kind : randomJson(rng, 4)
+  doc.id = keep.includes('id') || rng.bool(0.9) ? id : randomJson(rng, 4)
+  const fields = [...Object.keys(doc), 'versions', 'files', 'tags', 'deletions', 'training', 'username', 'role', 'metadata', 'subject', 'name', 'title', 'owner', 'description'].filter(f => !keep.includes(f))
   const edits = rng.range(1, 5)
   for (let i = 0; i < edits; i++) {
     const field = rng.pick(fields)
@@ -143,9 +155,9 @@ export function hostileRecord (rng: Rng, template: Record<string, unknown>, kind
   // Never take over the local admin's name: that would be a different test.
   if (doc.username === 'admin') doc.username = 'not-admin'
   try {
-    return A.save(A.from(doc))
+    const made = A.change(A.init<any>(), message === undefined ? {} : { message }, d => { Object.assign(d, doc) })
+    return { bytes: A.save(made), hash: A.getHeads(made)[0] as string }
   } catch {
     return undefined
   }
 }
-

@@ -109,8 +109,9 @@ t.test('a transfer cut midway resumes from the bytes it has', async t => {
 })
 
 t.test('a peer that sends the wrong bytes is caught, audited, and another peer is used', async t => {
-  const liar = await startTestNode(t)
+  // The honest node founds the mesh: it writes before it is linked to anyone.
   const honest = await startTestNode(t)
+  const liar = await startTestNode(t)
   const reader = await startTestNode(t)
   const bytes = randomBytes(300_000)
   const { id, versionId } = await datasetWithFiles(honest, [['true.bin', bytes]])

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { ADMIN_PASSWORD, dw, dwJson, initialised, started, type Started } from '../cli/helpers.ts'
+import { ADMIN_PASSWORD, dw, dwJson, initialised, rosterReached, started, type Started } from '../cli/helpers.ts'
 import { eventually } from '../helpers/mesh.ts'
 
 const SEED = Number(process.env.CRASH_SEED ?? 20261126)
@@ -98,18 +98,25 @@ t.test('kill -9 during bulk writes loses no acknowledged write', async t => {
 
 t.test('kill -9 during a sync: the restarted node opens, resumes and converges', async t => {
   const dataA = await initialised(t, 'source')
-  const dataB = await initialised(t, 'sink')
+  const dataB = await initialised(t, 'sink', { join: true })
   const a = await started(t, dataA)
-  const apiA = await signIn(a.url)
-  for (let i = 0; i < 30; i++) {
-    await Promise.all(Array.from({ length: 100 }, async (_, j) => await apiA('POST', '/datasets', { name: `s${i}-${j}`, description: 'x'.repeat(200) })))
-  }
+  // B joins A's mesh first (A, a full node, adds it to the roster) and stops:
+  // the records written next reach it in one catch-up, killed midway.
   let b = await started(t, dataB)
   const statusA = await dwJson(['status', '--data', dataA])
   const added = await dw(['peer', 'add', statusA.sync.addresses[0], '--data', dataB])
   t.equal(added.code, 0, added.stderr)
   const statusB = await dwJson(['status', '--data', dataB])
-  await dw(['peer', 'add', statusB.sync.addresses[0], '--data', dataA])
+  const enrolled = await dw(['peer', 'add', '--role', 'full', statusB.sync.addresses[0], '--data', dataA])
+  t.equal(enrolled.code, 0, enrolled.stderr)
+  t.equal(await rosterReached(dataB), 'full', 'B holds the roster naming it')
+  b.child.kill('SIGTERM')
+  await b.exited
+  const apiA = await signIn(a.url)
+  for (let i = 0; i < 30; i++) {
+    await Promise.all(Array.from({ length: 100 }, async (_, j) => await apiA('POST', '/datasets', { name: `s${i}-${j}`, description: 'x'.repeat(200) })))
+  }
+  b = await started(t, dataB)
   let apiB = await signIn(b.url)
   await eventually(async () => ((await apiB('GET', '/datasets?limit=1')).json.items.length ?? 0) > 0, 20_000, 'sync started')
   await new Promise(resolve => setTimeout(resolve, random() * 400))

@@ -56,15 +56,25 @@ t.test('partitioned edits merge by the rules once the link heals', async t => {
     t.equal((await n.node.api.inject({ url: `/datasets/${doomed.id}`, headers: n.admin })).statusCode, 410, 'delete wins over a concurrent edit')
     t.equal((await call(n, 'GET', `/datasets/${onlyA.id}`)).name, 'only on a')
     t.equal((await call(n, 'GET', `/datasets/${onlyB.id}`)).name, 'only on b')
+    // The username rule: on each site the account that site saw first keeps
+    // the name (docs/merge-rules.md); a site never hands a name it already
+    // resolves to another account.
+    const [mine, theirs] = n === a ? [userA, userB] : [userB, userA]
     const conflicts = await call(n, 'GET', '/users/conflicts')
-    t.same(conflicts.items, [{ username: 'sam', ids: [userA.id, userB.id] }], 'username collision flagged, earlier account first')
+    t.same(conflicts.items, [{ username: 'sam', ids: [mine.id, theirs.id] }], 'username collision flagged, the account this site saw first first')
+    t.equal((await call(n, 'GET', `/users/${theirs.id}`)).usernameConflict, true, 'the account seen later is flagged')
+    t.equal((await call(n, 'GET', `/users/${mine.id}`)).usernameConflict, false, 'the account seen first is not')
   }
   const samOnA = await a.node.api.inject({ method: 'POST', url: '/auth/login', payload: { username: 'sam', password: 'password on a' } })
   t.equal(samOnA.statusCode, 200)
-  t.equal(samOnA.json().user.id, userA.id, 'the earlier account keeps the name')
-  const samB = await b.node.api.inject({ method: 'POST', url: '/auth/login', payload: { username: 'Sam', password: 'password on b' } })
-  t.equal(samB.statusCode, 401, 'the later account cannot log in by the contested name')
-  t.equal((await call(b, 'GET', `/users/${userB.id}`)).usernameConflict, true)
+  t.equal(samOnA.json().user.id, userA.id, 'the account a saw first keeps the name on a')
+  const samBOnA = await a.node.api.inject({ method: 'POST', url: '/auth/login', payload: { username: 'Sam', password: 'password on b' } })
+  t.equal(samBOnA.statusCode, 401, 'the account a saw later cannot log in there by the contested name')
+  const samBOnB = await b.node.api.inject({ method: 'POST', url: '/auth/login', payload: { username: 'Sam', password: 'password on b' } })
+  t.equal(samBOnB.statusCode, 200)
+  t.equal(samBOnB.json().user.id, userB.id, 'the account b saw first keeps the name on b')
+  const samAOnB = await b.node.api.inject({ method: 'POST', url: '/auth/login', payload: { username: 'sam', password: 'password on a' } })
+  t.equal(samAOnB.statusCode, 401, 'the account b saw later cannot log in there by the contested name')
 })
 
 async function versionOn (n: TestNode, id: string, name: string): Promise<string> {
@@ -77,11 +87,18 @@ async function versionOn (n: TestNode, id: string, name: string): Promise<string
 
 t.test('a restart in the middle of a large sync resumes where it stopped', async t => {
   const a = await startTestNode(t)
-  for (let i = 0; i < 40; i++) {
-    await Promise.all(Array.from({ length: 100 }, async (_, j) => await a.node.records.create({ userId: 'bench', username: 'bench', role: 'admin' }, 'dataset', { name: `d${i}-${j}` })))
-  }
+  // The second node joins a's mesh first (it holds the roster naming it), then
+  // the link is cut while a writes: the records reach it in one large catch-up.
   const first = await startTestNode(t)
   const link = await linkThroughProxies(t, a, first)
+  link.cut()
+  await eventually(async () => await disconnected(a, first) && await disconnected(first, a), 10_000, 'partition')
+  // Written as a's bootstrap admin: every change names a real author.
+  const admin = { userId: a.node.trust.localAdminId, username: 'admin', role: 'admin' as const }
+  for (let i = 0; i < 40; i++) {
+    await Promise.all(Array.from({ length: 100 }, async (_, j) => await a.node.records.create(admin, 'dataset', { name: `d${i}-${j}` })))
+  }
+  link.heal()
   await eventually(async () => {
     const cp = first.node.sync.status()[0]
     return cp !== undefined && (cp.recordsIn ?? 0) >= 1000

@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
-import { ADMIN_PASSWORD, dw, dwJson, started, type Started } from '../cli/helpers.ts'
+import { ADMIN_PASSWORD, dw, dwJson, rosterReached, started, type Started } from '../cli/helpers.ts'
 import { eventually } from '../helpers/mesh.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
@@ -57,25 +57,28 @@ void t.test('two dw processes, never up together, converge once both run', async
   const root = await tempDir(t, 'dw-two-')
   const [portA, portB] = await freePorts(2)
   const env = { env: { DW_ADMIN_PASSWORD: ADMIN_PASSWORD } }
-  const init = async (name: string, port: number | undefined): Promise<{ data: string, addr: string }> => {
+  const init = async (name: string, port: number | undefined, extra: string[] = []): Promise<{ data: string, addr: string }> => {
     const data = join(root, name)
-    const made = await dwJson(['init', '--data', data, '--name', name, '--http', '127.0.0.1:0', '--listen', `/ip4/127.0.0.1/tcp/${port}`], env)
+    const made = await dwJson(['init', '--data', data, '--name', name, '--http', '127.0.0.1:0', '--listen', `/ip4/127.0.0.1/tcp/${port}`, ...extra], env)
     return { data, addr: made.addresses[0] as string }
   }
+  // Alpha founds the mesh; beta joins it once alpha, a full node, adds it.
   const a = await init('alpha', portA)
-  const b = await init('beta', portB)
+  const b = await init('beta', portB, ['--join'])
 
   let nodeA = await started(t, a.data)
   let nodeB = await started(t, b.data)
   t.equal(a.addr, (await dwJson(['status', '--data', a.data])).sync.addresses[0], 'init printed the address the node listens on')
-  for (const [self, other, name] of [[a, b, 'beta'], [b, a, 'alpha']] as const) {
-    const run = await dw(['peer', 'add', other.addr, '--name', name, '--data', self.data])
+  for (const [self, other, name, role] of [[a, b, 'beta', ['--role', 'full']], [b, a, 'alpha', []]] as const) {
+    const run = await dw(['peer', 'add', other.addr, '--name', name, ...role, '--data', self.data])
     t.equal(run.code, 0, `dw peer add ${name} ${run.stderr}`)
   }
   let apiA = await signIn(nodeA)
   let apiB = await signIn(nodeB)
   await eventually(async () => await peerConnected(apiA) && await peerConnected(apiB), 20_000, 'the two nodes to connect')
   t.pass('connected')
+  // B writes later, alone: it must hold the roster naming it first.
+  t.equal(await rosterReached(b.data), 'full', 'beta holds the roster naming it')
 
   t.equal(await stop(nodeB), 0, 'B stops cleanly')
   for (let i = 0; i < 5; i++) await apiA('POST', '/datasets', { name: `from alpha ${i}` })
