@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import * as A from '@automerge/automerge'
 import type { Db, Sublevel } from '../db.ts'
 import { binarySublevel, jsonSublevel } from '../db.ts'
@@ -8,6 +8,7 @@ import { GroupCommit, type BatchOp } from './group-commit.ts'
 export type { BatchOp }
 import { KeyLock } from '../key-lock.ts'
 import { Lru } from './lru.ts'
+import { changeHeader, splitChunks } from './chunks.ts'
 
 /** What the store knows about a document without loading it. */
 export interface DocMeta {
@@ -76,6 +77,8 @@ export interface ChangeAdmission {
    * Lower ranks first; undefined for an ordinary document.
    */
   referenceRank: (key: string) => number | undefined
+  /** Documents every sync session offers before anything else (the roster), so a puller judges the rest under them. */
+  firstKeys: () => string[]
   /** `wait`: the change references a state this node lacks; it is parked and judged again when that arrives. */
   judge: (ctx: JudgeContext, change: ChangeInfo, sig: Uint8Array | undefined, origin: 'local' | 'remote') => Promise<Verdict>
 }
@@ -252,6 +255,11 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   readonly #wasRefused = async (hashes: string[]): Promise<boolean> => {
     if (hashes.length === 0) return false
     return (await this.#refusedHashes.getMany(hashes)).some(v => v !== undefined)
+  }
+
+  /** Documents every sync session offers first (see ChangeAdmission.firstKeys). */
+  firstKeys (): string[] {
+    return this.#admission?.firstKeys() ?? []
   }
 
   /** Changes waiting for a state they reference. */
@@ -519,7 +527,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
           // The raw changes are needed only to rebuild without a refused change, or to park one.
           let raw: Map<string, Uint8Array> | undefined
           const rawChange = (hash: string): Uint8Array => {
-            raw ??= new Map(A.getChangesSince(loaded, baseHeads).map(c => [changeHash(c), c]))
+            raw ??= new Map(A.getChangesSince(loaded, baseHeads).map(c => [changeHeader(c).hash, c]))
             return raw.get(hash) as Uint8Array
           }
           const ctx: JudgeContext = { key, doc, at: this.#at(batch), wasRefused: this.#wasRefused }
@@ -561,7 +569,8 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
               unpark()
               const reason = verdict.wait === true ? `${verdict.reason}, and it cannot wait: ${sig === undefined ? 'it is unsigned' : 'too many changes are waiting'}` : verdict.reason
               refused.push({ key, hash, reason, message: info.message })
-              if (verdict.transient === true) transient.add(hash)
+              // A bad copy, or a change that could not wait: an honest copy may still come later.
+              if (verdict.transient === true || verdict.wait === true) transient.add(hash)
               else ops.push({ type: 'put', sublevel: this.#refusedHashes, key: hash, value: new Uint8Array(0) })
             }
           }
@@ -625,7 +634,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   async #withDepsHere (key: string, bytes: Uint8Array, base: A.Doc<any> | undefined, sigs: Map<string, Uint8Array>, refused: Refusal[], ops: BatchOp[]): Promise<{ bytes: Uint8Array, parked: number }> {
     const chunks = splitChunks(bytes)
     if (chunks.some(c => c.type === 0)) return { bytes, parked: 0 }
-    const changes = topological(chunks.map(c => ({ bytes: c.bytes, info: A.decodeChange(c.bytes) })))
+    const changes = topological(chunks.map(c => ({ bytes: c.bytes, info: changeHeader(c.bytes) })))
     const parkedNow = await this.#parked.getMany(changes.map(c => `${key}\x00${c.info.hash as string}`))
     const kept = new Set<string>()
     const refusedHere = new Set<string>()
@@ -826,46 +835,6 @@ function atHeads<T> (doc: A.Doc<any>, heads: string[], fn: (doc: any) => T): T |
 /** Enough of a change to order it: its hash and dependencies. */
 interface Ordered { info: { hash: string, deps: string[] } }
 
-/**
- * A change's hash without decoding it: SHA-256 of the chunk after its magic
- * bytes and checksum, for an uncompressed change chunk (what Automerge
- * hands out); anything else is decoded.
- */
-function changeHash (change: Uint8Array): string {
-  if (change[8] === 1) return createHash('sha256').update(change.subarray(8)).digest('hex')
-  return A.decodeChange(change).hash as string
-}
-
-const CHUNK_MAGIC = [0x85, 0x6f, 0x4a, 0x83]
-
-/**
- * Splits Automerge bytes into their chunks: magic (4 bytes), checksum (4),
- * type (1: 0 a whole document, 1 a change, 2 a compressed change), length
- * (unsigned LEB128), then the body. Throws INVALID_MESSAGE on anything else.
- */
-function splitChunks (bytes: Uint8Array): Array<{ type: number, bytes: Uint8Array }> {
-  const out: Array<{ type: number, bytes: Uint8Array }> = []
-  let at = 0
-  while (at < bytes.length) {
-    if (at + 10 > bytes.length || CHUNK_MAGIC.some((m, i) => bytes[at + i] !== m)) throw new DwError('INVALID_MESSAGE', 'not an Automerge chunk')
-    const type = bytes[at + 8] as number
-    let length = 0
-    let shift = 0
-    let p = at + 9
-    while (true) {
-      if (p >= bytes.length || shift > 35) throw new DwError('INVALID_MESSAGE', 'truncated Automerge chunk')
-      const b = bytes[p++] as number
-      length += (b & 0x7f) * 2 ** shift
-      shift += 7
-      if ((b & 0x80) === 0) break
-    }
-    const end = p + length
-    if (end > bytes.length || type > 2) throw new DwError('INVALID_MESSAGE', 'truncated or unknown Automerge chunk')
-    out.push({ type, bytes: bytes.subarray(at, end) })
-    at = end
-  }
-  return out
-}
 
 /** Hash and message of each change in some bytes, for reporting a refusal (empty when they do not parse). */
 function describeChanges (bytes: Uint8Array): Array<{ hash: string, message: string | null }> {

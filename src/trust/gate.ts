@@ -96,6 +96,12 @@ export class TrustGate implements ChangeAdmission {
     return encodeClaims(claims)
   }
 
+  /** The roster, offered first in every sync session: a joining node learns it is in the mesh before the records arrive. */
+  firstKeys (): string[] {
+    const key = this.rosterKey
+    return key === undefined ? [] : [key]
+  }
+
   /** The roster first, then accounts: what other changes reference. */
   referenceRank (key: string): number | undefined {
     return key.startsWith('mesh/') ? 0 : key.startsWith('user/') ? 1 : undefined

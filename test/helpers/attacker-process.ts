@@ -29,6 +29,7 @@ function evilGate (): ChangeAdmission {
       return encodeClaims({ ...honest, ...forged })
     },
     referenceRank: (key) => real.referenceRank(key),
+    firstKeys: () => real.firstKeys(),
     sign: (hash) => {
       const sig = real.sign(hash)
       if (badSignature) sig[0] = (sig[0] as number) ^ 0xff

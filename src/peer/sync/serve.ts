@@ -77,6 +77,23 @@ export async function serveSync (stream: MessageStream, store: SyncableStore, op
   }
 
   const offer = async (): Promise<void> => {
+    // The documents everything else is judged under go first, whatever the
+    // checkpoint: a node that has just joined learns it is in the mesh
+    // before the records arrive, instead of parking them all.
+    const first = store.firstKeys?.() ?? []
+    if (first.length > 0) {
+      const metas = await store.metas(first)
+      const items: HeadsItem[] = []
+      first.forEach((key, i) => {
+        const meta = metas[i]
+        if (meta !== undefined && meta.local !== true) items.push([key, meta.heads])
+      })
+      if (items.length > 0) {
+        outstanding += 1
+        inFlight.push({ batch, keys: new Set(items.map(([key]) => key)) })
+        await stream.send({ t: 'offer', batch: batch++, through: cursor, items })
+      }
+    }
     let caughtUpAt = -1
     while (!ended && options.signal?.aborted !== true) {
       if (outstanding >= WINDOW) { await nap(); continue }

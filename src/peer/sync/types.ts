@@ -14,6 +14,8 @@ export interface SyncableStore {
   /** True when the local document already contains every change named by `heads`. */
   hasHeads: (key: string, heads: string[]) => Promise<boolean>
   admitRemote: (items: RemoteDoc[]) => Promise<AdmitResult>
+  /** Documents to offer at the start of every session, before the feed (the mesh roster). */
+  firstKeys?: () => string[]
   on: (event: 'change', listener: (event: { seq: number }) => void) => unknown
   off: (event: 'change', listener: (event: { seq: number }) => void) => unknown
 }
