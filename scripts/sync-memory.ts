@@ -57,7 +57,7 @@ async function driver (): Promise<void> {
     const base = samples[0] as Sample
     const rows = samples.map(s => [s.step, mib(s.rss), mib(s.heapUsed), mib(s.heapTotal), mib(s.external), mib(s.rss - s.heapTotal - s.external), `${((s.rss - base.rss) / records).toFixed(0)} B`])
     console.log(`## sync-memory (${new Date().toISOString().slice(0, 16)}Z)\n\nMachine: ${machineLine()}\n`)
-    console.log(`B pulled ${records.toLocaleString('en')} datasets from A in ${(syncMs / 1000).toFixed(2)} s; at most ${parkedMax.toLocaleString('en')} changes waited at once for the roster naming B (the records A holds reach a new node before the roster, which A's enrolment of B changed last). B's process.memoryUsage():\n`)
+    console.log(`B pulled ${records.toLocaleString('en')} datasets from A in ${(syncMs / 1000).toFixed(2)} s; at most ${parkedMax.toLocaleString('en')} changes waited at once for the roster naming B (every session offers the roster first, so this should be 0). B's process.memoryUsage():\n`)
     console.log(table(['step', 'RSS', 'JS heap used', 'JS heap total', 'external', 'RSS - heap total - external', 'RSS growth per record'], rows))
   } finally {
     await a.node.stop()
