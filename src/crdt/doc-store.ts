@@ -575,8 +575,12 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
             }
           }
           if (out.size > 0) {
-            // Rebuild from what is on disk plus the accepted changes only.
+            // Rebuild from what is on disk plus the accepted changes only. The
+            // loaded document shares memory with the cached one, which is
+            // replaced by the rebuilt document below (or dropped, if nothing
+            // here is stored).
             const changes = accepted.map(rawChange)
+            if (before !== undefined) this.#cache.delete(key)
             A.free(doc)
             const base = before === undefined ? A.init<any>({ actor: this.actor }) : A.load<any>(await this.#withChunks(key, before.meta, await this.#snap.get(key)), { actor: this.actor })
             doc = changes.length > 0 ? A.applyChanges(base, changes)[0] : base
@@ -614,7 +618,6 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
         this.emit('change', { key, seq: live.meta.seq, origin: 'remote', meta: live.meta })
       }
       const changed = updated.map(u => u.key)
-      // A roster or account that changed, or a change to one that was refused, may settle what a parked change waits for.
       // A roster or account that changed, or a change to one that was
       // refused, may settle what a parked change waits for; so may any change
       // to a document whose parked changes wait for a dependency.
