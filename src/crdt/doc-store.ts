@@ -530,9 +530,20 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
             raw ??= new Map(A.getChangesSince(loaded, baseHeads).map(c => [changeHeader(c).hash, c]))
             return raw.get(hash) as Uint8Array
           }
-          const ctx: JudgeContext = { key, doc, at: this.#at(batch), wasRefused: this.#wasRefused }
           const out = new Set<string>()
           const accepted: string[] = []
+          // The document being judged, when a change references a state of it
+          // (a user changing their own account): only states made of what is
+          // already here or already admitted, never of a change not yet judged.
+          const freshHashes = new Set(fresh.map(f => f.info.hash))
+          const admitted = new Set<string>()
+          const others = this.#at(batch)
+          const at: JudgeContext['at'] = async (k, heads, fn) => {
+            if (k !== key) return await others(k, heads, fn)
+            if (heads.some(h => freshHashes.has(h) && !admitted.has(h))) return undefined
+            return atHeads(loaded, heads, fn)
+          }
+          const ctx: JudgeContext = { key, doc, at, wasRefused: this.#wasRefused }
           const waiting = new Set<string>()
           const transient = new Set<string>()
           const alreadyParked = new Set<string>()
@@ -554,6 +565,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
             }
             if (verdict.ok) {
               accepted.push(hash)
+              admitted.add(hash)
               ops.push({ type: 'put', sublevel: this.#sig, key: parkedKey, value: sig as Uint8Array })
               unpark()
               continue

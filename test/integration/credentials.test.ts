@@ -23,6 +23,16 @@ t.test('credential changes on one site end sessions on the others', async t => {
     await eventually(async () => (await b.node.api.inject({ url: '/datasets', headers: onB })).statusCode === 401, 20_000, `${what} change ends the session on b`)
     t.pass(`${what}: the session on b ended`)
   }
+  // Users change their own password on any full site: a change that references the account's own state.
+  const self = await addMember(a, 'm-self')
+  await eventually(async () => (await b.node.api.inject({ url: `/users/${self.id}`, headers: b.admin })).statusCode === 200, 20_000, 'account on b')
+  const selfOnB = await b.login('m-self', 'member password')
+  const own = await b.node.api.inject({ method: 'PATCH', url: `/users/${self.id}`, headers: selfOnB, payload: { password: 'my own new password', currentPassword: 'member password' } })
+  t.equal(own.statusCode, 200, 'changed on b by the user')
+  await eventually(async () => (await a.node.api.inject({ method: 'POST', url: '/auth/login', payload: { username: 'm-self', password: 'my own new password' } })).statusCode === 200, 20_000, 'the new password works on a')
+  await eventually(async () => (await a.node.api.inject({ url: '/datasets', headers: self.headers })).statusCode === 401, 20_000, 'the old session on a ended')
+  t.pass('a self-service change is admitted elsewhere')
+
   const member = await addMember(a, 'm-deleted')
   await eventually(async () => (await b.node.api.inject({ url: `/users/${member.id}`, headers: b.admin })).statusCode === 200, 20_000, 'account on b')
   const onB = await b.login('m-deleted', 'member password')
