@@ -159,5 +159,6 @@ t.test('a trusted contributor site that turns hostile cannot take over the mesh'
     await eventually(async () => (await api(second, 'GET', '/nodes')).body.items.some((e: any) => e.peerId === x.peerId && e.role === 'revoked'), 20_000, 'the revocation reaches the second site')
     await eventually(async () => !(await api(victim, 'GET', '/sync/status')).body.peers.some((p: any) => p.peerId === x.peerId), 10_000, 'the revoked node is no longer a peer')
     t.pass('cut off')
+    t.equal((await api(victim, 'POST', '/peers', { multiaddr: x.addr })).status, 409, 'a revoked node cannot be added back')
   })
 })

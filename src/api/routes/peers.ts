@@ -7,6 +7,7 @@ import { who } from '../auth-hook.ts'
 import type { Nodes } from '../../warehouse/nodes.ts'
 import type { NodeRole } from '../../trust/roster.ts'
 import { DwError } from '../../errors.ts'
+import { parsePeerAddress } from '../../peer/peer-address.ts'
 import { nodeRole, peerIdParams } from '../schemas.ts'
 
 export interface MeshApi {
@@ -46,6 +47,7 @@ export function peerRoutes (app: FastifyInstance, mesh: MeshApi): void {
     if (body.role !== undefined && !canEnrol) {
       throw new DwError('FORBIDDEN', 'this node is not a full node of a mesh, so it cannot give a peer a role; add the peer without --role, and give it a role on a full node')
     }
+    await refuseRevoked(mesh, parsePeerAddress(body.multiaddr, self).peerId)
     const entry = await mesh.book.add(body.multiaddr, body.name)
     await mesh.audit.append({ type: 'peer.add', actor: who(request).userId, peer: entry.peerId, details: { addrs: entry.addrs, name: entry.name } })
     let enrolled: NodeRole | undefined
@@ -83,11 +85,19 @@ export function peerRoutes (app: FastifyInstance, mesh: MeshApi): void {
   }, async (request) => {
     const { peerId } = request.params as { peerId: string }
     const body = (request.body ?? {}) as { multiaddr?: string, name?: string }
+    await refuseRevoked(mesh, peerId)
     const entry = await mesh.book.approve(peerId, body.multiaddr, body.name)
     await mesh.audit.append({ type: 'peer.approve', actor: who(request).userId, peer: peerId, details: { addrs: entry.addrs } })
     mesh.sync.peerAdded(peerId)
     return entry
   })
+}
+
+/** A revoked identity never comes back: trusting it again would let it pull and relay. */
+async function refuseRevoked (mesh: MeshApi, peerId: string): Promise<void> {
+  if (mesh.nodes !== undefined && await mesh.nodes.standing(peerId) === 'revoked') {
+    throw new DwError('CONFLICT', `node ${peerId} was revoked from the mesh; a revoked node needs a new identity (dw init --join in a fresh data directory)`)
+  }
 }
 
 /** Sync status, sync-now and the audit log. */
