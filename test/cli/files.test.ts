@@ -164,10 +164,11 @@ void t.test('a pinned file arriving from a peer: transfer progress and availabil
   const root = await tempDir(t, 'dw-files-')
   const alpha = await initialised(t, 'alpha')
   const beta = await initialised(t, 'beta', { join: true })
-  // Beta receives slowly, so the transfer is still running when status looks.
+  // Beta receives slowly, and alpha is frozen (SIGSTOP) once bytes flow, so
+  // the transfer is still running when status looks, however loaded the machine.
   const configPath = join(beta, 'config.json')
   const config = JSON.parse(await readFile(configPath, 'utf8'))
-  await writeFile(configPath, JSON.stringify({ ...config, transfers: { bytesPerSecond: 256 * 1024 } }))
+  await writeFile(configPath, JSON.stringify({ ...config, transfers: { bytesPerSecond: 128 * 1024 } }))
   const nodeA = await started(t, alpha)
   const nodeB = await started(t, beta)
   const addressOf = async (data: string): Promise<string> => (await dwJson(['status', '--data', data])).sync.addresses[0]
@@ -194,15 +195,23 @@ void t.test('a pinned file arriving from a peer: transfer progress and availabil
   t.match(text.stdout, /big\.bin\s+2\.0 MiB\s+no\s+alpha\n/, 'peers by their name in the peer book')
 
   t.equal((await dw(['pin', 'add', 'dataset', dataset.id, '--data', beta])).code, 0)
+  let underWay = false
   await eventually(async () => {
     const [transfer] = (await dwJson(['status', '--data', beta])).sync.transfers
-    return transfer?.total !== undefined && transfer.done > 0 && transfer.done < transfer.total
-  }, 15_000, 'the transfer to be under way')
-  const status = await dw(['status', '--data', beta])
+    underWay = transfer?.total !== undefined && transfer.done > 0
+    if (underWay) nodeA.child.kill('SIGSTOP')
+    return underWay
+  }, 30_000, 'the transfer to be under way')
+  let status: Awaited<ReturnType<typeof dw>>
+  try {
+    status = await dw(['status', '--data', beta])
+  } finally {
+    nodeA.child.kill('SIGCONT')
+  }
   t.match(status.stdout, /\ntransfers:\nFILE SHA256\s+FROM\s+DONE\s+TOTAL\s+PERCENT\n/)
   t.match(status.stdout, new RegExp(`${bigSha}\\s+alpha\\s+\\d+(\\.\\d)? (B|KiB|MiB)\\s+2\\.0 MiB\\s+\\d{1,2}%\\n`), 'bytes done of total, with a percentage')
 
-  await eventually(async () => (await dwJson(['dataset', 'availability', dataset.id, '--data', beta]))[0].complete === true, 30_000, 'the file to arrive')
+  await eventually(async () => (await dwJson(['dataset', 'availability', dataset.id, '--data', beta]))[0].complete === true, 90_000, 'the file to arrive')
   const after = await dw(['dataset', 'availability', dataset.id, '--data', beta])
   t.match(after.stdout, /complete here: yes\n/)
   t.match(after.stdout, /big\.bin\s+2\.0 MiB\s+yes\s+alpha\n/)
