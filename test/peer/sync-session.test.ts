@@ -180,3 +180,52 @@ t.test('a document edited between its offer and its answer arrives with the head
   await sameState(t, a, b, keys)
   t.equal(stored.length, keys.length)
 })
+
+t.test('a puller takes only documents it wanted, each once per batch, and holds a bounded number of bytes', async t => {
+  const a = await store(t)
+  const [key] = await create(a, 1)
+  const saved = (await a.savedMany([key as string]))[0] as { bytes: Uint8Array, sigs: Uint8Array }
+  // A hostile server: offers one document, then sends it twice in the same batch.
+  const b = await store(t)
+  const [client, server] = streamPair()
+  const hostile = (async () => {
+    await server.read() // hello
+    await server.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: 'e', head: 1, from: 0 })
+    await server.send({ t: 'offer', batch: 0, through: 1, items: [[key, ['ab'.repeat(32)]]] })
+    await server.read() // want
+    await server.send({ t: 'docs', batch: 0, items: [[key, saved.bytes, saved.sigs]], last: false })
+    await server.send({ t: 'docs', batch: 0, items: [[key, saved.bytes, saved.sigs]], last: false })
+  })()
+  await t.rejects(pullSync(client, b, { epoch: '', through: 0 }, { live: false, saveCheckpoint: async () => {} }), { code: 'INVALID_MESSAGE', message: /not wanted or came already/ })
+  await hostile.catch(() => {})
+
+  // A batch larger than the buffer still arrives whole, applied in parts:
+  // 40 documents, one per docs message, against a 4 KiB buffer.
+  const many = await store(t)
+  const keys = await create(many, 40)
+  const saves = await many.savedMany(keys)
+  const c = await store(t)
+  let applied = 0
+  const counting = new Proxy(c, {
+    get (target, prop) {
+      if (prop === 'admitRemote') return async (items: any) => { applied++; return await target.admitRemote(items) }
+      const value = Reflect.get(target, prop, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+  const [client2, server2] = streamPair()
+  const honest = (async () => {
+    await server2.read() // hello
+    await server2.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: 'e', head: 1, from: 0 })
+    await server2.send({ t: 'offer', batch: 0, through: 1, items: keys.map((k, i) => [k, saves[i]?.meta?.heads]) })
+    await server2.read() // want
+    for (const [i, k] of keys.entries()) await server2.send({ t: 'docs', batch: 0, items: [[k, saves[i]?.bytes, saves[i]?.sigs]], last: i === keys.length - 1 })
+    await server2.read() // ack
+    await server2.send({ t: 'caught-up', head: 1 })
+  })()
+  const stats = await pullSync(client2, counting, { epoch: '', through: 0 }, { live: false, saveCheckpoint: async () => {}, maxBufferedBytes: 4096 })
+  await honest
+  t.equal(stats.recordsReceived, 40, 'every document arrived')
+  t.ok(applied > 1, `applied in ${applied} parts, not held whole`)
+  await sameState(t, many, c, keys)
+})

@@ -3,6 +3,9 @@ import { PROTOCOL_VERSION, parseServerMessage, type HeadsItem } from './messages
 import type { Refusal, RemoteDoc } from '../../crdt/doc-store.ts'
 import { emptyStats, type Checkpoint, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
 
+/** Bytes of one batch held before they are applied (a batch may hold 256 documents of up to 16 MiB each). */
+const MAX_BUFFERED_BYTES = 32 * 1024 * 1024
+
 export interface PullOptions {
   /** Keep the session open and receive changes as the peer makes them. */
   live: boolean
@@ -10,6 +13,8 @@ export interface PullOptions {
   saveCheckpoint: (checkpoint: Checkpoint) => Promise<void>
   /** Each time the puller has everything the peer offered so far. */
   onCaughtUp?: (info: { remoteHead: number, stats: SessionStats }) => void
+  /** Bytes of one batch held before they are applied. @default MAX_BUFFERED_BYTES */
+  maxBufferedBytes?: number
   /** Changes a batch refused: not stored, not relayed; the caller audits them. */
   onRefused?: (refused: Refusal[]) => void
   /** After every applied batch. */
@@ -36,7 +41,7 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
   let remoteHead = welcome.head
 
   // Offers whose documents have not all arrived and been applied, in order.
-  const pending: Array<{ batch: number, through: number, docs: RemoteDoc[], wanted: Set<string> }> = []
+  const pending: Array<{ batch: number, through: number, docs: RemoteDoc[], wanted: Set<string>, bytes: number }> = []
   let caughtUp = false
   let acked = -1
   const ack = async (through: number): Promise<void> => {
@@ -44,14 +49,19 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
     acked = through
   }
 
+  const applyBuffered = async (batch: (typeof pending)[number]): Promise<void> => {
+    if (batch.docs.length === 0) return
+    const result = await store.admitRemote(batch.docs)
+    batch.docs = []
+    batch.bytes = 0
+    stats.recordsReceived += result.changed.length
+    stats.refused += result.refused.length
+    if (result.refused.length > 0) options.onRefused?.(result.refused)
+  }
+
   const finishedBatch = async (): Promise<void> => {
     const done = pending.shift() as (typeof pending)[number]
-    if (done.docs.length > 0) {
-      const result = await store.admitRemote(done.docs)
-      stats.recordsReceived += result.changed.length
-      stats.refused += result.refused.length
-      if (result.refused.length > 0) options.onRefused?.(result.refused)
-    }
+    await applyBuffered(done)
     current = { epoch: current.epoch, through: done.through }
     await options.saveCheckpoint(current)
     await ack(done.through)
@@ -71,7 +81,7 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
         remoteHead = Math.max(remoteHead, msg.through)
         caughtUp = false
         const wants = await wantsFor(store, msg.items)
-        pending.push({ batch: msg.batch, through: msg.through, docs: [], wanted: new Set(wants.map(([key]) => key)) })
+        pending.push({ batch: msg.batch, through: msg.through, docs: [], wanted: new Set(wants.map(([key]) => key)), bytes: 0 })
         await stream.send({ t: 'want', batch: msg.batch, items: wants })
         break
       }
@@ -79,11 +89,17 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
         const head = pending[0]
         if (head === undefined || head.batch !== msg.batch) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} out of order`)
         for (const [key, bytes, sigs] of msg.items) {
-          // Only what this side asked for: a peer cannot push documents into a batch.
-          if (!head.wanted.has(key)) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} include ${key}, which was not wanted`)
+          // Only what this side asked for, each once: a peer cannot push
+          // documents into a batch, nor send one again and again.
+          if (!head.wanted.delete(key)) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} include ${key}, which was not wanted or came already`)
           head.docs.push({ key, bytes, sigs })
+          head.bytes += bytes.length + sigs.length
           stats.bytesIn += bytes.length + sigs.length
         }
+        // A batch of large documents is applied as it comes rather than held
+        // whole: what this side buffers stays bounded whatever a peer sends.
+        // The checkpoint still moves only once the batch is complete.
+        if (!msg.last && head.bytes > (options.maxBufferedBytes ?? MAX_BUFFERED_BYTES)) await applyBuffered(head)
         if (msg.last) await finishedBatch()
         break
       }
