@@ -6,6 +6,7 @@ import type { Records } from '../warehouse/records.ts'
 import type { Users } from '../warehouse/users.ts'
 import type { AuditLog } from '../audit.ts'
 import { registerAuthHook } from './auth-hook.ts'
+import { limitJsonDepth } from './json-body.ts'
 import { errorHandler, notFoundHandler } from './errors.ts'
 import { validatorCompiler } from './validator.ts'
 import { authRoutes } from './routes/auth.ts'
@@ -47,6 +48,7 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
     // A node stopping must not wait for a client in the middle of a long download.
     forceCloseConnections: true
   })
+  limitJsonDepth(app)
   app.setValidatorCompiler(validatorCompiler())
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(notFoundHandler)

@@ -88,3 +88,24 @@ t.test('repeated failed logins are slowed, then locked with 429 and Retry-After'
   for (let i = 0; i < 11; i++) ghost.push((await api.inject({ method: 'POST', url: '/auth/login', payload: { username: 'ghost', password: `wrong ${i}` } })).statusCode)
   t.equal(ghost.at(-1), 429, 'unknown usernames lock the same way')
 })
+
+t.test('JSON nested too deep is refused with 400 before it is parsed, and the node goes on', async t => {
+  const n = await startTestNode(t)
+  const member = await addMember(n, 'deep')
+  const headers = { ...member.headers, 'content-type': 'application/json' }
+  const nest = (d: number): string => '{"a":'.repeat(d) + '1' + '}'.repeat(d)
+  for (const depth of [33, 1100, 5000, 100_000]) {
+    const res = await n.node.api.inject({ method: 'POST', url: '/datasets', headers, payload: `{"name":"deep","metadata":${nest(depth)}}` })
+    t.equal(res.statusCode, 400, `metadata ${depth} levels deep`)
+    t.match(res.json().error.message, /nests deeper than 32 levels/)
+  }
+  const brackets = await n.node.api.inject({ method: 'POST', url: '/auth/login', headers: { 'content-type': 'application/json' }, payload: `{"username":${'['.repeat(5000)}${']'.repeat(5000)}}` })
+  t.equal(brackets.statusCode, 400, 'an unauthenticated body too')
+  const inString = await n.node.api.inject({ method: 'POST', url: '/datasets', headers, payload: JSON.stringify({ name: '{'.repeat(100) + '"[\\'.repeat(20), metadata: { a: { b: { c: 1 } } } }) })
+  t.equal(inString.statusCode, 201, 'brackets inside strings do not count')
+  const poisoned = await n.node.api.inject({ method: 'POST', url: '/datasets', headers, payload: '{"name":"p","metadata":{"__proto__":{"admin":true}}}' })
+  t.equal(poisoned.statusCode, 400, '__proto__ keys are still refused')
+  const after = await n.node.api.inject({ method: 'POST', url: '/datasets', headers, payload: JSON.stringify({ name: 'after' }) })
+  t.equal(after.statusCode, 201, 'the node goes on creating')
+  t.equal((await n.node.api.inject({ url: '/datasets', headers: n.admin })).json().items.length, 2, 'only the two good records were written')
+})
