@@ -38,7 +38,6 @@ export class ProtocolHost implements StreamOpener {
   readonly #node: PeerNode
   readonly #book: PeerBook
   readonly #audit: AuditLog
-  readonly #handled = new Set<string>()
 
   constructor (init: { node: PeerNode, book: PeerBook, audit: AuditLog }) {
     this.#node = init.node
@@ -49,11 +48,9 @@ export class ProtocolHost implements StreamOpener {
   /** Starts serving a protocol; `track` keeps the serving promise so a stop can await it. */
   async handle (spec: ProtocolSpec, track: (p: Promise<void>) => void = () => {}): Promise<void> {
     await this.#node.handle(spec.protocol, (stream, connection) => { track(this.#serve(spec, stream, connection)) }, { maxInboundStreams: spec.maxInboundStreams })
-    this.#handled.add(spec.protocol)
   }
 
   async unhandle (protocol: string): Promise<void> {
-    this.#handled.delete(protocol)
     await this.#node.unhandle(protocol).catch(() => {})
   }
 

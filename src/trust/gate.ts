@@ -84,8 +84,6 @@ export class TrustGate implements ChangeAdmission {
     this.#founder = founder
   }
 
-  /** True when this node founded its mesh. */
-  get isFounder (): boolean { return this.#founder === this.self }
 
   async claims (author: string): Promise<string> {
     const roster = this.rosterKey
