@@ -2,9 +2,10 @@ import { v7 as uuidv7 } from 'uuid'
 import type { Sublevel } from './db.ts'
 
 export type AuditType =
-  | 'sync.session' | 'sync.violation' | 'sync.refused'
+  | 'sync.session' | 'sync.violation' | 'sync.refused' | 'sync.quarantined' | 'sync.throttled'
+  | 'quarantine.drop'
   | 'node.role' | 'node.revoke'
-  | 'peer.add' | 'peer.remove' | 'peer.approve' | 'peer.refused'
+  | 'peer.add' | 'peer.remove' | 'peer.approve' | 'peer.dismiss' | 'peer.refused'
   | 'user.create' | 'user.update' | 'user.delete' | 'user.restore'
   | 'blob.mismatch' | 'blob.gc' | 'pin.add' | 'pin.remove'
 

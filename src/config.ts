@@ -2,13 +2,17 @@ import { readFile, writeFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { DwError } from './errors.ts'
+import type { DocLimits } from './crdt/doc-limits.ts'
+import type { QuotaLimits } from './peer/sync/quota.ts'
+import type { LoginLimits } from './auth/login-guard.ts'
 import { parseS3BlobsConfig, type S3BlobsConfig } from './blobs/s3-config.ts'
 
 /** Everything a node reads at start, kept as `config.json` in its data directory. */
 export interface NodeConfig {
   version: 1
   name: string
-  http: { host: string, port: number }
+  /** The HTTP API; with `tls`, it serves HTTPS only. */
+  http: { host: string, port: number, tls?: TlsFiles }
   /** libp2p listen multiaddrs. */
   listen: string[]
   /** Where file bytes live: the data directory, or an S3-compatible bucket (MinIO). */
@@ -17,9 +21,19 @@ export interface NodeConfig {
   transfers?: { perPeer?: number, bytesPerSecond?: number }
   /** Redial backoff for peers out of reach (milliseconds). */
   sync?: { minMs?: number, maxMs?: number }
+  /** Login throttling and the password-check queue (src/auth/login-guard.ts); each setting has a default. */
+  login?: LoginLimits
+  /** Overrides of what peers may cost this node (docs/operations.md, "Limits"). */
+  limits?: {
+    documents?: Partial<DocLimits>
+    sync?: { perSession?: Partial<QuotaLimits>, perHour?: Partial<QuotaLimits> }
+  }
   /** The account `dw` commands act as through the node token. */
   adminUserId: string
 }
+
+/** PEM files for the HTTP API's TLS: the certificate (chain) and its private key. Relative paths are relative to the data directory. */
+export interface TlsFiles { cert: string, key: string }
 
 export const CONFIG_FILE = 'config.json'
 
@@ -59,6 +73,10 @@ export async function readConfig (dataDir: string): Promise<NodeConfig> {
   }
   if (config.version !== 1 || typeof config.http?.port !== 'number' || !Array.isArray(config.listen)) {
     throw new DwError('CONFIG_INVALID', `${join(dataDir, CONFIG_FILE)} is missing required settings`)
+  }
+  const tls = config.http.tls as unknown
+  if (tls !== undefined && (typeof tls !== 'object' || tls === null || typeof (tls as TlsFiles).cert !== 'string' || typeof (tls as TlsFiles).key !== 'string')) {
+    throw new DwError('CONFIG_INVALID', `${join(dataDir, CONFIG_FILE)} "http.tls" must be {"cert": FILE, "key": FILE} (PEM files)`)
   }
   if (config.blobs?.type === 's3') config.blobs = parseS3BlobsConfig(config.blobs, `${join(dataDir, CONFIG_FILE)} "blobs"`)
   else if (config.blobs?.type !== 'fs') throw new DwError('CONFIG_INVALID', `${join(dataDir, CONFIG_FILE)} "blobs" must have type "fs" or "s3"`)

@@ -1,4 +1,4 @@
-import { mkdir, readdir } from 'node:fs/promises'
+import { readdir } from 'node:fs/promises'
 import type { FastifyInstance } from 'fastify'
 import { jsonSublevel } from './db.ts'
 import type { DocStore } from './crdt/doc-store.ts'
@@ -15,13 +15,15 @@ import type { PeerBook } from './peer/peer-book.ts'
 import type { SyncService } from './peer/sync/service.ts'
 import type { ProtocolHost } from './peer/protocol-host.ts'
 import { AuditLog, type AuditEntry } from './audit.ts'
-import { readConfig, writeConfig, type NodeConfig } from './config.ts'
+import { readConfig, writeConfig, type NodeConfig, type TlsFiles } from './config.ts'
 import { DwError } from './errors.ts'
 import { openCore } from './start/core.ts'
 import { startFileTransfer } from './start/file-transfer.ts'
 import { startHttp } from './start/http.ts'
 import { startPeering } from './start/peering.ts'
+import { startGuard, type Guard } from './start/guard.ts'
 import { Unwind } from './start/unwind.ts'
+import { closeDataDir, makeDataDir, restrictTree, warnOnStderr } from './start/data-dir.ts'
 
 export { NODE_TOKEN_FILE, type NodeTokenFile } from './start/http.ts'
 
@@ -61,6 +63,8 @@ export interface RunningNode {
   sync: SyncService
   /** Where every protocol's streams pass the trust gate. */
   host: ProtocolHost
+  /** The document checker, the quarantine, the engine watch and the readiness check. */
+  guard: Guard
   audit: AuditLog
   /** Multiaddrs other sites use to add this node (`.../p2p/<peerId>`). */
   addresses: () => string[]
@@ -73,11 +77,13 @@ export interface RunningNode {
  */
 export async function initNode (options: InitOptions): Promise<{ peerId: string, config: NodeConfig, addresses: string[], meshId: string | undefined }> {
   const { dataDir } = options
-  await mkdir(dataDir, { recursive: true })
+  await makeDataDir(dataDir)
   const existing = await readdir(dataDir)
   if (existing.includes('config.json') || existing.includes('db')) {
     throw new DwError('ALREADY_INITIALISED', `${dataDir} already holds a dw node; pick another --data directory`)
   }
+  // Closed before anything is written: a file opened by another user now could be read later.
+  await closeDataDir(dataDir, warnOnStderr)
   const key = await loadOrCreateIdentity(dataDir)
   const peerId = peerIdOf(key)
   const blobs = options.blobs ?? { type: 'fs' }
@@ -97,6 +103,7 @@ export async function initNode (options: InitOptions): Promise<{ peerId: string,
     if (options.sync !== undefined) config.sync = options.sync
     await core.docs.flush()
     await writeConfig(dataDir, config)
+    await restrictTree(dataDir)
     return { peerId, config, addresses: config.listen.map(a => `${a}/p2p/${peerId}`), meshId }
   } finally {
     await core.blobs.close()
@@ -104,13 +111,28 @@ export async function initNode (options: InitOptions): Promise<{ peerId: string,
   }
 }
 
+export interface StartOptions {
+  dataDir: string
+  logger?: boolean | object
+  httpPort?: number
+  /** Where the HTTP API listens, instead of config.json's `http`. */
+  http?: { host: string, port: number }
+  /** Serve HTTPS with these files, instead of config.json's `http.tls`. */
+  tls?: TlsFiles
+  /** Problems worth an admin's attention that do not stop the node (default: stderr). */
+  warn?: (message: string) => void
+  /** The Automerge engine in this process failed (`dw start` exits so its supervisor restarts it); default: a line on stderr, and /readyz answers 503. */
+  onEngineFailure?: () => void
+}
+
 /** Starts a node from its data directory: stores, libp2p, sync, file transfer, HTTP API. Resolves once it serves. */
-export async function startNode (options: { dataDir: string, logger?: boolean | object, httpPort?: number }): Promise<RunningNode> {
+export async function startNode (options: StartOptions): Promise<RunningNode> {
   const { dataDir } = options
   const config = await readConfig(dataDir)
+  await closeDataDir(dataDir, options.warn ?? warnOnStderr)
   const key = await loadOrCreateIdentity(dataDir)
   const peerId = peerIdOf(key)
-  const core = await openCore(dataDir, config.blobs, { key, peerId })
+  const core = await openCore(dataDir, config.blobs, { key, peerId }, config.login)
   const unwind = new Unwind()
   unwind.push(async () => { await core.blobs.close() })
   unwind.push(async () => { await core.db.close() })
@@ -121,10 +143,13 @@ export async function startNode (options: { dataDir: string, logger?: boolean | 
       await writeConfig(dataDir, config)
     }
     const audit = new AuditLog(jsonSublevel<AuditEntry>(core.db, 'audit'))
+    const guard = startGuard(core, dataDir, config, audit, unwind, options.onEngineFailure ?? (() => {
+      process.stderr.write('dw: the Automerge engine in this process has failed; /readyz answers 503 until the node restarts\n')
+    }))
     const peering = await startPeering(core, { key, peerId }, config, audit, unwind)
     const addresses = (): string[] => peering.libp2p.getMultiaddrs().map(ma => ma.toString())
     const transfer = await startFileTransfer(core, dataDir, config, peering, audit, unwind)
-    const { api, url } = await startHttp(dataDir, config, { core, peering, transfer, audit, peerId, addresses }, options, unwind)
+    const { api, url } = await startHttp(dataDir, config, { core, peering, transfer, audit, peerId, addresses, guard }, options, unwind)
     unwind.push(async () => { await core.docs.flush() })
 
     let stopping: Promise<void> | undefined
@@ -134,7 +159,7 @@ export async function startNode (options: { dataDir: string, logger?: boolean | 
     }
     const { files, pins } = transfer
     const { libp2p, book, sync, host } = peering
-    return { config, dataDir, peerId, url, ...core, files, pins, api, libp2p, book, sync, host, audit, addresses, stop }
+    return { config, dataDir, peerId, url, ...core, files, pins, api, libp2p, book, sync, host, guard, audit, addresses, stop }
   } catch (err) {
     await unwind.run()
     throw err

@@ -31,6 +31,8 @@ export interface ApiOptions {
   maxFileBytes?: number
   /** Extra route groups (peers, sync...) registered by the node. */
   plugins?: Array<(app: FastifyInstance) => void>
+  /** Serve HTTPS with this certificate (chain) and key, PEM. */
+  https?: { cert: string | Buffer, key: string | Buffer }
 }
 
 export async function buildApi (services: ApiServices, options: ApiOptions): Promise<FastifyInstance> {
@@ -46,7 +48,8 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
       void (reply as FastifyReply).status(400).send({ error: { code: 'INVALID_INPUT', message: `bad request: ${err.message}` } })
     },
     // A node stopping must not wait for a client in the middle of a long download.
-    forceCloseConnections: true
+    forceCloseConnections: true,
+    ...(options.https === undefined ? {} : { https: options.https })
   })
   limitJsonDepth(app)
   app.setValidatorCompiler(validatorCompiler())
@@ -71,7 +74,7 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
   authRoutes(app, services.users)
   userRoutes(app, services.users, services.audit)
-  for (const kind of ['dataset', 'model', 'report'] as const) recordRoutes(app, services.records, kind, services.files.store)
+  for (const kind of ['dataset', 'model', 'report'] as const) recordRoutes(app, services.records, kind, services.files)
   versionRoutes(app, services.records, services.files, 'dataset')
   versionRoutes(app, services.records, services.files, 'model')
   for (const plugin of options.plugins ?? []) plugin(app)

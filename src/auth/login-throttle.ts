@@ -1,12 +1,16 @@
 import { normaliseUsername } from '../crdt/records/user.ts'
-import { setTimeout as delay } from 'node:timers/promises'
 import { DwError } from '../errors.ts'
+import { evictOldest, FailureCounts } from './failure-counts.ts'
 
 export interface LoginThrottleOptions {
-  /** Failures allowed without delay. Default 5. */
+  /** Failures one client may make on one username without delay. Default 5. */
   freeFailures?: number
-  /** Failures that lock the username. Default 10. */
+  /** Failures that lock one username for that client. Default 10. */
   lockAfter?: number
+  /** Failures one client may make over all usernames without delay. Default 20. */
+  clientFreeFailures?: number
+  /** Clients locked out of one username at the same time that lock it for every client. Default 10. */
+  accountLockClients?: number
   /** Failures further apart than this do not add up. Default 15 minutes. */
   windowMs?: number
   /** How long a lock lasts. Default 15 minutes. */
@@ -15,19 +19,10 @@ export interface LoginThrottleOptions {
   baseDelayMs?: number
   /** Ceiling of the delay. Default 2 s. */
   maxDelayMs?: number
-  /** Most usernames tracked at once (and, separately, most locks). Default 10,000. */
+  /** Most keys tracked at once, for each kind of counter and of lock. Default 10,000. */
   maxEntries?: number
   /** Clock in milliseconds since the epoch; injectable for tests. */
   now?: () => number
-  /** Waits `ms` milliseconds; injectable for tests. */
-  sleep?: (ms: number) => Promise<void>
-}
-
-interface Attempts {
-  failures: number
-  /** Attempts that passed `before` and have not yet reported back. */
-  inFlight: number
-  lastAt: number
 }
 
 const MINUTE = 60 * 1000
@@ -35,132 +30,151 @@ const MINUTE = 60 * 1000
 const MAX_KEY_LENGTH = 256
 
 /**
- * Slows down and then locks password guessing per username, in memory.
- * Keys are lower-cased usernames whether or not the account exists, so the
- * throttle's behaviour does not reveal which usernames are real.
+ * Slows down and then locks password guessing, in memory. Budgets belong to
+ * a (client, username) pair, so guesses from one address lock that address
+ * out of the account and nobody else: before this, anyone could keep
+ * `admin` locked out of HTTP login from anywhere. Two wider limits stop a
+ * spread attack: one client's failures over all usernames slow that client,
+ * and an account that many clients are locked out of at once is locked for
+ * every client (it takes that many addresses, so no single one can do it).
  *
- * Use: `await throttle.before(name)`, check the password, then
- * `throttle.success(name)` or `throttle.failure(name)`.
+ * Usernames count whether or not the account exists, so the throttle's
+ * behaviour does not reveal which usernames are real. Clients are keys made
+ * by `clientKeyOf` (client-address.ts).
+ *
+ * Use: `const wait = throttle.begin(name, client)`, wait, check the
+ * password, then exactly one of `success`, `failure` or `abandon`.
  */
 export class LoginThrottle {
   readonly #freeFailures: number
   readonly #lockAfter: number
-  readonly #windowMs: number
+  readonly #clientFreeFailures: number
+  readonly #accountLockClients: number
   readonly #lockMs: number
   readonly #baseDelayMs: number
   readonly #maxDelayMs: number
   readonly #maxEntries: number
   readonly #now: () => number
-  readonly #sleep: (ms: number) => Promise<void>
-  readonly #attempts = new Map<string, Attempts>()
+  readonly #pairs: FailureCounts
+  readonly #clients: FailureCounts
   // Locks live apart from the counters so that a flood of random usernames
   // (one failure each) evicts only other counters, never a lock.
-  readonly #locks = new Map<string, number>()
+  readonly #pairLocks = new Map<string, number>()
+  readonly #accountLocks = new Map<string, number>()
+  /** Per username, the clients currently locked out of it and until when. */
+  readonly #lockedClients = new Map<string, Map<string, number>>()
 
   constructor (options: LoginThrottleOptions = {}) {
     this.#freeFailures = options.freeFailures ?? 5
     this.#lockAfter = options.lockAfter ?? 10
-    this.#windowMs = options.windowMs ?? 15 * MINUTE
+    this.#clientFreeFailures = options.clientFreeFailures ?? 20
+    this.#accountLockClients = options.accountLockClients ?? 10
     this.#lockMs = options.lockMs ?? 15 * MINUTE
     this.#baseDelayMs = options.baseDelayMs ?? 250
     this.#maxDelayMs = options.maxDelayMs ?? 2000
     this.#maxEntries = options.maxEntries ?? 10_000
     this.#now = options.now ?? Date.now
-    this.#sleep = options.sleep ?? ((ms) => delay(ms))
+    const windowMs = options.windowMs ?? 15 * MINUTE
+    this.#pairs = new FailureCounts(windowMs, this.#maxEntries)
+    this.#clients = new FailureCounts(windowMs, this.#maxEntries)
   }
 
-  /** Number of usernames currently tracked (counters and locks). */
+  /** Number of keys currently tracked (counters and locks). */
   get size (): number {
-    return this.#attempts.size + this.#locks.size
+    return this.#pairs.size + this.#clients.size + this.#pairLocks.size + this.#accountLocks.size + this.#lockedClients.size
   }
 
   /**
-   * The delay the next attempt for `username` must wait, in milliseconds.
+   * The delay the next attempt on `username` from `client` must wait, in
+   * milliseconds.
    * @throws DwError TOO_MANY_ATTEMPTS with `details.retryAfterSeconds` while
-   *   the username is locked.
+   *   the username is locked for this client.
    */
-  check (username: string): number {
-    const key = keyOf(username)
+  check (username: string, client: string): number {
+    const account = keyOf(username)
+    const pair = `${client} ${account}`
     const now = this.#now()
-    const lockedUntil = this.#locks.get(key)
-    if (lockedUntil !== undefined) {
-      if (now < lockedUntil) throw this.#tooMany(lockedUntil - now)
-      this.#locks.delete(key)
-    }
-    const entry = this.#current(key, now)
-    const pending = entry === undefined ? 0 : entry.failures + entry.inFlight
-    // Attempts still in flight count as failures until they report back, so
-    // firing guesses in parallel cannot slip past the lock.
+    const lockedUntil = Math.max(this.#until(this.#pairLocks, pair, now), this.#until(this.#accountLocks, account, now))
+    if (lockedUntil > now) throw this.#tooMany(lockedUntil - now)
+    const pending = this.#pairs.pending(pair, now)
     if (pending >= this.#lockAfter) throw this.#tooMany(this.#maxDelayMs)
-    if (pending < this.#freeFailures) return 0
-    return Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (pending - this.#freeFailures))
+    return Math.max(this.#delay(pending, this.#freeFailures), this.#delay(this.#clients.pending(client, now), this.#clientFreeFailures))
   }
 
   /**
-   * Call before checking a password: throws if `username` is locked, else
-   * waits the delay its recent failures earned. Follow with exactly one of
-   * {@link success} or {@link failure}.
+   * {@link check}, and counts the attempt as in flight until it ends.
+   * @returns the delay to wait before checking the password.
    */
-  async before (username: string): Promise<void> {
-    const wait = this.check(username)
-    const key = keyOf(username)
+  begin (username: string, client: string): number {
+    const wait = this.check(username, client)
     const now = this.#now()
-    const entry = this.#current(key, now) ?? { failures: 0, inFlight: 0, lastAt: now }
-    entry.inFlight++
-    entry.lastAt = now
-    this.#store(key, entry)
-    if (wait > 0) await this.#sleep(wait)
+    this.#pairs.begin(`${client} ${keyOf(username)}`, now)
+    this.#clients.begin(client, now)
+    return wait
   }
 
-  /** Records a failed attempt; the `lockAfter`-th in a row locks the username. */
-  failure (username: string): void {
-    const key = keyOf(username)
+  /** A wrong password (or unknown name); the `lockAfter`-th in a row locks the pair. */
+  failure (username: string, client: string): void {
+    const account = keyOf(username)
+    const pair = `${client} ${account}`
     const now = this.#now()
-    if ((this.#locks.get(key) ?? 0) > now) return
-    const entry = this.#current(key, now) ?? { failures: 0, inFlight: 0, lastAt: now }
-    entry.inFlight = Math.max(0, entry.inFlight - 1)
-    entry.failures++
-    entry.lastAt = now
-    if (entry.failures >= this.#lockAfter) {
+    this.#clients.end(client, now, true)
+    // Attempts that were in flight when the lock fell add nothing to it.
+    if (this.#until(this.#pairLocks, pair, now) > now) return
+    if (this.#pairs.end(pair, now, true) >= this.#lockAfter) {
       // The count starts over once the lock ends.
-      this.#attempts.delete(key)
-      this.#locks.delete(key)
-      this.#locks.set(key, now + this.#lockMs)
-      evictOldest(this.#locks, this.#maxEntries)
-      return
+      this.#pairs.forget(pair)
+      this.#lock(account, client, now)
     }
-    this.#store(key, entry)
   }
 
-  /** Records a successful login: forgets the username's failures. */
-  success (username: string): void {
-    this.#attempts.delete(keyOf(username))
+  /**
+   * A successful login forgets the pair's failures. The client's failures
+   * over all usernames stay: logging in to an account of one's own must
+   * not wipe the record of guessing at others.
+   */
+  success (username: string, client: string): void {
+    this.#clients.end(client, this.#now(), false)
+    this.#pairs.forget(`${client} ${keyOf(username)}`)
   }
 
-  /** Alias of {@link failure}. */
-  recordFailure (username: string): void {
-    this.failure(username)
+  /** An attempt that began but checked no password (refused by the queue, or an error). */
+  abandon (username: string, client: string): void {
+    const now = this.#now()
+    this.#clients.end(client, now, false)
+    this.#pairs.end(`${client} ${keyOf(username)}`, now, false)
   }
 
-  /** Alias of {@link success}. */
-  recordSuccess (username: string): void {
-    this.success(username)
-  }
-
-  #current (key: string, now: number): Attempts | undefined {
-    const entry = this.#attempts.get(key)
-    if (entry !== undefined && now - entry.lastAt > this.#windowMs) {
-      this.#attempts.delete(key)
-      return undefined
+  #lock (account: string, client: string, now: number): void {
+    const until = now + this.#lockMs
+    this.#pairLocks.set(`${client} ${account}`, until)
+    evictOldest(this.#pairLocks, this.#maxEntries)
+    const locked = this.#lockedClients.get(account) ?? new Map<string, number>()
+    for (const [other, end] of locked) if (end <= now) locked.delete(other)
+    locked.set(client, until)
+    this.#lockedClients.delete(account)
+    if (locked.size >= this.#accountLockClients) {
+      this.#accountLocks.delete(account)
+      this.#accountLocks.set(account, until)
+      evictOldest(this.#accountLocks, this.#maxEntries)
+    } else {
+      this.#lockedClients.set(account, locked)
+      evictOldest(this.#lockedClients, this.#maxEntries)
     }
-    return entry
   }
 
-  // Re-inserting keeps the Map in least-recently-touched order for eviction.
-  #store (key: string, entry: Attempts): void {
-    this.#attempts.delete(key)
-    this.#attempts.set(key, entry)
-    evictOldest(this.#attempts, this.#maxEntries)
+  /** When the lock on `key` ends; 0 when there is none (an expired one is dropped). */
+  #until (locks: Map<string, number>, key: string, now: number): number {
+    const until = locks.get(key)
+    if (until === undefined) return 0
+    if (until > now) return until
+    locks.delete(key)
+    return 0
+  }
+
+  #delay (pending: number, free: number): number {
+    if (pending < free) return 0
+    return Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (pending - free))
   }
 
   #tooMany (retryAfterMs: number): DwError {
@@ -178,12 +192,4 @@ export class LoginThrottle {
  */
 function keyOf (username: string): string {
   return normaliseUsername(String(username)).slice(0, MAX_KEY_LENGTH)
-}
-
-function evictOldest (map: Map<string, unknown>, max: number): void {
-  while (map.size > max) {
-    const oldest = map.keys().next()
-    if (oldest.done === true) return
-    map.delete(oldest.value)
-  }
 }

@@ -1,6 +1,8 @@
+import { X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
+import { checkServerIdentity, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -28,6 +30,11 @@ export interface ConnectOptions {
   user?: string
   /** Resolves the password for `user` (env or prompt). */
   password?: () => Promise<string>
+  /**
+   * A PEM file of certificates to trust for HTTPS (a private CA, or a node's
+   * self-signed certificate); default DW_TLS_CA.
+   */
+  tlsCa?: string
 }
 
 export interface RequestOptions {
@@ -90,36 +97,71 @@ async function apiError (response: IncomingMessage): Promise<ApiError> {
   return new ApiError(status, 'UNKNOWN', `the node answered ${status} ${response.statusMessage ?? ''}${text === '' ? '' : `: ${text.slice(0, 200)}`}`)
 }
 
+/** TLS error codes that mean "the certificate is not trusted", as opposed to a broken connection. */
+const UNTRUSTED_CERT = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/
+
+interface TlsOptions { secureContext?: SecureContext, checkServerIdentity?: (host: string, cert: PeerCertificate) => Error | undefined }
+
+/**
+ * What HTTPS requests trust. With the certificate the local node recorded in
+ * its node-token file, exactly that certificate: it need not name the host
+ * the command dials (127.0.0.1 for a node on 0.0.0.0), since the handshake
+ * proves the server holds its key. Certificates from `caFile` are trusted as
+ * well; with neither, Node's usual CA store and host name check apply.
+ */
+async function tlsOptions (pinned: string | undefined, caFile: string | undefined): Promise<TlsOptions> {
+  if (pinned === undefined && (caFile === undefined || caFile === '')) return {}
+  const ca = pinned === undefined ? [] : [pinned]
+  if (caFile !== undefined && caFile !== '') {
+    try {
+      ca.push(await readFile(caFile, 'utf8'))
+    } catch (err: any) {
+      throw new DwError('INVALID_INPUT', `cannot read the TLS CA file ${caFile} (DW_TLS_CA): ${err?.code ?? String(err)}`, { cause: err })
+    }
+  }
+  const pin = pinned === undefined ? undefined : new X509Certificate(pinned).fingerprint256
+  return {
+    // Partial chains: a pinned leaf or an intermediate given as CA is an anchor of its own.
+    secureContext: createSecureContext({ ca, allowPartialTrustChain: true }),
+    checkServerIdentity: (host: string, cert: PeerCertificate) => cert.fingerprint256 === pin ? undefined : checkServerIdentity(host, cert)
+  }
+}
+
 /** The HTTP API of one node, as the local admin (node token) or as a signed-in user. */
 export class NodeClient {
   readonly #url: string
   readonly #data: string
+  readonly #tls: TlsOptions
   #token = ''
   /** Set when signed in with a password, so users can change their own password. */
   readonly password: string | undefined
 
-  private constructor (url: string, data: string, password?: string) {
+  private constructor (url: string, data: string, tls: TlsOptions, password?: string) {
     this.#url = url.replace(/\/+$/, '')
     this.#data = data
+    this.#tls = tls
     this.password = password
   }
 
   get url (): string { return this.#url }
 
   static async connect (options: ConnectOptions): Promise<NodeClient> {
+    const caFile = options.tlsCa ?? process.env.DW_TLS_CA
     if (options.user === undefined) {
       // The node token is the local node's admin key: never send it anywhere else.
       if (options.url !== undefined) throw new DwError('INVALID_INPUT', '--url needs --user: the node token is only for the local node')
       const local = await readNodeToken(options.data)
       if (local === undefined) throw notRunning(options.data)
-      const client = new NodeClient(local.url, options.data)
+      const client = new NodeClient(local.url, options.data, await tlsOptions(local.cert, caFile))
       client.#token = local.token
       return client
     }
-    const url = options.url ?? (await readNodeToken(options.data))?.url
+    const local = options.url === undefined ? await readNodeToken(options.data) : undefined
+    const url = options.url ?? local?.url
     if (url === undefined) throw notRunning(options.data)
+    const tls = await tlsOptions(local?.cert, caFile)
     const password = await (options.password ?? (async () => ''))()
-    const client = new NodeClient(url, options.data, password)
+    const client = new NodeClient(url, options.data, tls, password)
     const session = await client.request<{ token: string }>('POST', '/auth/login', { json: { username: options.user, password } })
     client.#token = session.token
     // Each command signs in afresh; signing out when it is done keeps sessions from piling up on the node.
@@ -147,7 +189,7 @@ export class NodeClient {
       headers['content-type'] = 'application/json'
       headers['content-length'] = String(Buffer.byteLength(text))
     }
-    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method, headers })
+    const req = url.protocol === 'https:' ? httpsRequest(url, { method, headers, ...this.#tls }) : httpRequest(url, { method, headers })
     const responded = new Promise<IncomingMessage>((resolve, reject) => {
       req.once('response', resolve)
       req.once('error', reject)
@@ -165,6 +207,9 @@ export class NodeClient {
     } catch (err: any) {
       if (isDwError(uploadError)) throw uploadError
       if (err?.code === 'ECONNREFUSED') throw notRunning(this.#data)
+      if (url.protocol === 'https:' && UNTRUSTED_CERT.test(String(err?.code))) {
+        throw new DwError('CONFIG_INVALID', `refused the node at ${this.#url}: its TLS certificate is not trusted (${err?.message ?? err?.code}); to trust a private CA or the node's own certificate, set DW_TLS_CA=FILE`, { cause: err })
+      }
       throw new DwError('NODE_NOT_RUNNING', `lost the connection to the node at ${this.#url}: ${err?.message ?? String(err)}`, { cause: err })
     }
     const status = response.statusCode ?? 0

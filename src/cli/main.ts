@@ -12,6 +12,7 @@ import { nodeCommand } from './commands/node.ts'
 import { pinCommand } from './commands/pin.ts'
 import { startCommand } from './commands/start.ts'
 import { statusCommand } from './commands/status.ts'
+import { quarantineCommand } from './commands/quarantine.ts'
 import { syncCommand } from './commands/sync.ts'
 import { userCommand } from './commands/user.ts'
 import { versionCommand } from './commands/version.ts'
@@ -27,7 +28,7 @@ export function buildProgram (): Command {
     .version(packageVersion())
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()
-  for (const make of [initCommand, startCommand, statusCommand, peerCommand, nodeCommand, syncCommand, auditCommand, userCommand, datasetCommand, versionCommand, fileCommand, pinCommand, gcCommand]) {
+  for (const make of [initCommand, startCommand, statusCommand, quarantineCommand, peerCommand, nodeCommand, syncCommand, auditCommand, userCommand, datasetCommand, versionCommand, fileCommand, pinCommand, gcCommand]) {
     program.addCommand(make())
   }
   // Subcommands copy settings only when created through the parent; these were built standalone.

@@ -9,6 +9,8 @@ export type { BatchOp }
 import { KeyLock } from '../key-lock.ts'
 import { Lru } from './lru.ts'
 import { changeHeader, splitChunks } from './chunks.ts'
+import type { CheckItem, CheckVerdict } from './doc-checker.ts'
+import { quarantineId, type Quarantine } from './quarantine.ts'
 
 /** What the store knows about a document without loading it. */
 export interface DocMeta {
@@ -92,6 +94,20 @@ export interface AdmitResult {
   refused: Refusal[]
   /** Changes parked until the state they reference arrives. */
   parked: number
+  /** Documents kept out because loading them broke a limit (see DocGuard). */
+  quarantined: Quarantined[]
+}
+
+export interface Quarantined { key: string, id: string, reason: string }
+
+/**
+ * Screens what peers send before this process's Automerge touches it: a
+ * checker that loads it elsewhere (a worker) within limits, and the
+ * quarantine that keeps what failed out for good.
+ */
+export interface DocGuard {
+  checker: { check: (items: CheckItem[]) => Promise<CheckVerdict[]> }
+  quarantine: Quarantine
 }
 
 const SIG_ENTRY = 96
@@ -195,6 +211,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   readonly #summarise: DocStoreOptions['summarise']
   readonly #indexes: NonNullable<DocStoreOptions['indexes']>
   #admission: ChangeAdmission | undefined
+  #guard: DocGuard | undefined
   #parkedCount = 0
   #retrying: Promise<void> | undefined
   /** A fresh actor per process run: reusing one after a crash could mint two different changes with one (actor, seq). */
@@ -250,6 +267,11 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   /** Plugs in the admission check (it needs the store to exist first). */
   admitWith (admission: ChangeAdmission): void {
     this.#admission = admission
+  }
+
+  /** Plugs in the screen for documents from peers (a running node has one; `dw init` and tests of the store alone need none). */
+  guardWith (guard: DocGuard | undefined): void {
+    this.#guard = guard
   }
 
   readonly #wasRefused = async (hashes: string[]): Promise<boolean> => {
@@ -458,7 +480,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
    * the states it references); a refused change, and every change built on
    * it, is not stored and so never relayed. The rest of the batch applies.
    */
-  async admitRemote (items: RemoteDoc[]): Promise<AdmitResult> {
+  async admitRemote (items: RemoteDoc[], options: { peer?: string } = {}): Promise<AdmitResult> {
     // One item per key: two for the same key (rare) are one longer chunk.
     const byKey = new Map<string, { bytes: Uint8Array[], sigs: Map<string, Uint8Array> }>()
     for (const item of items) {
@@ -480,8 +502,10 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
       const ops: BatchOp[] = []
       let parked = 0
       const metas = await this.#meta.getMany(keys)
+      const { kept: screened, quarantined } = await this.#screen(keys, byKey, metas, options.peer)
       const forget = (): void => { for (const key of touched) this.#cache.delete(key) }
       for (const [i, key] of keys.entries()) {
+        if (!screened.has(key)) continue
         const { bytes: parts, sigs } = byKey.get(key) as { bytes: Uint8Array[], sigs: Map<string, Uint8Array> }
         const whole = concat(parts)
         const before = await this.#live(key, metas[i] ?? null)
@@ -613,7 +637,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
         this.#seq += 1
         updated.push({ key, live: this.#stage(ops, key, doc, before, this.#seq, received) })
       }
-      if (ops.length === 0) return { changed: [], refused, parked }
+      if (ops.length === 0) return { changed: [], refused, parked, quarantined }
       try {
         await this.#commit.write(ops)
       } catch (err) {
@@ -634,8 +658,48 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
       // refused, may settle what a parked change waits for; so may any change
       // to a document whose parked changes wait for a dependency.
       if (this.#parkedCount > 0 && [...changed, ...refused.map(r => r.key)].some(k => rank(k) !== Infinity || this.#waitingDeps.has(k))) this.#retryParked()
-      return { changed, refused, parked }
+      return { changed, refused, parked, quarantined }
     })
+  }
+
+  /**
+   * The keys whose documents may be loaded here: each document as it would
+   * be once merged is loaded first by the guard's checker, and one that
+   * breaks a limit (or was quarantined before) is quarantined and left out.
+   * Bytes that do not decode at all reject the batch, as without a guard.
+   */
+  async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[] }>, metas: Array<DocMeta | undefined>, peer: string | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[] }> {
+    const kept = new Set(keys)
+    const quarantined: Quarantined[] = []
+    const guard = this.#guard
+    if (guard === undefined) return { kept, quarantined }
+    const candidates = keys
+      .map((key, i) => ({ key, meta: metas[i], bytes: concat((byKey.get(key) as { bytes: Uint8Array[] }).bytes) }))
+      .filter(c => c.meta?.local !== true)
+      .map(c => ({ ...c, id: quarantineId(c.bytes) }))
+    const known = await guard.quarantine.known(candidates.map(c => c.id))
+    const toCheck = candidates.filter((c, i) => {
+      if (known[i] !== true) return true
+      kept.delete(c.key)
+      quarantined.push({ key: c.key, id: c.id, reason: 'these bytes were quarantined before' })
+      return false
+    })
+    const items: CheckItem[] = []
+    for (const c of toCheck) {
+      items.push(c.meta === undefined ? { bytes: c.bytes } : { base: await this.#withChunks(c.key, c.meta, await this.#snap.get(c.key)), bytes: c.bytes })
+    }
+    const verdicts = await guard.checker.check(items)
+    for (const [i, c] of toCheck.entries()) {
+      const verdict = verdicts[i] as CheckVerdict
+      if (verdict.ok) continue
+      if (!verdict.quarantine) throw new DwError('INVALID_MESSAGE', `undecodable changes for ${c.key}: ${verdict.reason}`)
+      kept.delete(c.key)
+      const entry: Parameters<Quarantine['add']>[0] = { id: c.id, key: c.key, reason: verdict.reason, size: c.bytes.length }
+      if (peer !== undefined) entry.peer = peer
+      await guard.quarantine.add(entry)
+      quarantined.push({ key: c.key, id: c.id, reason: verdict.reason })
+    }
+    return { kept, quarantined }
   }
 
   /**

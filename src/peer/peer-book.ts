@@ -39,9 +39,20 @@ export interface PeerBookInit {
   self: string
   /** Cap on remembered pending requests; peer ids cost nothing to mint. */
   maxPending?: number
+  /** How long a pending request is kept after its peer was last seen (default 7 days). */
+  pendingTtlMs?: number
+  /** The clock, for tests. */
+  now?: () => number
 }
 
 const DEFAULT_MAX_PENDING = 256
+/**
+ * A peer that wants in keeps redialling (every minute at most, with the
+ * default backoff), so its request stays fresh; one not seen for a week has
+ * given up, been reconfigured or was a stranger passing by. A week also
+ * covers an admin who looks at a remote site once a week.
+ */
+export const PENDING_TTL_MS = 7 * 24 * 60 * 60 * 1000
 /** A peer retrying in a loop should not cost a disk write per attempt. */
 const PENDING_WRITE_INTERVAL_MS = 10_000
 
@@ -55,6 +66,8 @@ export class PeerBook {
   readonly #pendingDb: Sublevel<PendingPeer>
   readonly #self: string
   readonly #maxPending: number
+  readonly #pendingTtlMs: number
+  readonly #now: () => number
   readonly #trusted = new Map<string, PeerEntry>()
   readonly #pending = new Map<string, PendingPeer>()
   readonly #pendingWrittenAt = new Map<string, number>()
@@ -65,6 +78,8 @@ export class PeerBook {
     this.#pendingDb = init.pending
     this.#self = init.self
     this.#maxPending = init.maxPending ?? DEFAULT_MAX_PENDING
+    this.#pendingTtlMs = init.pendingTtlMs ?? PENDING_TTL_MS
+    this.#now = init.now ?? Date.now
   }
 
   /** Load both sublevels into memory and return a ready peer book. */
@@ -76,6 +91,7 @@ export class PeerBook {
       if (book.#trusted.has(key)) await init.pending.del(key)
       else book.#pending.set(key, entry)
     }
+    await book.#exclusive(async () => { await book.#dropExpired(book.#now()) })
     return book
   }
 
@@ -91,7 +107,7 @@ export class PeerBook {
     return await this.#exclusive(async () => {
       const existing = this.#trusted.get(peerId)
       const entry: PeerEntry = existing === undefined
-        ? { peerId, addrs: [addr], addedAt: Date.now() }
+        ? { peerId, addrs: [addr], addedAt: this.#now() }
         : { ...existing, addrs: existing.addrs.includes(addr) ? existing.addrs : [...existing.addrs, addr] }
       if (cleanName !== undefined) entry.name = cleanName
       await this.#putTrusted(entry)
@@ -126,26 +142,35 @@ export class PeerBook {
     return this.#trusted.has(peerId.toString())
   }
 
-  /** Untrusted peers that tried to connect, most recent first. */
+  /** Untrusted peers that tried to connect, most recent first; expired requests are left out. */
   pending (): PendingPeer[] {
+    const now = this.#now()
     return [...this.#pending.values()]
-      .sort((a, b) => b.lastSeenAt - a.lastSeenAt)
+      .filter(entry => !this.#expired(entry, now))
+      .sort((a, b) => b.lastSeenAt - a.lastSeenAt || a.peerId.localeCompare(b.peerId))
       .map(entry => structuredClone(entry))
   }
 
   /**
    * Remember that an untrusted peer tried to connect from `addr`. Ignored for
-   * trusted peers, and for new peers once `maxPending` requests are waiting
-   * (an admin clears them with `dismiss`).
+   * trusted peers. Requests expire once their peer has not been seen for
+   * `pendingTtlMs`; when `maxPending` requests are waiting, a new peer takes
+   * the place of the one seen longest ago, so the list shows who is knocking
+   * now rather than freezing on whoever filled it first.
    */
   async recordPending (peerId: string, addr: string): Promise<void> {
     const id = parsePeerId(peerId)
     const fullAddr = withPeerId(addr, id)
     await this.#exclusive(async () => {
       if (this.#trusted.has(id) || id === this.#self) return
-      const now = Date.now()
+      const now = this.#now()
+      await this.#dropExpired(now)
       const existing = this.#pending.get(id)
-      if (existing === undefined && this.#pending.size >= this.#maxPending) return
+      if (existing === undefined && this.#pending.size >= this.#maxPending) {
+        const oldest = this.#seenLongestAgo()
+        if (oldest === undefined) return
+        await this.#dropPending(oldest)
+      }
       const entry: PendingPeer = existing === undefined
         ? { peerId: id, addr: fullAddr, firstSeenAt: now, lastSeenAt: now, attempts: 1 }
         : { ...existing, addr: fullAddr, lastSeenAt: now, attempts: existing.attempts + 1 }
@@ -171,12 +196,13 @@ export class PeerBook {
     }
     const cleanName = name === undefined ? undefined : parseName(name)
     return await this.#exclusive(async () => {
+      await this.#dropExpired(this.#now())
       const request = this.#pending.get(id)
       if (request === undefined) throw new DwError('NOT_FOUND', `no pending request from peer ${id}`)
       const addr = given?.addr ?? request.addr
       const existing = this.#trusted.get(id)
       const entry: PeerEntry = existing === undefined
-        ? { peerId: id, addrs: [addr], addedAt: Date.now() }
+        ? { peerId: id, addrs: [addr], addedAt: this.#now() }
         : { ...existing, addrs: existing.addrs.includes(addr) ? existing.addrs : [...existing.addrs, addr] }
       if (cleanName !== undefined) entry.name = cleanName
       await this.#putTrusted(entry)
@@ -188,10 +214,9 @@ export class PeerBook {
   async dismiss (peerId: string): Promise<void> {
     const id = parsePeerId(peerId)
     await this.#exclusive(async () => {
+      await this.#dropExpired(this.#now())
       if (!this.#pending.has(id)) throw new DwError('NOT_FOUND', `no pending request from peer ${id}`)
-      await this.#pendingDb.del(id)
-      this.#pending.delete(id)
-      this.#pendingWrittenAt.delete(id)
+      await this.#dropPending(id)
     })
   }
 
@@ -217,11 +242,33 @@ export class PeerBook {
   async #putTrusted (entry: PeerEntry): Promise<void> {
     await this.#trustedDb.put(entry.peerId, entry)
     this.#trusted.set(entry.peerId, entry)
-    if (this.#pending.has(entry.peerId)) {
-      await this.#pendingDb.del(entry.peerId)
-      this.#pending.delete(entry.peerId)
-      this.#pendingWrittenAt.delete(entry.peerId)
+    if (this.#pending.has(entry.peerId)) await this.#dropPending(entry.peerId)
+  }
+
+  #expired (entry: PendingPeer, now: number): boolean {
+    return now - entry.lastSeenAt >= this.#pendingTtlMs
+  }
+
+  /** Forget requests whose peer has not been seen for the TTL. Called inside `#exclusive`. */
+  async #dropExpired (now: number): Promise<void> {
+    for (const entry of [...this.#pending.values()]) {
+      if (this.#expired(entry, now)) await this.#dropPending(entry.peerId)
     }
+  }
+
+  /** The pending request seen longest ago (ties: the lowest peer id, so every run picks the same). */
+  #seenLongestAgo (): string | undefined {
+    let oldest: PendingPeer | undefined
+    for (const entry of this.#pending.values()) {
+      if (oldest === undefined || entry.lastSeenAt < oldest.lastSeenAt || (entry.lastSeenAt === oldest.lastSeenAt && entry.peerId < oldest.peerId)) oldest = entry
+    }
+    return oldest?.peerId
+  }
+
+  async #dropPending (peerId: string): Promise<void> {
+    await this.#pendingDb.del(peerId)
+    this.#pending.delete(peerId)
+    this.#pendingWrittenAt.delete(peerId)
   }
 
   /** Run mutations one at a time so read-modify-write never loses an update. */

@@ -35,12 +35,18 @@ export async function startFileTransfer (core: Core, dataDir: string, config: No
   const queue = new WantQueue(fetcher, core.blobs)
   queue.start()
   unwind.push(async () => { queue.stop() })
-  // A peer that appears may have what we are waiting for.
-  const onConnect = (): void => { setTimeout(() => { queue.kick(true) }, 200) }
+  // A peer that appears may have what we are waiting for (once its
+  // protocols are up); many appearing at once make one kick.
+  let soon: NodeJS.Timeout | undefined
+  const onConnect = (): void => {
+    clearTimeout(soon)
+    soon = setTimeout(() => { queue.kick(true) }, 200)
+  }
   libp2p.addEventListener('peer:connect', onConnect)
-  unwind.push(async () => { libp2p.removeEventListener('peer:connect', onConnect) })
+  unwind.push(async () => { libp2p.removeEventListener('peer:connect', onConnect); clearTimeout(soon) })
   const files = new Files({ store: core.blobs, refs: core.refs, fetcher, queue })
   const pins = await Pins.open(jsonSublevel<Pin>(core.db, 'pins'), core.docs, queue)
+  unwind.push(async () => { pins.stop() })
   void pins.fetchMatching()
   return { files, pins, blobService }
 }

@@ -3,29 +3,55 @@ import { rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { AuditLog } from '../audit.ts'
-import type { NodeConfig } from '../config.ts'
+import type { NodeConfig, TlsFiles } from '../config.ts'
 import { fileRoutes } from '../api/routes/files.ts'
 import { peerRoutes, syncRoutes } from '../api/routes/peers.ts'
 import { nodeRoutes } from '../api/routes/nodes.ts'
+import { guardRoutes } from '../api/routes/guard.ts'
+import type { Guard } from './guard.ts'
 import { buildApi } from '../api/server.ts'
 import type { Core } from './core.ts'
 import type { FileTransfer } from './file-transfer.ts'
 import type { Peering } from './peering.ts'
 import type { Unwind } from './unwind.ts'
+import { loadTls } from './tls.ts'
+import { warnOnStderr } from './data-dir.ts'
 
 /** Where a running node tells local `dw` commands how to reach it (mode 0600). */
 export const NODE_TOKEN_FILE = 'node-token.json'
 
-export interface NodeTokenFile { url: string, token: string, pid: number }
+export interface NodeTokenFile {
+  url: string
+  token: string
+  pid: number
+  /**
+   * With HTTPS, the certificate (PEM) the node serves. Local `dw` commands
+   * trust exactly this certificate: whoever can read this file holds the
+   * admin token already, so pinning from it adds no new trust.
+   */
+  cert?: string
+}
 
-export interface HttpParts { core: Core, peering: Peering, transfer: FileTransfer, audit: AuditLog, peerId: string, addresses: () => string[] }
+export interface HttpOptions {
+  logger?: boolean | object
+  httpPort?: number
+  http?: { host: string, port: number }
+  tls?: TlsFiles
+  warn?: (message: string) => void
+}
+
+export interface HttpParts { core: Core, peering: Peering, transfer: FileTransfer, audit: AuditLog, peerId: string, addresses: () => string[], guard: Guard }
 
 /**
- * The HTTP API, listening, and the node-token file that lets local `dw`
- * commands act as the node's admin. Resolves with the URL it serves on.
+ * The HTTP API (HTTPS when a certificate is configured), listening, and the
+ * node-token file that lets local `dw` commands act as the node's admin.
+ * Resolves with the URL it serves on.
  */
-export async function startHttp (dataDir: string, config: NodeConfig, parts: HttpParts, options: { logger?: boolean | object, httpPort?: number }, unwind: Unwind): Promise<{ api: FastifyInstance, url: string }> {
+export async function startHttp (dataDir: string, config: NodeConfig, parts: HttpParts, options: HttpOptions, unwind: Unwind): Promise<{ api: FastifyInstance, url: string }> {
   const { core, peering, transfer, audit, peerId } = parts
+  const http = options.http ?? config.http
+  const tlsFiles = options.tls ?? config.http.tls
+  const tls = tlsFiles === undefined ? undefined : await loadTls(tlsFiles, dataDir, options.warn ?? warnOnStderr)
   const nodeToken = randomBytes(32).toString('base64url')
   const startedAt = new Date().toISOString()
   const mesh = {
@@ -43,16 +69,17 @@ export async function startHttp (dataDir: string, config: NodeConfig, parts: Htt
       nodeToken,
       nodeTokenUserId: config.adminUserId,
       logger: options.logger,
-      plugins: [app => { peerRoutes(app, mesh) }, app => { syncRoutes(app, mesh) }, app => { nodeRoutes(app, roster) }, app => { fileRoutes(app, transfer.files, transfer.pins, audit) }]
+      https: tls,
+      plugins: [app => { peerRoutes(app, mesh) }, app => { syncRoutes(app, mesh) }, app => { nodeRoutes(app, roster) }, app => { fileRoutes(app, transfer.files, transfer.pins, audit) }, app => { guardRoutes(app, parts.guard, audit) }]
     }
   )
   unwind.push(async () => { await api.close() })
-  await api.listen({ host: config.http.host, port: options.httpPort ?? config.http.port })
+  await api.listen({ host: http.host, port: options.httpPort ?? http.port })
   const address = api.server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : config.http.port
-  const host = config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host
-  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${port}`
-  await writeNodeToken(dataDir, { url, token: nodeToken, pid: process.pid })
+  const port = typeof address === 'object' && address !== null ? address.port : http.port
+  const host = http.host.includes(':') ? `[${http.host}]` : http.host
+  const url = `${tls === undefined ? 'http' : 'https'}://${host === '0.0.0.0' ? '127.0.0.1' : host === '[::]' ? '[::1]' : host}:${port}`
+  await writeNodeToken(dataDir, { url, token: nodeToken, pid: process.pid, ...(tls === undefined ? {} : { cert: tls.cert }) })
   unwind.push(async () => { await rm(join(dataDir, NODE_TOKEN_FILE), { force: true }) })
   return { api, url }
 }

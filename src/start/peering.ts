@@ -6,6 +6,8 @@ import { createPeerNode, type PeerNode } from '../peer/libp2p.ts'
 import { PeerBook, type PeerEntry, type PendingPeer } from '../peer/peer-book.ts'
 import { createConnectionGater } from '../peer/connection-gater.ts'
 import { SyncService } from '../peer/sync/service.ts'
+import { QuotaLedger, resolveSyncQuotas } from '../peer/sync/quota.ts'
+import { DwError } from '../errors.ts'
 import { ProtocolHost } from '../peer/protocol-host.ts'
 import type { Checkpoint } from '../peer/sync/types.ts'
 import type { Core } from './core.ts'
@@ -21,6 +23,12 @@ export interface Peering { book: PeerBook, libp2p: PeerNode, sync: SyncService, 
  */
 export async function startPeering (core: Core, identity: { key: PrivateKey, peerId: string }, config: NodeConfig, audit: AuditLog, unwind: Unwind): Promise<Peering> {
   const { key, peerId } = identity
+  let quotas: QuotaLedger
+  try {
+    quotas = new QuotaLedger(resolveSyncQuotas(config.limits?.sync))
+  } catch (err) {
+    throw new DwError('CONFIG_INVALID', `config.json: ${(err as Error).message}`)
+  }
   const book = await PeerBook.open({
     trusted: jsonSublevel<PeerEntry>(core.db, 'peers'),
     pending: jsonSublevel<PendingPeer>(core.db, 'peers-pending'),
@@ -47,7 +55,8 @@ export async function startPeering (core: Core, identity: { key: PrivateKey, pee
     book,
     checkpoints: jsonSublevel<Checkpoint>(core.db, 'sync-checkpoints'),
     audit,
-    redial: config.sync
+    redial: config.sync,
+    quotas
   })
   await sync.start()
   unwind.push(async () => { await sync.stop() })

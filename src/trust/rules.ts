@@ -1,5 +1,6 @@
 import { asMap } from '../crdt/shape.ts'
 import { meshIdOf, NodeRoles, type Standing } from './roster.ts'
+import { judgeFileRefs } from './file-refs.ts'
 
 /**
  * The permission rules: one function that says whether a change may stand.
@@ -50,7 +51,7 @@ export function judgeChange (c: ChangeFacts, who: Acting): string | undefined {
   if (!who.bound) return `node ${who.node} may not act for account ${who.user}: an admin can add this site to the account`
   const stamps = judgeStamps(c, who)
   if (stamps !== undefined) return stamps
-  return c.kind === 'user' ? judgeAccount(c, who) : judgeContent(c, who)
+  return (c.kind === 'user' ? judgeAccount(c, who) : judgeContent(c, who)) ?? judgeFileRefs(c)
 }
 
 function touched (c: ChangeFacts, field: string): Set<string> | undefined {

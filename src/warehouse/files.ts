@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import type { BlobStore } from '../blobs/blob-store.ts'
+import { exactLength } from '../blobs/exact-length.ts'
 import { collectGarbage, type GcResult } from '../blobs/gc.ts'
 import { GcGuard } from '../blobs/gc-guard.ts'
 import type { BlobFetcher, Transfer } from '../blobs/transfer/fetcher.ts'
@@ -7,7 +8,7 @@ import { streamAsFetched } from '../blobs/transfer/stream-as-fetched.ts'
 import type { WantQueue } from '../blobs/transfer/want-queue.ts'
 import type { BlobRefs } from '../crdt/blob-refs.ts'
 import type { FileRef, Version } from '../crdt/records/versions.ts'
-import { isDwError } from '../errors.ts'
+import { DwError, isDwError } from '../errors.ts'
 
 export interface FileAvailability extends FileRef { present: boolean, peers: string[] }
 export interface VersionAvailability { versionId: string, complete: boolean, files: FileAvailability[] }
@@ -16,6 +17,11 @@ export interface VersionAvailability { versionId: string, complete: boolean, fil
  * File bytes as the API sees them: local when here, fetched from a peer on
  * demand otherwise, queued for later when no peer has them; availability
  * across the mesh; garbage collection.
+ *
+ * Bytes count as here only when an accepted reference names them
+ * (`BlobRefs.accepted`): the bytes of deleted records, named again by a
+ * record that could not read them, are neither served nor reported
+ * present, exactly as if they were absent.
  */
 export class Files {
   readonly store: BlobStore
@@ -31,27 +37,74 @@ export class Files {
     this.#queue = init.queue
   }
 
-  /** The file's bytes; BLOB_UNAVAILABLE (and queued for later) when neither here nor at a connected peer. */
-  async open (file: FileRef): Promise<Readable> {
-    if (this.#fetcher === undefined) return await this.store.get(file.sha256)
-    const want = (): void => { void this.#queue?.want(file.sha256, file.size) }
+  /**
+   * The bytes of `file`, a file of record `key`, exactly `file.size` of
+   * them: BLOB_UNAVAILABLE (and queued for later) when neither here nor at
+   * a connected peer; CONFLICT when the bytes under its sha256 have another
+   * size than the record declares (the record is wrong: a hash names one
+   * size only), before any byte. A stream that would still run long or
+   * short fails instead of completing.
+   */
+  async open (file: FileRef, key: string): Promise<Readable> {
+    const { sha256, size } = file
+    const here = await this.store.stat(sha256)
+    if (here !== undefined && await this.#refs.isReferenced(sha256)) {
+      if (here.size !== size) throw sizeConflict(file, here.size)
+      return exactLength(await this.store.get(sha256), size)
+    }
+    // Absent, or here for no accepted reference: the same answers either way.
+    if (this.#fetcher === undefined) throw new DwError('BLOB_NOT_FOUND', `the bytes of ${file.name} are not on this node`)
+    const want = (): void => { void this.#queue?.want(sha256, size) }
     let stream: Readable
     try {
-      stream = await streamAsFetched(file.sha256, this.store, this.#fetcher)
+      // Bytes that are here unaccepted are fetched again, from a peer that would serve them.
+      stream = await streamAsFetched(sha256, this.store, this.#fetcher, { size, force: here !== undefined })
     } catch (err) {
       if (isDwError(err, 'BLOB_UNAVAILABLE')) want()
       throw err
     }
+    const running = this.#fetcher.running(sha256)
+    const total = running?.transfer.total ?? (await this.store.stat(sha256))?.size
+    if (total !== undefined && total !== size) {
+      // A transfer another record started, declaring the true size.
+      stream.destroy()
+      throw sizeConflict(file, total)
+    }
+    // A peer served the bytes, so it accepts a reference to them: this record's is accepted here too.
+    // (Best effort: without it the next download fetches once more.)
+    const vouch = async (): Promise<void> => { await this.#refs.vouch(sha256, [key]).catch(() => {}) }
+    if (running === undefined) await vouch()
+    else running.done.then(vouch, () => {})
     // However a transfer still under way ends (a link may drop mid-file), a
     // failure leaves the file queued, so it arrives once a peer has it again.
-    this.#fetcher.running(file.sha256)?.done.catch(want)
-    return stream
+    running?.done.catch(want)
+    return exactLength(stream, size)
+  }
+
+  /** Whether the blob's bytes are here for an accepted reference (what `present` says in the API). */
+  async present (sha256: string): Promise<boolean> {
+    return await this.store.has(sha256) && await this.#refs.isReferenced(sha256)
+  }
+
+  /**
+   * Record keys whose accepted reference names the blob: a member may
+   * reference a blob in a record of theirs only if one of these (a live
+   * record they can read) does. Depends on metadata only, never on whether
+   * the bytes are here.
+   */
+  async readableThrough (sha256: string): Promise<string[]> {
+    return await this.#refs.accepted(sha256)
+  }
+
+  /** An upload for record `key` brought these bytes: its references to them are accepted whatever came before. */
+  async vouchUploaded (key: string, hashes: string[]): Promise<void> {
+    for (const sha of new Set(hashes)) await this.#refs.vouch(sha, [key])
   }
 
   async availability (versions: Version[]): Promise<VersionAvailability[]> {
     const hashes = [...new Set(versions.flatMap(v => v.files.map(f => f.sha256)))]
     const byPeer = this.#fetcher !== undefined && hashes.length > 0 ? await this.#fetcher.whoHas(hashes) : new Map<string, string[]>()
-    const present = new Map(await Promise.all(hashes.map(async h => [h, await this.store.has(h)] as const)))
+    const present = new Map(await Promise.all(hashes.map(async h => [h, await this.present(h)] as const)))
     return versions.map(v => {
       const files = v.files.map(f => ({
         ...f,
@@ -87,4 +140,10 @@ export class Files {
       }
     })
   }
+}
+
+function sizeConflict (file: FileRef, actual: number): DwError {
+  return new DwError('CONFLICT', `the record declares ${file.size} bytes for ${file.name}, but the file with its sha256 has ${actual}: the record is wrong, so the file is not served`, {
+    details: { sha256: file.sha256, declared: file.size, actual }
+  })
 }

@@ -24,6 +24,7 @@ export class Pins {
   readonly #docs: DocStore
   readonly #wanter: BlobWanter
   readonly #pins = new Map<string, Pin>()
+  readonly #onChange = (event: { key: string, meta: DocMeta }): void => { void this.#consider(event.key, event.meta) }
 
   private constructor (db: Sublevel<Pin>, docs: DocStore, wanter: BlobWanter) {
     this.#db = db
@@ -34,8 +35,13 @@ export class Pins {
   static async open (db: Sublevel<Pin>, docs: DocStore, wanter: BlobWanter): Promise<Pins> {
     const pins = new Pins(db, docs, wanter)
     for await (const pin of db.values()) pins.#pins.set(pin.id, pin)
-    docs.on('change', event => { void pins.#consider(event.key, event.meta) })
+    docs.on('change', pins.#onChange)
     return pins
+  }
+
+  /** Stops following the store: a node that stops leaves no listener behind. */
+  stop (): void {
+    this.#docs.off('change', this.#onChange)
   }
 
   list (): Pin[] {

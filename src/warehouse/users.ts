@@ -8,7 +8,7 @@ import { UsernameClaims, type UserClaim } from '../crdt/username-claims.ts'
 import type { Sublevel } from '../db.ts'
 import { dummyVerify, hashPassword, validatePasswordPolicy, verifyPassword } from '../auth/passwords.ts'
 import type { SessionStore } from '../auth/sessions.ts'
-import type { LoginThrottle } from '../auth/login-throttle.ts'
+import type { LoginGuard } from '../auth/login-guard.ts'
 import { DwError } from '../errors.ts'
 import { Slots } from './slots.ts'
 import { actorOf, requireAdmin, type Principal } from './principal.ts'
@@ -44,7 +44,7 @@ export function validateUsername (username: string): void {
 export class Users {
   readonly #docs: DocStore
   readonly #sessions: SessionStore
-  readonly #throttle: LoginThrottle
+  readonly #guard: LoginGuard
   readonly #claims = new UsernameClaims()
   readonly #slots = new Slots(PASSWORD_CHECKS_AT_ONCE)
   /** This node's bootstrap admin: local-only, its id derived from the node's peer id. */
@@ -56,16 +56,16 @@ export class Users {
   readonly #seen: Sublevel<number>
   #seenCount = 0
 
-  private constructor (docs: DocStore, sessions: SessionStore, throttle: LoginThrottle, localAdminId: string, seen: Sublevel<number>) {
+  private constructor (docs: DocStore, sessions: SessionStore, guard: LoginGuard, localAdminId: string, seen: Sublevel<number>) {
     this.#seen = seen
     this.#docs = docs
     this.#sessions = sessions
-    this.#throttle = throttle
+    this.#guard = guard
     this.#localAdminId = localAdminId
   }
 
-  static async open (docs: DocStore, sessions: SessionStore, throttle: LoginThrottle, localAdminId: string, seen: Sublevel<number>): Promise<Users> {
-    const users = new Users(docs, sessions, throttle, localAdminId, seen)
+  static async open (docs: DocStore, sessions: SessionStore, guard: LoginGuard, localAdminId: string, seen: Sublevel<number>): Promise<Users> {
+    const users = new Users(docs, sessions, guard, localAdminId, seen)
     const known = new Map<string, number>()
     for await (const [id, n] of seen.iterator()) { known.set(id, n); users.#seenCount = Math.max(users.#seenCount, n) }
     const found: Array<[string, RecordSummary, boolean]> = []
@@ -222,20 +222,19 @@ export class Users {
   /**
    * Same answer and similar cost for an unknown name, a wrong password, a
    * disabled account and a name held by an earlier account: nothing tells
-   * an attacker which usernames exist.
+   * an attacker which usernames exist. `client` is the request's address:
+   * login limits count per address (src/auth/login-guard.ts).
    */
-  async login (username: string, password: string): Promise<{ token: string, expiresAt: string, user: UserView }> {
-    await this.#throttle.before(username)
-    const id = this.#claims.owner(username)
-    const account = id === undefined
-      ? undefined
-      : await this.#docs.read(docKey('user', id), doc => doc === undefined ? undefined : { hash: String(doc.passwordHash), usable: !doc.disabled && !isDeleted(doc) })
-    const ok = await this.#slots.run(async () => account === undefined ? await dummyVerify(password) && false : await verifyPassword(password, account.hash))
-    if (!ok || account?.usable !== true || id === undefined) {
-      this.#throttle.failure(username)
-      throw new DwError('UNAUTHENTICATED', 'wrong username or password')
-    }
-    this.#throttle.success(username)
+  async login (username: string, password: string, client: string): Promise<{ token: string, expiresAt: string, user: UserView }> {
+    const id = await this.#guard.attempt(username, client, async () => {
+      const owner = this.#claims.owner(username)
+      const account = owner === undefined
+        ? undefined
+        : await this.#docs.read(docKey('user', owner), doc => doc === undefined ? undefined : { hash: String(doc.passwordHash), usable: !doc.disabled && !isDeleted(doc) })
+      const ok = await this.#slots.run(async () => account === undefined ? await dummyVerify(password) && false : await verifyPassword(password, account.hash))
+      return ok && account?.usable === true ? owner : undefined
+    })
+    if (id === undefined) throw new DwError('UNAUTHENTICATED', 'wrong username or password')
     const session = await this.#sessions.issue(id)
     return { token: session.token, expiresAt: new Date(session.expiresAt).toISOString(), user: await this.get(id) }
   }

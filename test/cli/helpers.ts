@@ -89,3 +89,42 @@ export async function rosterReached (data: string, timeoutMs = 30_000): Promise<
   }
   throw new Error(`${data} did not receive a roster naming it within ${timeoutMs} ms`)
 }
+
+/**
+ * Like `started`, with extra `dw start` arguments and environment, and
+ * an https URL accepted in the "serving" line. Stopped in teardown.
+ */
+export async function startedWith (t: Teardown, data: string, options: { args?: string[], env?: Record<string, string | undefined>, timeoutMs?: number } = {}): Promise<Started & { stderr: () => string }> {
+  const env: Record<string, string | undefined> = { ...process.env, ...options.env }
+  for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key]
+  const child = spawn(process.execPath, [DW, 'start', '--data', data, ...(options.args ?? [])], { env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  let stderr = ''
+  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+    await exited
+    clearTimeout(timer)
+  })
+  const timeoutMs = options.timeoutMs ?? 20_000
+  const serving = await new Promise<RegExpExecArray>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`dw start did not serve within ${timeoutMs} ms: ${output}`)), timeoutMs)
+    const look = (s: string): void => {
+      output += s
+      const m = /serving (https?:\/\/\S+) as peer (\S+)/.exec(output)
+      if (m !== null) {
+        clearTimeout(timer)
+        resolve(m)
+      }
+    }
+    child.stdout.setEncoding('utf8').on('data', look)
+    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; look(s) })
+    void exited.then(code => {
+      clearTimeout(timer)
+      reject(new Error(`dw start exited ${code}: ${output}`))
+    })
+  })
+  return { child, url: serving[1] as string, peerId: serving[2] as string, output: () => output, stderr: () => stderr, exited }
+}

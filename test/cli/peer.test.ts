@@ -1,4 +1,6 @@
+import { multiaddr } from '@multiformats/multiaddr'
 import t from 'tap'
+import { startTestPeer } from '../peer/helpers.ts'
 import { dw, dwJson, initialised, started } from './helpers.ts'
 
 // A valid peer id that no test node has: the peer book accepts it, nothing answers at its address.
@@ -78,5 +80,47 @@ void t.test('peer, sync and audit against a running node', async (t) => {
     const run = await dw(['peer', 'approve', STRANGER, ...at])
     t.equal(run.code, 1)
     t.match(run.stderr, `no pending request from peer ${STRANGER}`)
+  })
+
+  t.test('a stranger that knocks is listed as pending; dismiss forgets it, admins only, audited', async (t) => {
+    const status = await dwJson(['status', ...at])
+    const nodeAddr = (status.sync.addresses as string[]).find(a => a.startsWith('/ip4/127.0.0.1/tcp/'))
+    if (nodeAddr === undefined) throw new Error(`the node has no loopback address: ${JSON.stringify(status.sync.addresses)}`)
+    // A bare libp2p node that trusts ours: ours refuses it after the handshake and lists it.
+    const stranger = await startTestPeer(t)
+    await stranger.book.add(nodeAddr)
+    await stranger.node.dial(multiaddr(nodeAddr)).catch(() => {})
+    const deadline = Date.now() + 10_000
+    let listed: any[] = []
+    while (Date.now() < deadline) {
+      listed = await dwJson(['peer', 'pending', ...at])
+      if (listed.some(p => p.peerId === stranger.peerId)) break
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    t.match(listed, [{ peerId: stranger.peerId, addr: new RegExp(`^/ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/${stranger.peerId}$`) }], 'listed as pending')
+    t.match((await dw(['peer', 'pending', ...at])).stdout, new RegExp(`^PEER ID\\s+FROM\\s+FIRST SEEN\\s+LAST SEEN\\s+ATTEMPTS\\n${stranger.peerId}\\s`))
+
+    const member = await dw(['user', 'add', 'mira', '--role', 'member', ...at], { env: { DW_USER_PASSWORD: 'mira-member-pass-1' } })
+    t.equal(member.code, 0, member.stderr)
+    const refused = await dw(['peer', 'dismiss', stranger.peerId, '--user', 'mira', ...at], { env: { DW_PASSWORD: 'mira-member-pass-1' } })
+    t.equal(refused.code, 1, 'a member may not dismiss')
+    t.match(refused.stderr, 'FORBIDDEN')
+    t.equal((await dwJson(['peer', 'pending', ...at])).length, 1, 'still pending')
+
+    const dismissed = await dw(['peer', 'dismiss', stranger.peerId, ...at])
+    t.equal(dismissed.code, 0, dismissed.stderr)
+    t.match(dismissed.stdout, `dismissed the pending request from peer ${stranger.peerId}`)
+    t.same(await dwJson(['peer', 'pending', ...at]), [], 'gone from the list')
+    t.notOk((await dwJson(['peer', 'ls', ...at])).some((p: any) => p.peerId === stranger.peerId), 'and not trusted')
+
+    const again = await dw(['peer', 'dismiss', stranger.peerId, ...at])
+    t.equal(again.code, 1, 'an unknown id is refused')
+    t.match(again.stderr, `no pending request from peer ${stranger.peerId} (NOT_FOUND)`)
+    const bad = await dw(['peer', 'dismiss', 'not-a-peer-id', ...at])
+    t.equal(bad.code, 1)
+    t.match(bad.stderr, 'INVALID_INPUT')
+
+    const audit = await dwJson(['audit', '--type', 'peer.dismiss', ...at])
+    t.match(audit, [{ type: 'peer.dismiss', actor: String, peer: stranger.peerId }], 'audited once, for the dismiss that happened')
   })
 })

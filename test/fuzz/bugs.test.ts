@@ -1,201 +1,31 @@
 // Deterministic reproducers for the bugs the fuzz tests found (issue 5,
 // item 5). Each subtest asserts the correct behaviour; the assertions that
 // show a known, unfixed bug carry `todo: 'BUG-n ...'`, so the suite stays
-// green until the fix lands (tap reports them as todo, not as passes).
-// Drop the todo when fixing; FUZZ_STRICT=1 makes them count as failures.
+// green until the fix lands (tap reports them as todo, not as passes): see
+// known-bugs.ts. The blob-fetching bugs (BUG-1, 2, 3, 11) are in
+// blob-bugs.test.ts.
 import t from 'tap'
-import { createHash } from 'node:crypto'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import * as A from '@automerge/automerge'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { Stream } from '@libp2p/interface'
-import { startTestNode, type TestNode } from '../helpers/node.ts'
+import { startTestNode } from '../helpers/node.ts'
 import { addressOf, converged, eventually, link } from '../helpers/mesh.ts'
-import { startTestPeer, type TestPeer } from '../peer/helpers.ts'
+import { startTestPeer } from '../peer/helpers.ts'
 import { FramedStream } from '../../src/peer/framed-stream.ts'
 import { MAX_SYNC_MESSAGE, PROTOCOL_VERSION, SYNC_PROTOCOL } from '../../src/peer/sync/messages.ts'
 import { packSigs } from '../../src/crdt/doc-store.ts'
-import { BLOB_PROTOCOL, MAX_BLOB_MESSAGE } from '../../src/blobs/transfer/messages.ts'
+import { known, sha } from './known-bugs.ts'
 import { Rng, varint } from './rng.ts'
 import { drain, sleep } from './wire.ts'
 
-const STRICT = process.env.FUZZ_STRICT === '1'
-/** Bugs fixed since the fuzzer found them: their assertions count for real. */
-const FIXED = new Set(['BUG-1', 'BUG-2', 'BUG-3', 'BUG-4', 'BUG-5', 'BUG-6', 'BUG-7', 'BUG-8', 'BUG-9', 'BUG-10', 'BUG-11'])
-/** Extra for assertions that show a known, unfixed bug: todo unless FUZZ_STRICT=1. */
-const known = (bug: string): { todo?: string } => STRICT || FIXED.has(bug.slice(0, bug.indexOf(':'))) ? {} : { todo: bug }
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+/**
+ * CPU time (this process, all threads) to refuse the 4 MiB frame of BUG-4.
+ * Measured on the 2-core machine, idle or beside two CPU hogs alike: 160-225 ms
+ * fixed (mostly Noise on 4 MiB, both ends), 2.9-3.4 s with the item limit removed.
+ */
+const CPU_BOUND_MS = 800
 
-type BlobBehaviour = (framed: FramedStream, request: any, file: Uint8Array) => Promise<void>
-
-interface Setup {
-  node: TestNode
-  honest: TestNode
-  evil: TestPeer
-  url: (name: string) => string
-  /** f.bin, the file the single-file scenarios use. */
-  file: Uint8Array<ArrayBuffer>
-  /** f0.bin... when more were asked for: [name, bytes]. */
-  files: Array<[string, Uint8Array<ArrayBuffer>]>
-  /** Connect the evil peer (trusted by the node); it claims every blob and answers gets with `behaviour`. */
-  connectEvil: () => Promise<void>
-  unlinkHonest: () => Promise<void>
-  relinkHonest: () => Promise<void>
-}
-
-/** A file that only the honest peer holds; the node has its metadata. */
-async function blobSetup (t: any, behaviour: BlobBehaviour, size = 300_000, more = 0): Promise<Setup> {
-  // The honest peer founds the mesh (it writes before it is linked); the node joins it.
-  const honest = await startTestNode(t)
-  const node = await startTestNode(t)
-  const evil = await startTestPeer(t)
-  const file = new Rng(7).bytes(size)
-  const files = Array.from({ length: more }, (_, i): [string, Uint8Array<ArrayBuffer>] => [`f${i}.bin`, new Rng(100 + i).bytes(size)])
-  const bySha = new Map([file, ...files.map(([, b]) => b)].map(b => [sha(b), b]))
-  const ds = (await honest.node.api.inject({ method: 'POST', url: '/datasets', headers: honest.admin, payload: { name: 'files' } })).json()
-  const form = new FormData()
-  form.append('file', new Blob([file]), 'f.bin')
-  for (const [name, bytes] of files) form.append('file', new Blob([bytes]), name)
-  const version = await (await fetch(`${honest.node.url}/datasets/${ds.id as string}/versions`, { method: 'POST', headers: honest.admin, body: form })).json() as { id: string }
-  await link(node, honest)
-  await eventually(async () => await converged([node, honest]), 15_000, 'metadata on the node')
-  await evil.node.handle(BLOB_PROTOCOL, (stream: Stream) => {
-    void (async () => {
-      const framed = new FramedStream(stream, { maxMessageSize: MAX_BLOB_MESSAGE })
-      const req = (await framed.read()).value as any
-      if (req?.t === 'has') {
-        await framed.send({ t: 'have', hashes: req.hashes })
-        await framed.close()
-        return
-      }
-      await behaviour(framed, req, bySha.get(req?.sha256) ?? file)
-    })().catch(() => {})
-  }, { maxInboundStreams: 16 })
-  const peerHonest = async (): Promise<void> => {
-    await node.node.api.inject({ method: 'POST', url: '/peers', headers: node.admin, payload: { multiaddr: addressOf(honest) } })
-  }
-  return {
-    node,
-    honest,
-    evil,
-    file,
-    files,
-    url: (name) => `${node.node.url}/datasets/${ds.id as string}/versions/${version.id}/files/${name}`,
-    connectEvil: async () => {
-      await node.node.api.inject({ method: 'POST', url: '/peers', headers: node.admin, payload: { multiaddr: evil.addr, name: 'evil' } })
-      await evil.book.add(addressOf(node))
-      await evil.node.dial(multiaddr(addressOf(node)))
-      await sleep(300)
-    },
-    unlinkHonest: async () => {
-      await node.node.api.inject({ method: 'DELETE', url: `/peers/${honest.node.peerId}`, headers: node.admin })
-      await honest.node.api.inject({ method: 'DELETE', url: `/peers/${node.node.peerId}`, headers: honest.admin })
-    },
-    relinkHonest: async () => {
-      await peerHonest()
-      await honest.node.api.inject({ method: 'POST', url: '/peers', headers: honest.admin, payload: { multiaddr: addressOf(node) } })
-      await eventually(() => node.node.libp2p.getConnections().some(c => c.remotePeer.toString() === honest.node.peerId && c.status === 'open'), 10_000, 'honest reconnected')
-    }
-  }
-}
-
-async function download (url: string, headers: Record<string, string>, ms = 20_000): Promise<{ status: number | string, body?: Buffer, bodyError?: string }> {
-  try {
-    const res = await fetch(url, { headers, signal: AbortSignal.timeout(ms) })
-    try {
-      return { status: res.status, body: Buffer.from(await res.arrayBuffer()) }
-    } catch (err) {
-      return { status: res.status, bodyError: (err as Error).name }
-    }
-  } catch (err) {
-    return { status: (err as Error).name }
-  }
-}
-
-t.test('a peer that sends wrong bytes never yields a complete 200 with those bytes', async t => {
-  const bug = known('BUG-1: stream-as-fetched passes unverified bytes on and ends the response normally')
-  // Evil announces the right size, then sends random bytes of that size.
-  const s = await blobSetup(t, async (framed, req, file) => {
-    await framed.send({ t: 'blob', size: file.length })
-    const junk = new Rng(99).bytes(file.length - req.offset)
-    for (let at = 0; at < junk.length; at += 65536) await framed.send({ t: 'chunk', data: junk.subarray(at, at + 65536) })
-    await framed.send({ t: 'end' })
-    await framed.close()
-  }, 300_000, 8)
-  await s.connectEvil()
-  // With the honest peer connected too, evil is used when it answers `has` first; then evil alone.
-  // Each try uses a fresh file: once caught, evil is never asked for that blob again.
-  const outcomes: string[] = []
-  let wrong = 0
-  for (const [i, [name, bytes]] of s.files.entries()) {
-    const alone = i >= 5
-    if (i === 5) await s.unlinkHonest()
-    const got = await download(s.url(name), s.node.admin)
-    const complete200Wrong = got.status === 200 && got.body !== undefined && !got.body.equals(Buffer.from(bytes))
-    if (complete200Wrong) wrong++
-    outcomes.push(`${alone ? 'evil only' : 'both'}: ${String(got.status)}${got.bodyError !== undefined ? '+' + got.bodyError : ''}${complete200Wrong ? ' WRONG BYTES' : got.body?.equals(Buffer.from(bytes)) === true ? ' ok' : ''}`)
-  }
-  t.comment(outcomes.join('; '))
-  t.equal(wrong, 0, `no complete 200 response carried the wrong bytes (${wrong} of ${outcomes.length} did)`, bug)
-})
-
-t.test('a peer that stops mid-blob does not get the honest peer blamed, and the file still arrives', async t => {
-  const bug = known('BUG-2: the poisoned partial file is resumed from the next peer, which is then marked a liar')
-  // Evil sends the right size, then the first half as random bytes, then ends the stream.
-  const s = await blobSetup(t, async (framed, _req, file) => {
-    await framed.send({ t: 'blob', size: file.length })
-    await framed.send({ t: 'chunk', data: new Rng(5).bytes(Math.floor(file.length / 2)).subarray(0, 200_000) })
-    await framed.close()
-  })
-  await s.unlinkHonest()
-  await s.connectEvil()
-  const first = await download(s.url('f.bin'), s.node.admin)
-  t.not(first.status, 500, `first download (evil only): ${String(first.status)}`)
-  // Evil goes away; the honest peer, which has the right bytes, comes back.
-  await s.node.node.api.inject({ method: 'DELETE', url: `/peers/${s.evil.peerId}`, headers: s.node.admin })
-  await s.relinkHonest()
-  let last: Awaited<ReturnType<typeof download>> | undefined
-  for (let i = 0; i < 3; i++) {
-    last = await download(s.url('f.bin'), s.node.admin)
-    if (last.status === 200 && last.body?.equals(Buffer.from(s.file)) === true) break
-    await sleep(500)
-  }
-  const blamed = (await s.node.node.api.inject({ url: '/audit?type=blob.mismatch', headers: s.node.admin })).json().items.map((e: any) => e.peer)
-  t.notOk(blamed.includes(s.honest.node.peerId), `the honest peer is not audited as a liar (blob.mismatch against: ${JSON.stringify(blamed)})`, bug)
-  t.ok(last?.status === 200 && last.body?.equals(Buffer.from(s.file)), `the file downloads intact from the honest peer (last answer: ${String(last?.status)} ${last?.status === 200 ? (last.body?.equals(Buffer.from(s.file)) === true ? 'intact' : 'WRONG BYTES') : last?.body?.toString().slice(0, 150) ?? last?.bodyError ?? ''})`, bug)
-  t.ok(await s.node.node.blobs.has(sha(s.file)), 'the node keeps the verified copy', bug)
-})
-
-t.test('a peer that goes silent does not hang downloads or availability', async t => {
-  const bug = known('BUG-3: blob fetch reads (has and get) have no timeout')
-  // Evil answers `get` with the size and then nothing, keeping the stream open; a second evil never answers `has`.
-  const s = await blobSetup(t, async (framed, _req, file) => {
-    await framed.send({ t: 'blob', size: file.length })
-    // Silent from here on; the stream stays open until the test ends.
-    await framed.read().catch(() => {})
-  })
-  const mute = await startTestPeer(t)
-  await mute.node.handle(BLOB_PROTOCOL, () => { /* read nothing, answer nothing */ }, { maxInboundStreams: 16 })
-  await s.node.node.api.inject({ method: 'POST', url: '/peers', headers: s.node.admin, payload: { multiaddr: mute.addr, name: 'mute' } })
-  await mute.book.add(addressOf(s.node))
-  await s.unlinkHonest()
-  await s.connectEvil()
-  const started = Date.now()
-  const [got, availability] = await Promise.all([
-    download(s.url('f.bin'), s.node.admin, 25_000),
-    (async () => {
-      await mute.node.dial(multiaddr(addressOf(s.node)))
-      const url = s.url('f.bin').replace(/\/versions\/.*$/, '/availability')
-      return await download(url, s.node.admin, 25_000)
-    })()
-  ])
-  t.comment(`download: ${String(got.status)} ${got.bodyError ?? ''}; availability: ${String(availability.status)}; after ${Date.now() - started} ms`)
-  t.not(got.status, 'TimeoutError', 'the download ends (with an error is fine) instead of hanging', bug)
-  t.not(got.bodyError, 'TimeoutError', 'the download body ends instead of hanging', bug)
-  t.not(availability.status, 'TimeoutError', 'availability answers although one peer never answers `has`', bug)
-})
-
-t.test('one small sync frame cannot make the node allocate hundreds of MB or block for seconds', async t => {
+t.test('one small sync frame cannot make the node allocate hundreds of MB or spend seconds of CPU', async t => {
   const bug = known('BUG-4: FramedStream decodes a whole frame eagerly; CBOR items cost ~75 bytes of heap per encoded byte')
   const node = await startTestNode(t)
   const evil = await startTestPeer(t)
@@ -208,25 +38,36 @@ t.test('one small sync frame cannot make the node allocate hundreds of MB or blo
   body[0] = 0x9a
   new DataView(body.buffer).setUint32(1, n)
   body.fill(0xa0, 5)
+  // What the bug did: decode all four million items (~300 MB of heap, over a
+  // second of CPU) before anything could refuse the frame. Both are measured
+  // as work done, not wall-clock time: the CPU time this process spent (both
+  // ends of the stream live in it) between sending the frame and the reset,
+  // and the heap's high-water mark. A loaded machine stretches wall-clock
+  // time, not the CPU time a piece of work takes.
   ;(globalThis as { gc?: () => void }).gc?.()
   const heapBefore = process.memoryUsage().heapUsed
   let heapMax = heapBefore
-  const sampler = setInterval(() => { heapMax = Math.max(heapMax, process.memoryUsage().heapUsed) }, 1)
+  const sample = (): void => { heapMax = Math.max(heapMax, process.memoryUsage().heapUsed) }
+  const sampler = setInterval(sample, 1)
   const delay = monitorEventLoopDelay({ resolution: 10 })
   delay.enable()
   const stream = await conn.newStream(SYNC_PROTOCOL)
   const framed = new FramedStream(stream, { maxMessageSize: MAX_SYNC_MESSAGE })
+  const cpuBefore = process.cpuUsage()
   stream.send(varint(body.length))
   stream.send(body)
-  const res = await drain(framed, 20_000)
+  const res = await drain(framed, 60_000)
+  sample()
+  const cpu = process.cpuUsage(cpuBefore)
   await sleep(200)
   delay.disable()
   clearInterval(sampler)
+  const cpuMs = (cpu.user + cpu.system) / 1000
   const grewMiB = (heapMax - heapBefore) / 2 ** 20
   t.equal(res.end, 'error', 'the stream is reset')
-  t.comment(`heap grew by ${grewMiB.toFixed(0)} MiB for a ${(body.length / 2 ** 20).toFixed(1)} MiB frame; event loop blocked up to ${(delay.max / 1e6).toFixed(0)} ms`)
+  t.comment(`heap grew by ${grewMiB.toFixed(0)} MiB for a ${(body.length / 2 ** 20).toFixed(1)} MiB frame; ${cpuMs.toFixed(0)} ms of CPU; event loop blocked up to ${(delay.max / 1e6).toFixed(0)} ms (not asserted: wall-clock)`)
   t.ok(grewMiB < 40, `heap growth ${grewMiB.toFixed(0)} MiB < 40 MiB (at 16 MiB a frame costs ~1.2 GB and 6-7 s of blocked event loop)`, bug)
-  t.ok(delay.max < 300e6, `event loop blocked ${(delay.max / 1e6).toFixed(0)} ms < 300 ms`, bug)
+  t.ok(cpuMs < CPU_BOUND_MS, `${cpuMs.toFixed(0)} ms of CPU to refuse the frame < ${CPU_BOUND_MS} ms`, bug)
 })
 
 t.test('the sync server refuses a want for a batch it already answered', async t => {
@@ -240,11 +81,14 @@ t.test('the sync server refuses a want for a batch it already answered', async t
   const framed = new FramedStream(await conn.newStream(SYNC_PROTOCOL), { maxMessageSize: MAX_SYNC_MESSAGE })
   await framed.send({ t: 'hello', v: PROTOCOL_VERSION, epoch: '', since: 0, live: true })
   let answers = 0
-  const res = await drain(framed, 2000, async (m: any) => {
+  // Until the node resets the stream (the fix) or answers a second time (the
+  // bug): a fixed wait would end before either on a loaded machine, and pass.
+  const res = await drain(framed, 60_000, async (m: any) => {
     if (m?.t === 'offer' && m.batch === 0) {
       for (let i = 0; i < 5; i++) await framed.send({ t: 'want', batch: 0, items: m.items.map(([k]: [string]) => [k, []]) })
     }
     if (m?.t === 'docs' && m.last === true) answers++
+    return answers > 1
   })
   framed.abort(new Error('done'))
   t.comment(`5 wants for batch 0 got ${answers} complete answers; stream ${res.end}`)
@@ -258,7 +102,7 @@ t.test('record views survive replicated documents with unexpected shapes', async
   // The records come from a full node of the mesh, made by its admin and signed by it: what the rules admit.
   const peer = await startTestNode(t)
   await link(node, peer)
-  await eventually(async () => await converged([node, peer]), 15_000, 'the roster on both')
+  await eventually(async () => await converged([node, peer]), 60_000, 'the roster on both')
   const author = peer.node.trust.localAdminId
   const template = (kind: string, id: string): Record<string, unknown> => ({
     kind, id, name: 'peer record', createdAt: '2026-01-01T00:00:00.000Z', createdBy: author, updatedAt: '2026-01-01T00:00:00.000Z', updatedBy: author,
@@ -409,7 +253,7 @@ t.test('a refused upload never takes a blob an identical upload in flight is abo
   const a = upload()
   a.push(part('shared.bin', shared))
   a.push([new TextEncoder().encode(`--${boundary}\r\n`)])
-  await eventually(async () => await n.node.blobs.has(hash), 10_000, 'A stored the shared file')
+  await eventually(async () => await n.node.blobs.has(hash), 60_000, 'A stored the shared file')
   const b = upload()
   b.push(part('shared.bin', shared))
   b.push([new TextEncoder().encode(`--${boundary}\r\n`)])
@@ -426,25 +270,4 @@ t.test('a refused upload never takes a blob an identical upload in flight is abo
   const got = await fetch(`${url}/${version.id}/files/shared.bin`, { headers: n.admin })
   t.equal(got.status, 200, 'B\'s shared file downloads')
   t.equal(sha(Buffer.from(await got.arrayBuffer())), hash, '...with its bytes')
-})
-
-t.test('a download that fails before its first byte answers a JSON error, not Fastify\'s 500', async t => {
-  const bug = known('BUG-11: the file route sets content-type/content-length before sending the stream; when the stream fails first, the error handler\'s object cannot be sent as application/octet-stream')
-  // Evil announces 10 bytes (the node starts answering the client), then sends 1000: the fetch fails before the client gets a byte.
-  const s = await blobSetup(t, async (framed) => {
-    await framed.send({ t: 'blob', size: 10 })
-    await sleep(500)
-    await framed.send({ t: 'chunk', data: new Uint8Array(1000) })
-    await framed.send({ t: 'end' })
-    await framed.close()
-  })
-  await s.unlinkHonest()
-  await s.connectEvil()
-  const res = await fetch(s.url('f.bin'), { headers: s.node.admin, signal: AbortSignal.timeout(15_000) })
-  const text = await res.text().catch((err: Error) => `<body error ${err.name}>`)
-  t.comment(`${res.status} ${res.headers.get('content-type') ?? ''} ${text.slice(0, 200)}`)
-  t.ok(res.status < 500 || res.status === 503, `not a 500 (got ${res.status})`, bug)
-  let body: any
-  try { body = JSON.parse(text) } catch {}
-  t.ok(typeof body?.error?.code === 'string', 'a JSON error with error.code', bug)
 })

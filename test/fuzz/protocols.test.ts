@@ -46,6 +46,18 @@ const EVILS = Number(process.env.FUZZ_EVILS ?? 3)
 /** FUZZ_DRIVERS=half-open,churn,pulls,fetch-files,honest-sync picks the background drivers (default: all). */
 const DRIVERS = process.env.FUZZ_DRIVERS?.split(',')
 const STRICT = process.env.FUZZ_STRICT === '1'
+/**
+ * Client-side cases a run must reach (about 1,700 in 30 s on an idle machine).
+ * A loaded machine runs past FUZZ_MS until it gets there, within a hard bound:
+ * the same coverage, only slower.
+ */
+const MIN_CASES = 500
+/**
+ * How long an answer the node owes may take before it counts as never
+ * coming: generous, so a machine busy with other work (answers then take
+ * seconds) is not mistaken for a node that does not answer.
+ */
+const ANSWER_MS = 60_000
 t.comment(`FUZZ_SEED=${SEED} FUZZ_MS=${RUN_MS}`)
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
@@ -160,7 +172,7 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
   const remoteVersion = ((await rup.json()) as { id: string }).id
   const remoteBySha = new Map(remoteFiles.map(f => [sha(f.bytes), f.bytes]))
 
-  await eventually(async () => await converged([node, honest]), 15_000, 'initial convergence')
+  await eventually(async () => await converged([node, honest]), ANSWER_MS, 'initial convergence')
   const view = async (n: TestNode, kind: string, id: string): Promise<unknown> =>
     (await n.node.api.inject({ url: `/${PLURAL[kind] as string}/${id}`, headers: n.admin })).json()
   const before = new Map<string, unknown>()
@@ -217,7 +229,8 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
         await framed.send(welcome)
         const key = r.pick(knownKeys)
         await framed.send({ t: 'offer', batch: 0, through: 1, items: [[key, [r.hex(64)]]] })
-        await framed.read({ signal: AbortSignal.timeout(3000) }).catch(() => undefined)
+        // The node's want (or a reset): it may take seconds on a busy machine.
+        await framed.read({ signal: AbortSignal.timeout(ANSWER_MS) }).catch(() => undefined)
         const real = rawCache.get(key) as Uint8Array
         const bytes = r.bool() ? mutateBytes(r, real) : r.bool() ? r.bytes(r.size(5000)) : real.subarray(0, r.int(real.length))
         // With the record's real signatures, damaged ones, or none.
@@ -250,7 +263,7 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
           items.push([`${kind}/${id}`, made.bytes, signing === 'unsigned' ? new Uint8Array(0) : packSigs([[made.hash, sig]])])
         }
         await framed.send({ t: 'offer', batch: 0, through: 5, items: items.map(([k]) => [k, []]) })
-        await framed.read({ signal: AbortSignal.timeout(3000) }).catch(() => undefined)
+        await framed.read({ signal: AbortSignal.timeout(ANSWER_MS) }).catch(() => undefined)
         for (const [k] of items) foreignKeys.add(k)
         await framed.send({ t: 'docs', batch: 0, items, last: true })
         await framed.send({ t: 'caught-up', head: 5 })
@@ -397,7 +410,7 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
       await framed.send({ t: 'hello', v: PROTOCOL_VERSION, epoch: '', since: 0, live: false })
       const wantsPerBatch = new Map<number, number>()
       let lastDocs = 0
-      const result = await drain(framed, 5000, async (m: any) => {
+      const result = await drain(framed, ANSWER_MS, async (m: any) => {
         if (m?.t === 'offer') {
           const items = r.bool(0.7) ? m.items.map(([k]: [string]) => [k, r.bool() ? [] : randomHeads(r, 1)]) : [[r.pick(knownKeys), randomHeads(r, r.int(3))]]
           const times = r.bool(0.2) ? r.range(2, 4) : 1
@@ -540,7 +553,7 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
       const readAll = r.bool(0.8)
       const hangUps = e.hangUps
       const conn = e.conn
-      const res = await drain(framed, 10_000, (m: any) => {
+      const res = await drain(framed, ANSWER_MS, (m: any) => {
         if (m?.t === 'blob') size = m.size
         else if (m?.t === 'chunk') chunks.push(m.data)
         else if (m?.t === 'end') ended = true
@@ -549,6 +562,10 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
       framed.abort(new Error('done'))
       // A hang-up by churn may end the stream early, even cleanly.
       if (!readAll || res.end === 'error' || e.hangUps !== hangUps || conn?.status !== 'open') return
+      if (res.end === 'timeout') {
+        find('blob.get-unfinished', `hash ${hash} offset ${offset}: ${chunks.length} chunks and no end within ${ANSWER_MS / 1000} s`)
+        return
+      }
       if (offset > bytes.length) {
         if (res.messages[0]?.t !== 'error') find('blob.offset-past-end', `offset ${offset} of ${bytes.length}: ${JSON.stringify(res.messages[0])?.slice(0, 200)}`)
         return
@@ -562,9 +579,16 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
       const { framed } = await open(e, BLOB_PROTOCOL)
       const hashes = Array.from({ length: r.range(1, 30) }, () => r.bool() ? r.pick(servedHashes) : r.hex(64))
       await framed.send({ t: 'has', v: 1, hashes })
-      const res = await drain(framed, 5000)
+      // The node checks each hash against its references and its store, one
+      // after the other: on a busy machine a long list takes many seconds
+      // (seen: 11.5 s for 23 hashes beside two CPU hogs), and a late answer
+      // is not a wrong one.
+      const res = await drain(framed, ANSWER_MS)
       framed.abort(new Error('done'))
-      if (res.end !== 'timeout' && res.messages.length === 0) return // the connection was churned
+      if (res.messages.length === 0) {
+        if (res.end === 'timeout') find('blob.has-unanswered', `asked ${hashes.length}, no answer within ${ANSWER_MS / 1000} s`)
+        return // else the connection was churned
+      }
       const have = res.messages[0]?.hashes as string[] | undefined
       const expected = [...new Set(hashes.filter(h => served.has(h)))].sort()
       if (have === undefined || JSON.stringify([...new Set(have)].sort()) !== JSON.stringify(expected)) find('blob.wrong-have', `asked ${hashes.length}, got ${JSON.stringify(res.messages[0])?.slice(0, 200)}`)
@@ -653,13 +677,34 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
 
   // --- The run. ---
   const deadline = Date.now() + RUN_MS
-  const running = (): boolean => Date.now() < deadline
+  const hardDeadline = Date.now() + RUN_MS * 3
+  const enough = (): boolean => ONLY !== undefined || log.total >= MIN_CASES
+  let ended: number | undefined
+  const running = (): boolean => {
+    if (ended !== undefined) return false
+    if (Date.now() < deadline || (!enough() && Date.now() < hardDeadline)) return true
+    ended = Date.now()
+    return false
+  }
   const memory: number[] = []
   collectGarbage()
   const baseline = process.memoryUsage().rss
   const heapBaseline = process.memoryUsage().heapUsed
   const loopDelay = monitorEventLoopDelay({ resolution: 20 })
   loopDelay.enable()
+  // How long the event loop is blocked, in CPU time of the main thread
+  // between two timer ticks: a synchronous task that takes the thread for
+  // seconds (a huge frame decoded in one go, say) shows here whatever else
+  // the machine does, while the wall-clock delay above also counts the time
+  // other processes had the CPU (reported, not asserted).
+  const threadCpuMs = (): number => { const u = process.threadCpuUsage(); return (u.user + u.system) / 1000 }
+  let lastTickCpu = threadCpuMs()
+  let blockedCpuMax = 0
+  const blockMonitor = setInterval(() => {
+    const now = threadCpuMs()
+    blockedCpuMax = Math.max(blockedCpuMax, now - lastTickCpu)
+    lastTickCpu = now
+  }, 20)
   let peak = { rss: 0, heapUsed: 0, external: 0, arrayBuffers: 0 }
   // A full GC every second: RSS then follows what is alive, not how lazily V8 collects the
   // fuzzer's own garbage (the peak without it is reported too; the leak check is below).
@@ -749,7 +794,7 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
       if (!running()) return
       const started = Date.now()
       try {
-        const res = await fetch(`${node.node.url}/datasets/${remoteDs.id as string}/versions/${remoteVersion}/files/${f.name}`, { headers: node.admin, signal: AbortSignal.timeout(20_000) })
+        const res = await fetch(`${node.node.url}/datasets/${remoteDs.id as string}/versions/${remoteVersion}/files/${f.name}`, { headers: node.admin, signal: AbortSignal.timeout(ANSWER_MS) })
         let body: Buffer | undefined
         let bodyError: string | undefined
         try { body = Buffer.from(await res.arrayBuffer()) } catch (err) { bodyError = (err as Error).name }
@@ -760,24 +805,27 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
         downloads.push({ name: f.name, status: bodyError !== undefined ? `${res.status}+${bodyError}` : res.status, ms: Date.now() - started })
       } catch (err) {
         downloads.push({ name: f.name, status: (err as Error).name, ms: Date.now() - started })
-        if ((err as Error).name === 'TimeoutError') find('fetch.hang', `${f.name}: no answer within 20 s`)
+        if ((err as Error).name === 'TimeoutError') find('fetch.hang', `${f.name}: no answer within ${ANSWER_MS / 1000} s`)
       }
     }
   }
 
-  // The honest peer keeps receiving what the node writes, within a bound.
+  // The honest peer keeps receiving what the node writes while the storm goes on.
   const liveness: number[] = []
+  /** Records that reached the honest peer, and when. */
+  const arrivals: number[] = []
   const honestSync = async (): Promise<void> => {
     let i = 0
     while (running()) {
       const started = Date.now()
       const made = (await node.node.api.inject({ method: 'POST', url: '/datasets', headers: node.admin, payload: { name: `during fuzz ${i++}` } })).json()
       try {
-        await eventually(async () => (await honest.node.api.inject({ url: `/datasets/${made.id as string}`, headers: honest.admin })).statusCode === 200, 15_000, 'record on honest peer')
+        await eventually(async () => (await honest.node.api.inject({ url: `/datasets/${made.id as string}`, headers: honest.admin })).statusCode === 200, ANSWER_MS, 'record on honest peer')
         liveness.push(Date.now() - started)
+        arrivals.push(Date.now())
       } catch {
         liveness.push(Infinity)
-        find('honest.sync-stalled', `dataset ${made.id as string} did not reach the honest peer within 15 s`)
+        find('honest.sync-stalled', `dataset ${made.id as string} did not reach the honest peer within ${ANSWER_MS / 1000} s`)
       }
       const health = await node.node.api.inject({ url: '/healthz' })
       if (health.statusCode !== 200) find('node.unhealthy', `healthz ${health.statusCode}`)
@@ -791,7 +839,7 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
     try { await task() } finally { pending.delete(label) }
   }
   const watchdog = setInterval(() => {
-    if (Date.now() > deadline + 30_000) t.comment(`still running ${Math.round((Date.now() - deadline) / 1000)} s after the deadline: ${[...pending].join(', ')}; last cases: ${log.recent()}`)
+    if (ended !== undefined && Date.now() > ended + 30_000) t.comment(`still running ${Math.round((Date.now() - ended) / 1000)} s after the storm ended: ${[...pending].join(', ')}; last cases: ${log.recent()}`)
   }, 10_000)
   await Promise.all([
     ...Array.from({ length: WORKERS }, async (_, i) => { await track(`worker ${i}`, async () => { await worker(i) }) }),
@@ -801,6 +849,7 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
   ])
   clearInterval(watchdog)
   loopDelay.disable()
+  clearInterval(blockMonitor)
   clearInterval(sampler)
 
   // --- After the storm. ---
@@ -812,17 +861,20 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
   t.comment(`honest sync latency ms: ${liveness.map(ms => Number.isFinite(ms) ? ms : 'never').join(' ')}`)
   t.comment(`downloads: ${downloads.map(d => `${d.name}=${d.status}/${d.ms}ms`).join(' ')}`)
   const maxRss = Math.max(baseline, ...memory)
-  t.comment(`rss baseline ${(baseline / 2 ** 20).toFixed(0)} MiB, max ${(maxRss / 2 ** 20).toFixed(0)} MiB; event loop delay max ${(loopDelay.max / 1e6).toFixed(0)} ms, p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms`)
+  t.comment(`rss baseline ${(baseline / 2 ** 20).toFixed(0)} MiB, max ${(maxRss / 2 ** 20).toFixed(0)} MiB; event loop delay (wall clock) max ${(loopDelay.max / 1e6).toFixed(0)} ms, p99 ${(loopDelay.percentile(99) / 1e6).toFixed(0)} ms; longest block in main-thread CPU ${blockedCpuMax.toFixed(0)} ms; storm ran ${(((ended ?? Date.now()) - deadline + RUN_MS) / 1000).toFixed(0)} s`)
 
-  if (ONLY === undefined) t.ok(log.total >= 500, `ran ${log.total} client-side cases (at least 500; about 1,700 on an idle machine)`)
+  if (ONLY === undefined) t.ok(log.total >= MIN_CASES, `ran ${log.total} client-side cases (at least ${MIN_CASES}; about 1,700 in 30 s on an idle machine)`)
   t.equal((await node.node.api.inject({ url: '/healthz' })).statusCode, 200, 'node is up')
   if (DRIVERS === undefined || DRIVERS.includes('honest-sync')) {
-    t.ok(liveness.length >= 3 && liveness.every(ms => ms < 15_000), `honest peer received every record written during the run within 15 s (${liveness.length} records)`)
+    // Not starved: records kept arriving while the storm ran (a starved
+    // peer would get them only once it ended), and none was lost.
+    const duringStorm = arrivals.filter(at => ended === undefined || at <= ended).length
+    t.ok(duringStorm >= 3 && liveness.every(ms => Number.isFinite(ms)), `honest peer kept receiving records during the storm (${duringStorm} of ${liveness.length} arrived before it ended), and every one arrived`)
   }
   const MiB = (n: number): string => (n / 2 ** 20).toFixed(0)
   t.comment(`at the RSS peak: heap ${MiB(peak.heapUsed)} MiB, external ${MiB(peak.external)} MiB (array buffers ${MiB(peak.arrayBuffers)} MiB)`)
   t.ok(maxRss - baseline < 200 * 2 ** 20, `RSS grew by ${MiB(maxRss - baseline)} MiB at most (< 200 MiB)`)
-  t.ok(loopDelay.max < 2e9, `event loop never blocked for 2 s (max ${(loopDelay.max / 1e6).toFixed(0)} ms)`)
+  t.ok(blockedCpuMax < 2000, `event loop never blocked for 2 s of CPU (longest ${blockedCpuMax.toFixed(0)} ms of main-thread CPU between timer ticks)`)
 
   // Data intact: every record created before is exactly as it was.
   for (const c of created) {
@@ -862,16 +914,17 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
   const login = await node.node.api.inject({ method: 'POST', url: '/auth/login', payload: { username: 'admin', password: 'correct horse battery' } })
   t.equal(login.statusCode, 200, 'the admin can still log in')
 
-  // Half-open connections are closed by the node (libp2p's inbound upgrade timeout is 10 s).
-  await eventually(() => sockets.every(s => s.closed !== undefined || Date.now() - s.opened < 12_000), 15_000, 'half-open sockets closed').catch(() => {})
-  const stuck = sockets.filter(s => s.closed === undefined && Date.now() - s.opened >= 12_000)
+  // Half-open connections are closed by the node (libp2p's inbound upgrade
+  // timeout is 10 s; a loaded machine may fire it late).
+  await eventually(() => sockets.every(s => s.closed !== undefined), ANSWER_MS, 'half-open sockets closed').catch(() => {})
+  const stuck = sockets.filter(s => s.closed === undefined)
   t.equal(stuck.length, 0, `every half-open TCP connection was closed by the node (${sockets.length} opened)`)
   for (const s of sockets) s.socket.destroy()
 
   // Streams the evil peers left behind are gone on the node once they reset them.
   const inboundFromEvil = (): string[] => node.node.libp2p.getConnections().filter(c => evilIds.has(c.remotePeer.toString()))
     .flatMap(c => c.streams.filter(s => s.direction === 'inbound' && (s.protocol === SYNC_PROTOCOL || s.protocol === BLOB_PROTOCOL)).map(s => `${s.protocol ?? '?'}:${s.status}`))
-  await eventually(() => inboundFromEvil().length === 0, 10_000, 'inbound streams cleaned up').catch(() => {})
+  await eventually(() => inboundFromEvil().length === 0, 30_000, 'inbound streams cleaned up').catch(() => {})
   t.same(inboundFromEvil(), [], 'no inbound stream from an evil peer left open on the node')
 
   // Converged with the honest peer at the end (hostile records included, as they hop on).
@@ -879,7 +932,7 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
     await e.peer.node.hangUp(multiaddr(nodeAddr)).catch(() => {})
     await node.node.api.inject({ method: 'DELETE', url: `/peers/${e.peer.peerId}`, headers: node.admin })
   }
-  await eventually(async () => await converged([node, honest]), 20_000, 'convergence').catch(() => {})
+  await eventually(async () => await converged([node, honest]), ANSWER_MS, 'convergence').catch(() => {})
   t.ok(await converged([node, honest]), 'node and honest peer converged')
 
   // Nothing the storm allocated stays alive once it is over (a leak would).

@@ -14,6 +14,8 @@ import { initDataset } from '../../src/crdt/records/dataset.ts'
 import { addVersion } from '../../src/crdt/records/versions.ts'
 import { markDeleted } from '../../src/crdt/records/common.ts'
 import { newId } from '../../src/crdt/keys.ts'
+import { binarySublevel, jsonSublevel, type Db } from '../../src/db.ts'
+import type { DocMeta } from '../../src/crdt/doc-store.ts'
 
 let node: RunningNode
 /** Claims to put on the next changes instead of honest ones (fields merged over the honest claims). */
@@ -99,6 +101,23 @@ const attacks: Record<string, Attack> = {
       }
     }
     return n
+  },
+  /**
+   * Serves `bytes` (base64) as the document `key` without ever loading
+   * them: an honest document is made, then its stored bytes are swapped
+   * under the store and given heads of their own, so every peer that pulls
+   * it is offered something it lacks.
+   */
+  async plantRaw ({ key, bytes }) {
+    await node.docs.create(key, d => initDataset(d, 'dataset', key.split('/')[1] as string, { name: 'soon poisoned' }, { userId: me(), at: at() }), { author: me() })
+    await node.docs.flush()
+    // The running node carries its database (RunningNode does not name it: nothing else should touch it).
+    const db = (node as unknown as { db: Db }).db
+    const metaDb = jsonSublevel<DocMeta>(db, 'meta')
+    const meta = await metaDb.get(key) as DocMeta
+    await binarySublevel(db, 'snap').put(key, Buffer.from(bytes, 'base64'))
+    await metaDb.put(key, { ...meta, chunks: 0, heads: ['ff'.repeat(32)] })
+    return key
   },
   /** A dataset of its own, which a contributor may make: the control case. */
   async ownDataset ({ name }) {

@@ -2,7 +2,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import t from 'tap'
 import { jsonSublevel, openDb } from '../../src/db.ts'
 import { peerIdOf } from '../../src/peer/identity.ts'
-import { PeerBook } from '../../src/peer/peer-book.ts'
+import { PeerBook, PENDING_TTL_MS } from '../../src/peer/peer-book.ts'
 import { parsePeerAddress } from '../../src/peer/peer-address.ts'
 import type { PeerEntry, PendingPeer } from '../../src/peer/peer-book.ts'
 import { tempDir } from '../helpers/tmp.ts'
@@ -98,18 +98,27 @@ void t.test('add, merge, get, list, update, remove', async (t) => {
   await t.rejects(book.remove('not-a-peer'), { code: 'INVALID_INPUT' })
 })
 
-void t.test('pending requests: record, cap, approve, dismiss', async (t) => {
+/** A peer book on a fresh LevelDB whose clock the test moves. */
+async function bookWithClock (t: Parameters<typeof openTestBook>[0], dir: string, self: string, clock: { now: number }, init: { maxPending?: number, pendingTtlMs?: number } = {}): Promise<{ book: PeerBook, close: () => Promise<void> }> {
+  const db = await openDb(dir)
+  let open = true
+  const close = async (): Promise<void> => { if (open) { open = false; await db.close() } }
+  t.teardown(close)
+  const book = await PeerBook.open({ trusted: jsonSublevel<PeerEntry>(db, 'peers'), pending: jsonSublevel<PendingPeer>(db, 'pending'), self, now: () => clock.now, ...init })
+  return { book, close }
+}
+
+void t.test('pending requests: record, approve, dismiss', async (t) => {
   const self = await newPeerId()
-  const book = await openTestBook(t, self, 2)
+  const book = await openTestBook(t, self)
   const [a, b, c] = [await newPeerId(), await newPeerId(), await newPeerId()]
 
   await book.recordPending(a, '/ip4/10.9.9.1/tcp/50123')
   await book.recordPending(a, '/ip4/10.9.9.1/tcp/50124')
   await book.recordPending(b, `/ip4/10.9.9.2/tcp/50200/p2p/${b}`)
-  await book.recordPending(c, '/ip4/10.9.9.3/tcp/50300')
   await book.recordPending(self, '/ip4/10.9.9.4/tcp/50400')
   const pending = book.pending()
-  t.same(pending.map(p => p.peerId).sort(), [a, b].sort(), 'capped at maxPending; own id ignored')
+  t.same(pending.map(p => p.peerId).sort(), [a, b].sort(), 'own id ignored')
   t.match(pending.find(p => p.peerId === a), { addr: `/ip4/10.9.9.1/tcp/50124/p2p/${a}`, attempts: 2 })
   t.notOk(book.isTrusted(a), 'pending is not trusted')
 
@@ -133,6 +142,68 @@ void t.test('pending requests: record, cap, approve, dismiss', async (t) => {
   await book.recordPending(c, '/ip4/10.9.9.3/tcp/50300')
   await book.add(`/ip4/10.9.9.3/tcp/4001/p2p/${c}`)
   t.same(book.pending(), [], 'adding a peer settles its pending request')
+})
+
+void t.test('a full pending list makes room for a newcomer by forgetting the peer seen longest ago', async (t) => {
+  const clock = { now: 1_000_000 }
+  const { book } = await bookWithClock(t, await tempDir(t), await newPeerId(), clock, { maxPending: 3 })
+  const [a, b, c, d, e] = await Promise.all(Array.from({ length: 5 }, async () => await newPeerId())) as [string, string, string, string, string]
+
+  await book.recordPending(a, '/ip4/10.9.9.1/tcp/50001')
+  clock.now += 1000
+  await book.recordPending(b, '/ip4/10.9.9.2/tcp/50002')
+  clock.now += 1000
+  await book.recordPending(c, '/ip4/10.9.9.3/tcp/50003')
+  clock.now += 1000
+  await book.recordPending(a, '/ip4/10.9.9.1/tcp/50001')
+  t.same(book.pending().map(p => p.peerId), [a, c, b], 'most recently seen first')
+
+  clock.now += 1000
+  await book.recordPending(d, '/ip4/10.9.9.4/tcp/50004')
+  t.same(book.pending().map(p => p.peerId), [d, a, c], 'the newcomer is listed; b, seen longest ago, made room')
+  t.equal(book.pending().length, 3, 'still capped')
+
+  clock.now += 1000
+  await book.recordPending(a, '/ip4/10.9.9.1/tcp/50001')
+  t.same(book.pending().map(p => p.peerId), [a, d, c], 'a known peer knocking again takes no one\'s place')
+  t.match(book.pending()[0], { attempts: 3 })
+
+  await book.dismiss(c)
+  clock.now += 1000
+  await book.recordPending(e, '/ip4/10.9.9.5/tcp/50005')
+  t.same(book.pending().map(p => p.peerId), [e, a, d], 'a dismissed slot is reused without evicting anyone')
+})
+
+void t.test('pending requests expire once their peer has not been seen for the TTL, also across a restart', async (t) => {
+  t.equal(PENDING_TTL_MS, 7 * 24 * 60 * 60 * 1000, 'the default is a week')
+  const dir = await tempDir(t)
+  const self = await newPeerId()
+  const clock = { now: Date.UTC(2030, 0, 1) }
+  const [quiet, retrying, late] = [await newPeerId(), await newPeerId(), await newPeerId()]
+  const first = await bookWithClock(t, dir, self, clock)
+
+  await first.book.recordPending(quiet, '/ip4/10.9.9.1/tcp/50001')
+  await first.book.recordPending(retrying, '/ip4/10.9.9.2/tcp/50002')
+  clock.now += PENDING_TTL_MS / 2
+  await first.book.recordPending(retrying, '/ip4/10.9.9.2/tcp/50002')
+  clock.now += PENDING_TTL_MS / 2 - 1
+  t.same(first.book.pending().map(p => p.peerId).sort(), [quiet, retrying].sort(), 'kept until the TTL has passed')
+  clock.now += 1
+  t.same(first.book.pending().map(p => p.peerId), [retrying], 'a peer not seen for the TTL is no longer listed')
+  await t.rejects(first.book.approve(quiet), { code: 'NOT_FOUND' }, 'an expired request cannot be approved')
+  await t.rejects(first.book.dismiss(quiet), { code: 'NOT_FOUND' }, 'nor dismissed: it is gone')
+  await first.book.recordPending(late, '/ip4/10.9.9.3/tcp/50003')
+  await first.close()
+
+  clock.now += PENDING_TTL_MS / 2
+  const second = await bookWithClock(t, dir, self, clock)
+  t.same(second.book.pending().map(p => p.peerId), [late], 'requests that expired while the node was down are dropped at open')
+  await second.close()
+
+  const db = await openDb(dir)
+  t.teardown(async () => { await db.close() })
+  const stored = await jsonSublevel<PendingPeer>(db, 'pending').keys().all()
+  t.same(stored, [late], 'expired requests are deleted from disk, not only hidden')
 })
 
 void t.test('the book survives a restart', async (t) => {

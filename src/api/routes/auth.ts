@@ -16,7 +16,8 @@ export function authRoutes (app: FastifyInstance, users: Users): void {
     }
   }, async (request) => {
     const { username, password } = request.body as { username: string, password: string }
-    return await users.login(username, password)
+    // The socket's address: X-Forwarded-For is not trusted (no trusted-proxy setting), or any client could pick its own budget.
+    return await users.login(username, password, request.ip)
   })
 
   app.post('/auth/logout', { schema: { tags: ['auth'], summary: 'Revoke the token used for this request' } }, async (request, reply) => {

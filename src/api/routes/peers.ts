@@ -91,6 +91,13 @@ export function peerRoutes (app: FastifyInstance, mesh: MeshApi): void {
     mesh.sync.peerAdded(peerId)
     return entry
   })
+
+  app.delete('/peers/pending/:peerId', { preHandler: adminOnly, schema: { tags: ['peers'], summary: 'Forget a pending request without trusting the peer; if it knocks again it is listed again (admins)', params: peerIdParams } }, async (request, reply) => {
+    const { peerId } = request.params as { peerId: string }
+    await mesh.book.dismiss(peerId)
+    await mesh.audit.append({ type: 'peer.dismiss', actor: who(request).userId, peer: peerId })
+    return await reply.status(204).send()
+  })
 }
 
 /** A revoked identity never comes back: trusting it again would let it pull and relay. */

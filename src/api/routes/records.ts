@@ -1,10 +1,14 @@
 import type { FastifyInstance } from 'fastify'
-import type { BlobStore } from '../../blobs/blob-store.ts'
+import type { RecordKind } from '../../crdt/keys.ts'
+import type { FileRef } from '../../crdt/records/versions.ts'
+import type { RecordSummary } from '../../crdt/summary.ts'
 import type { ContentKind, ListQuery, Records } from '../../warehouse/records.ts'
+import type { Files } from '../../warehouse/files.ts'
 import { DwError } from '../../errors.ts'
+import { fileRefProblem } from '../../trust/file-refs.ts'
 import { who } from '../auth-hook.ts'
 import { description, fileRef, id, idParams, jsonMap, listQuery, name, tags } from '../schemas.ts'
-import { checkJsonSize, checkNumbers } from '../validate.ts'
+import { checkFileName, checkJsonSize, checkNumbers } from '../validate.ts'
 
 const metrics = { type: 'object', maxProperties: 200, additionalProperties: { type: 'number' } } as const
 const metricsPatch = { type: 'object', maxProperties: 200, additionalProperties: { type: ['number', 'null'] } } as const
@@ -48,7 +52,7 @@ const BODIES: Record<ContentKind, { create: object, patch: object }> = {
 const PLURAL: Record<ContentKind, string> = { dataset: 'datasets', model: 'models', report: 'reports' }
 
 /** List, create, get, patch, delete and restore for one record kind. */
-export function recordRoutes (app: FastifyInstance, records: Records, kind: ContentKind, blobs: BlobStore): void {
+export function recordRoutes (app: FastifyInstance, records: Records, kind: ContentKind, files: Files): void {
   const base = `/${PLURAL[kind]}`
   const tag = [PLURAL[kind]]
   const sizes = (body: Record<string, unknown>): void => {
@@ -62,7 +66,10 @@ export function recordRoutes (app: FastifyInstance, records: Records, kind: Cont
   app.post(base, { schema: { tags: tag, summary: `Create a ${kind}`, body: BODIES[kind].create } }, async (request, reply) => {
     const body = request.body as Record<string, any>
     sizes(body)
-    if (kind === 'report') await checkSubject(records, body.subject)
+    if (kind === 'report') {
+      await checkSubject(records, body.subject)
+      await checkFileRefs(records, files, body.files ?? [])
+    }
     return await reply.status(201).send(await records.create(who(request), kind, body as any))
   })
 
@@ -74,7 +81,7 @@ export function recordRoutes (app: FastifyInstance, records: Records, kind: Cont
     }
   }, async (request) => {
     const query = request.query as { includeDeleted?: boolean }
-    return await withPresence(await records.get(kind, (request.params as { id: string }).id, query), blobs)
+    return await withPresence(await records.get(kind, (request.params as { id: string }).id, query), files)
   })
 
   app.patch(`${base}/:id`, { schema: { tags: tag, summary: `Change a ${kind} (owner or admin)`, params: idParams, body: BODIES[kind].patch } }, async (request) => {
@@ -101,15 +108,49 @@ async function checkSubject (records: Records, subject: { kind: 'dataset' | 'mod
 }
 
 /**
- * Marks each file of each version (and a report's files) with `present`:
- * whether its bytes are on this node. Metadata syncs everywhere; bytes may
- * not have arrived yet.
+ * A report's files must be files its author can read: each sha256 named by
+ * a live record (so by one the author can read), with the size that record
+ * declares. A hash no readable record names gets the same answer whether
+ * or not its bytes are on this node, so the answer tells nothing about
+ * them. (Versions need no such check: their bytes come with the upload.)
  */
-async function withPresence<T extends Record<string, unknown>> (view: T, blobs: BlobStore): Promise<T> {
-  const files = [
+async function checkFileRefs (records: Records, files: Files, refs: FileRef[]): Promise<void> {
+  const names = new Set<string>()
+  for (const [i, ref] of refs.entries()) {
+    const problem = fileRefProblem(ref)
+    if (problem !== undefined) throw new DwError('INVALID_INPUT', `files[${i}]: ${problem}`)
+    const name = checkFileName(ref.name)
+    ref.name = name
+    if (names.has(name)) throw new DwError('INVALID_INPUT', `files[${i}]: two files named ${name}`)
+    names.add(name)
+    const through = await files.readableThrough(ref.sha256)
+    if (through.length === 0) {
+      throw new DwError('INVALID_INPUT', `files[${i}]: no file with sha256 ${ref.sha256} that you can read; upload it in a dataset or model version first`)
+    }
+    const declared = new Set<number>()
+    for (const key of through) {
+      const slash = key.indexOf('/')
+      const s = (await records.meta(key.slice(0, slash) as RecordKind, key.slice(slash + 1)))?.summary as RecordSummary | undefined
+      const at = s?.blobs?.indexOf(ref.sha256) ?? -1
+      if (s !== undefined && at >= 0 && s.sizes[at] !== undefined) declared.add(s.sizes[at] as number)
+    }
+    if (!declared.has(ref.size)) {
+      throw new DwError('INVALID_INPUT', `files[${i}]: the file with sha256 ${ref.sha256} has ${[...declared].join(' or ')} bytes, not ${ref.size}`)
+    }
+  }
+}
+
+/**
+ * Marks each file of each version (and a report's files) with `present`:
+ * whether its bytes are on this node (for an accepted reference: see
+ * `Files.present`). Metadata syncs everywhere; bytes may not have arrived
+ * yet.
+ */
+async function withPresence<T extends Record<string, unknown>> (view: T, files: Files): Promise<T> {
+  const refs = [
     ...((view.versions as Array<{ files: Array<Record<string, unknown>> }> | undefined) ?? []).flatMap(v => v.files),
     ...((view.files as Array<Record<string, unknown>> | undefined) ?? [])
   ]
-  await Promise.all(files.map(async f => { f.present = await blobs.has(String(f.sha256)) }))
+  await Promise.all(refs.map(async f => { f.present = await files.present(String(f.sha256)) }))
   return view
 }

@@ -5,6 +5,7 @@ import type { Files } from '../../warehouse/files.ts'
 import type { FileRef, Version } from '../../crdt/records/versions.ts'
 import type { Records } from '../../warehouse/records.ts'
 import { DwError } from '../../errors.ts'
+import { isMediaType } from '../../trust/file-refs.ts'
 import { who } from '../auth-hook.ts'
 import { id, idParams } from '../schemas.ts'
 import { checkFileName, checkJsonSize, checkNumbers } from '../validate.ts'
@@ -43,11 +44,28 @@ async function receiveFiles (request: FastifyRequest, blobs: BlobStore, stored: 
     if (typeof part.filename !== 'string') throw new DwError('INVALID_INPUT', 'every file part needs a file name')
     const name = checkFileName(part.filename)
     if (files.some(f => f.name === name)) throw new DwError('INVALID_INPUT', `two files named ${name} in one version`)
+    const mediaType = part.mimetype || 'application/octet-stream'
+    if (!isMediaType(mediaType)) {
+      throw new DwError('INVALID_INPUT', `${name}: invalid media type ${JSON.stringify(mediaType.slice(0, 100))}: type/subtype (RFC 6838) with optional parameters, printable ASCII, at most 255 characters`)
+    }
     const blob = await blobs.put(part.file)
     if (!blob.existed) stored.push(blob.sha256)
     if (part.file.truncated) throw new DwError('PAYLOAD_TOO_LARGE', `${name} is larger than this node accepts`)
-    files.push({ name, sha256: blob.sha256, size: blob.size, mediaType: part.mimetype || 'application/octet-stream' })
+    files.push({ name, sha256: blob.sha256, size: blob.size, mediaType })
   }
+}
+
+/**
+ * `attachment` with the name as RFC 6266 wants it: a plain ASCII fallback
+ * (`filename="..."`, anything else replaced by "_") and the real name as
+ * RFC 5987 `filename*=UTF-8''...`. Control characters and path separators
+ * become "_" in both; no quote, CR or LF reaches the header.
+ */
+export function contentDisposition (name: string): string {
+  const safe = name.toWellFormed().replace(/[\u0000-\u001f\u007f-\u009f/\\]/g, '_')
+  const ascii = safe.replace(/[^\x20-\x7e]|["%]/g, '_')
+  const encoded = encodeURIComponent(safe).replace(/['()*]/g, c => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`
 }
 
 function findFile (record: Record<string, unknown>, versionId: string, name: string): FileRef {
@@ -81,6 +99,8 @@ export function versionRoutes (app: FastifyInstance, records: Records, files: Fi
       // Held against garbage collection until the version references the blobs.
       version = await files.guard.hold(async () => {
         const received = await receiveFiles(request, files.store, stored)
+        // The uploader holds these bytes: the version's references to them stand even if they were a deleted record's.
+        await files.vouchUploaded(`${kind}/${recordId}`, received.files.map(f => f.sha256))
         return await records.addVersion(principal, kind, recordId, received.files, received.note)
       })
     } catch (err) {
@@ -108,11 +128,15 @@ export function versionRoutes (app: FastifyInstance, records: Records, files: Fi
     const params = request.params as { id: string, versionId: string, name: string }
     const record = await records.get(kind, params.id)
     const file = findFile(record, params.versionId, params.name)
-    const stream = await files.open(file)
+    const stream = await files.open(file, `${kind}/${params.id}`)
     void reply.header('content-length', String(file.size))
-    void reply.header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(file.name)}`)
+    void reply.header('content-disposition', contentDisposition(file.name))
     void reply.header('x-content-sha256', file.sha256)
-    return await reply.type(file.mediaType).send(stream)
+    // A member's file is the member's content, not the API's: never sniffed
+    // into something else, never rendered as a page of this origin.
+    void reply.header('x-content-type-options', 'nosniff')
+    void reply.header('content-security-policy', "default-src 'none'; sandbox")
+    return await reply.type(isMediaType(file.mediaType) ? file.mediaType : 'application/octet-stream').send(stream)
   })
 
   app.get(`${base}/availability`, {

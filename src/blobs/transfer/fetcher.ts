@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { createReadStream } from 'node:fs'
-import { mkdir, open, rm, stat } from 'node:fs/promises'
+import { mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DwError, isDwError } from '../../errors.ts'
 import type { MessageStream } from '../../message-stream.ts'
@@ -70,6 +70,8 @@ export interface Transfer { sha256: string, peer: string | undefined, done: numb
 interface Running {
   promise: Promise<void>
   transfer: Transfer
+  /** The size the record declares (from the caller that started the transfer): a peer announcing another is not downloaded from. */
+  size: number | undefined
   generation: number
   /**
    * Peers whose bytes are in the partial file ('?' for bytes from an earlier
@@ -78,11 +80,24 @@ interface Running {
   sources: Set<string>
 }
 
+/** What a caller of `fetch` knows of the blob. */
+export interface FetchOptions {
+  /**
+   * The size the record declares. A peer that announces another size is
+   * not downloaded from; when every peer that has the blob does, `fetch`
+   * rejects with CONFLICT (the record is wrong, not the peers).
+   */
+  size?: number
+  /** Fetch even though the store has the blob (its references here are not trusted; a peer serving it vouches for it). */
+  force?: boolean
+}
+
 /**
  * Fetches blobs from peers: one transfer per blob however many callers wait
  * for it; the source chosen among connected peers that say they have it;
  * bytes appended to a partial file that survives disconnects, so the next
- * attempt resumes where the last stopped; the hash verified before the blob
+ * attempt resumes where the last stopped; the size checked against the
+ * record's before the first byte, and the hash verified before the blob
  * becomes visible in the store. A peer whose bytes do not match is not
  * asked for that blob again, and the partial data is discarded.
  */
@@ -121,14 +136,15 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
 
   /**
    * Resolves once the blob is in the store. Throws BLOB_UNAVAILABLE when no
-   * connected peer has it (or every one failed).
+   * connected peer has it (or every one failed), CONFLICT when every peer
+   * that has it has another size than `options.size`.
    */
-  async fetch (sha256: string): Promise<void> {
-    if (await this.#o.store.has(sha256)) return
+  async fetch (sha256: string, options: FetchOptions = {}): Promise<void> {
+    if (options.force !== true && await this.#o.store.has(sha256)) return
     let running = this.#running.get(sha256)
     if (running === undefined) {
       const transfer: Transfer = { sha256, peer: undefined, done: 0, total: undefined }
-      const entry: Running = { transfer, generation: 0, promise: Promise.resolve(), sources: new Set() }
+      const entry: Running = { transfer, size: options.size, generation: 0, promise: Promise.resolve(), sources: new Set() }
       entry.promise = this.#run(entry).finally(() => {
         this.#running.delete(sha256)
         this.emit('progress', sha256)
@@ -159,6 +175,8 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
     // Least busy first, so one slow site does not take every transfer.
     havers.sort((a, b) => (this.#busy.get(a) ?? 0) - (this.#busy.get(b) ?? 0))
     let lastErr: unknown
+    let failures = 0
+    let sizeConflicts = 0
     for (let i = 0; i < havers.length; i++) {
       const peer = havers[i] as string
       try {
@@ -166,6 +184,9 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
         return
       } catch (err) {
         lastErr = err
+        failures += 1
+        // Not a lie we can prove: the record may be what is wrong. Try the next peer.
+        if (isDwError(err, 'CONFLICT')) sizeConflicts += 1
         if (isDwError(err, 'INTEGRITY_MISMATCH')) {
           const alone = entry.sources.size === 1 && entry.sources.has(peer)
           await this.#restart(entry)
@@ -179,6 +200,9 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
           }
         }
       }
+    }
+    if (sizeConflicts === failures) {
+      throw new DwError('CONFLICT', `the file's record declares ${String(entry.size)} bytes, but every peer that has sha256 ${sha256} has a different size: the record is wrong, nothing was fetched`, { cause: lastErr })
     }
     throw new DwError('BLOB_UNAVAILABLE', `could not fetch the file from any connected peer: ${(lastErr as Error)?.message ?? 'unknown error'}`, {
       cause: lastErr,
@@ -218,7 +242,7 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
     entry.transfer.peer = peer
     entry.transfer.done = offset
     const stream = await this.#o.transport.openStream(peer)
-    const file = await open(path, 'a')
+    let file: FileHandle | undefined
     try {
       await stream.send({ t: 'get', v: BLOB_PROTOCOL_VERSION, sha256, offset })
       const head = parseBlobResponse((await readWithin(stream, IDLE_MS, peer)).value)
@@ -227,6 +251,10 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
         throw new DwError(head.code === 'BLOB_NOT_FOUND' ? 'BLOB_NOT_FOUND' : 'BLOB_UNAVAILABLE', `peer ${peer}: ${head.message}`)
       }
       if (head.t !== 'blob') throw new DwError('INVALID_MESSAGE', `expected blob, got ${head.t}`)
+      if (entry.size !== undefined && head.size !== entry.size) {
+        throw new DwError('CONFLICT', `peer ${peer} has ${head.size} bytes under sha256 ${sha256}; the record declares ${entry.size}`)
+      }
+      file = await open(path, 'a')
       entry.transfer.total = head.size
       let at = offset
       while (true) {
@@ -249,7 +277,7 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
       throw err
     } finally {
-      await file.close()
+      await file?.close()
     }
     await stream.close().catch(() => {})
     if (hash.digest('hex') !== sha256) throw new DwError('INTEGRITY_MISMATCH', `peer ${peer} sent bytes that do not hash to ${sha256}`)

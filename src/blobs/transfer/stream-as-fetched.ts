@@ -4,7 +4,7 @@ import { open, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { DwError } from '../../errors.ts'
 import type { BlobStore } from '../blob-store.ts'
-import type { BlobFetcher } from './fetcher.ts'
+import type { BlobFetcher, FetchOptions } from './fetcher.ts'
 
 const READ_BYTES = 1024 * 1024
 
@@ -12,13 +12,14 @@ const READ_BYTES = 1024 * 1024
  * The blob's bytes as a stream: from the store if they are here, otherwise
  * fetched from a peer and passed on as they arrive (read back from the
  * partial file), so a client starts receiving a large file at once.
- * Rejects with BLOB_UNAVAILABLE, before any byte, when no peer has it.
- * If the source turns out to have lied, the stream errors: the client got
- * a truncated download, never a verified-looking wrong one.
+ * Rejects with BLOB_UNAVAILABLE, before any byte, when no peer has it, and
+ * with CONFLICT when every peer that has it has another size than
+ * `options.size`. If the source turns out to have lied, the stream errors:
+ * the client got a truncated download, never a verified-looking wrong one.
  */
-export async function streamAsFetched (sha256: string, store: BlobStore, fetcher: BlobFetcher): Promise<Readable> {
-  if (await store.has(sha256)) return await store.get(sha256)
-  const done = fetcher.fetch(sha256)
+export async function streamAsFetched (sha256: string, store: BlobStore, fetcher: BlobFetcher, options: FetchOptions = {}): Promise<Readable> {
+  if (options.force !== true && await store.has(sha256)) return await store.get(sha256)
+  const done = fetcher.fetch(sha256, options)
   let settled = false
   done.then(() => { settled = true }, () => { settled = true })
   // Answer only once a source is sending (or the fetch failed or finished).

@@ -1,3 +1,4 @@
+import { isDwError } from '../../errors.ts'
 import type { BlobStore } from '../blob-store.ts'
 import type { BlobFetcher } from './fetcher.ts'
 
@@ -7,7 +8,9 @@ interface Want { sha256: string, size: number, triedAt: number }
  * Blobs this node wants but does not have: pinned files and files someone
  * asked for while no peer had them. Fetched in the background, smallest
  * first (many small files become useful sooner than one huge one), retried
- * when a peer connects and every `retryMs`.
+ * when a peer connects and every `retryMs`. A blob whose record declares a
+ * size no peer's copy has is dropped (retrying cannot help); another record
+ * wanting it asks again.
  */
 export class WantQueue {
   readonly #fetcher: BlobFetcher
@@ -54,10 +57,12 @@ export class WantQueue {
       if (next === undefined) return
       next.triedAt = Date.now()
       this.#active += 1
-      this.#fetcher.fetch(next.sha256).then(() => {
+      // 0 may mean "unknown" (a summary from before sizes were kept): an empty file needs no check anyway.
+      this.#fetcher.fetch(next.sha256, next.size > 0 ? { size: next.size } : {}).then(() => {
         this.#wants.delete(next.sha256)
-      }, () => {
-        // Stays wanted; retried on the next connect or timer tick.
+      }, (err: unknown) => {
+        // Otherwise it stays wanted; retried on the next connect or timer tick.
+        if (isDwError(err, 'CONFLICT')) this.#wants.delete(next.sha256)
       }).finally(() => {
         this.#active -= 1
         this.kick()

@@ -14,6 +14,8 @@ export interface PeerStatus {
   bytesIn?: number
   bytesOut?: number
   lastError?: string
+  /** Over a sync quota: why, and until when (absent: its next session). */
+  throttled?: { reason: string, until?: string }
 }
 interface PeerEntry { peerId: string, name?: string, addrs: string[] }
 interface PendingPeer { peerId: string, addr: string, firstSeenAt: number, lastSeenAt: number, attempts: number }
@@ -38,6 +40,7 @@ export function peerTable (peers: PeerStatus[], withAddresses: boolean): void {
     { header: 'TO PUSH', value: p => p.peerBehind ?? '?' },
     { header: 'IN', value: p => bytes(p.bytesIn ?? 0) },
     { header: 'OUT', value: p => bytes(p.bytesOut ?? 0) },
+    { header: 'THROTTLED', value: p => p.throttled === undefined ? '-' : `${p.throttled.reason}${p.throttled.until === undefined ? '' : ` until ${p.throttled.until}`}` },
     { header: 'LAST ERROR', value: p => p.lastError }
   ], '(no peers yet; add one with: dw peer add <multiaddr>)')
 }
@@ -85,7 +88,7 @@ function remove (): Command {
 }
 
 function pending (): Command {
-  return apiCommand('pending', 'list untrusted peers that tried to connect')
+  return apiCommand('pending', 'list untrusted peers that tried to connect (kept 7 days after they were last seen)')
     .action(async (options: ConnectionOptions) => {
       const client = await connect(options)
       const { items } = await client.request<{ items: PendingPeer[] }>('GET', '/peers/pending')
@@ -116,6 +119,17 @@ function approve (): Command {
     })
 }
 
+function dismiss (): Command {
+  return apiCommand('dismiss', 'forget a pending request without trusting the peer (listed again if it knocks again)')
+    .argument('<peerId>')
+    .action(async (peerId: string, options: ConnectionOptions) => {
+      const client = await connect(options)
+      await client.request('DELETE', `/peers/pending/${encodeURIComponent(peerId)}`)
+      if (options.json === true) return json({ peerId, dismissed: true })
+      process.stdout.write(`dismissed the pending request from peer ${peerId}\n`)
+    })
+}
+
 export function peerCommand (): Command {
   return new Command('peer').description('manage the peer book: the other sites this node trusts')
     .addCommand(add())
@@ -123,4 +137,5 @@ export function peerCommand (): Command {
     .addCommand(remove())
     .addCommand(pending())
     .addCommand(approve())
+    .addCommand(dismiss())
 }

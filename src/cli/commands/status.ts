@@ -51,18 +51,37 @@ function printSync (sync: SyncStatus): void {
 }
 
 interface Health { ok: boolean, name?: string, peerId?: string, startedAt?: string, [key: string]: unknown }
+interface Readiness { ready: boolean, checks: Record<string, string> }
+export interface QuarantineEntry { id: string, key: string, peer?: string, reason: string, size: number, firstAt: string, lastAt: string, seen: number }
+
+/** Documents from peers kept out of the store: `dw status` and `dw quarantine ls`. */
+export function quarantineTable (items: QuarantineEntry[]): void {
+  table(items, [
+    { header: 'ID', value: q => q.id.slice(0, 16) },
+    { header: 'DOCUMENT', value: q => q.key },
+    { header: 'FROM PEER', value: q => q.peer ?? '-' },
+    { header: 'SIZE', value: q => bytes(q.size) },
+    { header: 'SEEN', value: q => q.seen },
+    { header: 'LAST', value: q => q.lastAt },
+    { header: 'WHY', value: q => q.reason }
+  ], '(nothing quarantined)')
+}
 
 export function statusCommand (): Command {
   return apiCommand('status', 'show the running node: name, peer id, URL, uptime, sync, file transfers')
     .action(async (options: ConnectionOptions) => {
       const client = await connect(options)
       const health = await client.request<Health>('GET', '/healthz')
+      // Older nodes lack these (404); members may not see the quarantine (403).
+      const readiness = await client.request<Readiness | undefined>('GET', '/readyz', { allow: [404] })
+        .catch((err: Error): Readiness => ({ ready: false, checks: { readyz: err.message } }))
+      const quarantine = await client.request<{ items: QuarantineEntry[] } | undefined>('GET', '/quarantine', { allow: [403, 404] })
       // Older nodes lack sync status (404); members may not see it (403): status still answers.
       const sync = await client.request<SyncStatus | undefined>('GET', '/sync/status', { allow: [403, 404] })
       const started = health.startedAt !== undefined ? Date.parse(health.startedAt) : NaN
       const uptimeSeconds = Number.isNaN(started) ? undefined : Math.round((Date.now() - started) / 1000)
       if (options.json === true) {
-        json({ ...health, url: client.url, uptimeSeconds, sync: sync ?? null })
+        json({ ...health, url: client.url, uptimeSeconds, readiness: readiness ?? null, quarantine: quarantine?.items ?? null, sync: sync ?? null })
         return
       }
       fields([
@@ -70,10 +89,16 @@ export function statusCommand (): Command {
         ['peer id', health.peerId],
         ['url', client.url],
         ['status', health.ok ? 'running' : 'unhealthy'],
+        ['ready', readiness === undefined ? undefined : readiness.ready ? 'yes' : `NO, ${Object.values(readiness.checks).filter(c => c !== 'ok').join('; ')}`],
+        ['quarantined', quarantine === undefined ? undefined : `${quarantine.items.length} document${quarantine.items.length === 1 ? '' : 's'} from peers`],
         ['started', health.startedAt],
         ['uptime', uptimeSeconds !== undefined ? duration(uptimeSeconds) : undefined],
         ['sync', sync === undefined ? 'not available on this node' : undefined]
       ])
+      if (quarantine !== undefined && quarantine.items.length > 0) {
+        process.stdout.write('\nquarantine (drop an entry with: dw quarantine drop <id>):\n')
+        quarantineTable(quarantine.items)
+      }
       if (sync !== undefined) printSync(sync)
     })
 }

@@ -18,6 +18,8 @@ export interface PeerSyncStatus {
   recordsIn: number
   recordsOut: number
   lastError?: string
+  /** Set while the peer is over a sync quota: why, and when it may sync again (absent: at its next session). */
+  throttled?: { reason: string, until?: string }
 }
 
 /** What this node knows of one peer's sessions, in memory. */

@@ -1,6 +1,7 @@
 import { DwError } from '../../errors.ts'
 import { PROTOCOL_VERSION, parseServerMessage, type HeadsItem } from './messages.ts'
 import type { Refusal, RemoteDoc } from '../../crdt/doc-store.ts'
+import type { QuotaLimits } from './quota.ts'
 import { emptyStats, type Checkpoint, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
 
 /** Bytes of one batch held before they are applied (a batch may hold 256 documents of up to 16 MiB each). */
@@ -17,6 +18,10 @@ export interface PullOptions {
   maxBufferedBytes?: number
   /** Changes a batch refused: not stored, not relayed; the caller audits them. */
   onRefused?: (refused: Refusal[]) => void
+  /** The peer pulled from, recorded with anything it sends that is quarantined. */
+  peer?: string
+  /** Counts what the peer makes this side take in; throws to end the session once it is over a quota. */
+  charge?: (usage: Partial<QuotaLimits>) => void
   /** After every applied batch. */
   onProgress?: (info: { through: number, remoteHead: number, stats: SessionStats }) => void
 }
@@ -51,11 +56,12 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
 
   const applyBuffered = async (batch: (typeof pending)[number]): Promise<void> => {
     if (batch.docs.length === 0) return
-    const result = await store.admitRemote(batch.docs)
+    const result = await store.admitRemote(batch.docs, options.peer === undefined ? {} : { peer: options.peer })
     batch.docs = []
     batch.bytes = 0
     stats.recordsReceived += result.changed.length
     stats.refused += result.refused.length
+    stats.quarantined += result.quarantined.length
     if (result.refused.length > 0) options.onRefused?.(result.refused)
   }
 
@@ -81,6 +87,8 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
         remoteHead = Math.max(remoteHead, msg.through)
         caughtUp = false
         const wants = await wantsFor(store, msg.items)
+        // Before asking: a peer over its quota of new documents sends none.
+        options.charge?.({ newDocuments: wants.filter(([, heads]) => heads.length === 0).length })
         pending.push({ batch: msg.batch, through: msg.through, docs: [], wanted: new Set(wants.map(([key]) => key)), bytes: 0 })
         await stream.send({ t: 'want', batch: msg.batch, items: wants })
         break
@@ -88,6 +96,7 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
       case 'docs': {
         const head = pending[0]
         if (head === undefined || head.batch !== msg.batch) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} out of order`)
+        options.charge?.({ documents: msg.items.length, bytes: msg.items.reduce((n, [, bytes, sigs]) => n + bytes.length + sigs.length, 0) })
         for (const [key, bytes, sigs] of msg.items) {
           // Only what this side asked for, each once: a peer cannot push
           // documents into a batch, nor send one again and again.

@@ -3,7 +3,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Connection, PeerId } from '@libp2p/interface'
 import type { AuditLog } from '../../audit.ts'
 import type { Sublevel } from '../../db.ts'
-import { isDwError } from '../../errors.ts'
+import { DwError, isDwError } from '../../errors.ts'
 import { sleep } from '../../abortable.ts'
 import { FramedStream } from '../framed-stream.ts'
 import type { PeerNode } from '../libp2p.ts'
@@ -17,6 +17,7 @@ import { Dialer } from './dialer.ts'
 import { PeerStates, moveByteCounts, type PeerSyncStatus } from './peer-status.ts'
 export type { PeerSyncStatus } from './peer-status.ts'
 import { serveSync } from './serve.ts'
+import { QuotaLedger } from './quota.ts'
 import { emptyStats, type Checkpoint, type SessionStats, type SyncableStore } from './types.ts'
 
 export interface SyncNowResult {
@@ -38,6 +39,8 @@ export interface SyncServiceInit {
   checkpoints: Sublevel<Checkpoint>
   audit: AuditLog
   redial?: Partial<RedialOptions>
+  /** What each peer may make this node take in (docs/operations.md, "Limits"). */
+  quotas?: QuotaLedger
   log?: { info: (obj: object, msg: string) => void, warn: (obj: object, msg: string) => void }
 }
 
@@ -58,9 +61,11 @@ export class SyncService {
   readonly #log: NonNullable<SyncServiceInit['log']>
   readonly #abort = new AbortController()
   readonly #tasks = new Set<Promise<unknown>>()
+  readonly #quotas: QuotaLedger
 
   constructor (init: SyncServiceInit) {
     this.#init = init
+    this.#quotas = init.quotas ?? new QuotaLedger()
     this.#log = init.log ?? noLog
     this.#dialer = new Dialer(init.node, init.book)
     this.#redialer = new Redialer({
@@ -107,7 +112,11 @@ export class SyncService {
   }
 
   status (): PeerSyncStatus[] {
-    return this.#peers.status(this.#init.book.list(), this.#init.store.seq)
+    return this.#peers.status(this.#init.book.list(), this.#init.store.seq).map(status => {
+      const throttle = this.#quotas.throttled(status.peerId)
+      if (throttle === undefined) return status
+      return { ...status, throttled: throttle.until === undefined ? { reason: throttle.reason } : { reason: throttle.reason, until: new Date(throttle.until).toISOString() } }
+    })
   }
 
   /**
@@ -171,7 +180,9 @@ export class SyncService {
           failures += 1
         }
         if (!s.connected || this.#abort.signal.aborted) break
-        await sleep(sessionBackoffMs(failures), this.#abort.signal)
+        // A peer over its hourly quota is not pulled from until its window ends.
+        const until = this.#quotas.throttled(peerId)?.until
+        await sleep(until !== undefined ? Math.max(0, until - Date.now()) : sessionBackoffMs(failures), this.#abort.signal)
       }
     } finally {
       s.pulling = false
@@ -181,6 +192,8 @@ export class SyncService {
   async #pull (peerId: string, live: boolean, signal: AbortSignal, fromStart = false): Promise<SessionStats> {
     const s = this.#peers.get(peerId)
     const started = new Date()
+    const throttle = this.#quotas.throttled(peerId)
+    if (throttle?.until !== undefined) throw new DwError('TOO_MANY_ATTEMPTS', `peer ${peerId} is ${throttle.reason}; it may sync again at ${new Date(throttle.until).toISOString()}`)
     await this.#connection(peerId, signal)
     const framed = await this.#init.host.open(peerId, SYNC_PROTOCOL, { maxMessageSize: MAX_SYNC_MESSAGE, signal })
     const onAbort = (): void => { framed.abort(new Error('sync stopped')) }
@@ -197,6 +210,8 @@ export class SyncService {
     try {
       stats = await pullSync(framed, this.#init.store, checkpoint, {
         live,
+        peer: peerId,
+        charge: this.#quotas.session(peerId),
         saveCheckpoint: async (cp) => {
           if (behindSaved(cp)) return
           await this.#init.checkpoints.put(peerId, cp)
@@ -230,6 +245,9 @@ export class SyncService {
         if (isDwError(err, 'INVALID_MESSAGE')) {
           framed.abort(err as Error)
           void this.#init.audit.append({ type: 'sync.violation', peer: peerId, outcome: 'error', details: { message: s.lastError, side: 'puller' } })
+        } else if (isDwError(err, 'TOO_MANY_ATTEMPTS')) {
+          framed.abort(err as Error)
+          void this.#init.audit.append({ type: 'sync.throttled', peer: peerId, outcome: 'error', details: { message: s.lastError, ...err.details } })
         }
       }
       throw err

@@ -13,7 +13,7 @@ export interface SyncableStore {
   changesSince: (key: string, heads: string[]) => Promise<{ bytes: Uint8Array, sigs: Uint8Array } | undefined>
   /** True when the local document already contains every change named by `heads`. */
   hasHeads: (key: string, heads: string[]) => Promise<boolean>
-  admitRemote: (items: RemoteDoc[]) => Promise<AdmitResult>
+  admitRemote: (items: RemoteDoc[], options?: { peer?: string }) => Promise<AdmitResult>
   /** Documents to offer at the start of every session, before the feed (the mesh roster). */
   firstKeys?: () => string[]
   on: (event: 'change', listener: (event: { seq: number }) => void) => unknown
@@ -34,8 +34,10 @@ export interface SessionStats {
   bytesOut: number
   /** Changes this side refused (not stored, not relayed). */
   refused: number
+  /** Documents this side quarantined (loading them broke a limit). */
+  quarantined: number
 }
 
 export function emptyStats (): SessionStats {
-  return { recordsReceived: 0, recordsSent: 0, bytesIn: 0, bytesOut: 0, refused: 0 }
+  return { recordsReceived: 0, recordsSent: 0, bytesIn: 0, bytesOut: 0, refused: 0, quarantined: 0 }
 }

@@ -1,0 +1,71 @@
+/**
+ * Runs in a worker thread (see doc-checker.ts): loads documents a peer sent
+ * and measures them, so a hostile document blocks this thread and grows
+ * this thread's memory, never the node's event loop; the node terminates
+ * this thread when a document takes too long or too much.
+ */
+import { parentPort } from 'node:worker_threads'
+import * as A from '@automerge/automerge'
+import type { CheckJob, CheckReply, CheckVerdict } from './doc-checker.ts'
+
+/** Not in the TypeScript lib this project compiles against, but always there in Node. */
+const { RuntimeError } = (globalThis as unknown as { WebAssembly: { RuntimeError: new () => Error } }).WebAssembly
+
+const port = parentPort
+if (port === null) throw new Error('doc-check-worker runs only as a worker thread')
+
+// Loading the engine takes a while on a busy machine; the node's clock for a document starts after this.
+port.postMessage({ ready: true })
+
+port.on('message', (job: CheckJob) => {
+  for (const [i, item] of job.items.entries()) {
+    const verdict = inspect(item.base, item.bytes, job.limits)
+    const reply: CheckReply = { id: job.id, i, verdict }
+    port.postMessage(reply)
+    // After a trap the engine in this thread is not to be trusted: the node starts a fresh one.
+    if (verdict.ok === false && verdict.fatal === true) process.exit(1)
+  }
+})
+
+function inspect (base: Uint8Array | undefined, bytes: Uint8Array, limits: CheckJob['limits']): CheckVerdict {
+  let doc: A.Doc<any>
+  try {
+    doc = base === undefined ? A.load(bytes) : A.loadIncremental(A.load(base), bytes)
+  } catch (err) {
+    return failure(err)
+  }
+  try {
+    const { numOps } = A.stats(doc)
+    if (numOps > limits.maxOps) return { ok: false, quarantine: true, reason: `it holds ${numOps} operations, more than the limit of ${limits.maxOps}` }
+    const depth = depthOf(doc, limits.maxDepth)
+    if (depth > limits.maxDepth) return { ok: false, quarantine: true, reason: `it nests more than ${limits.maxDepth} levels deep` }
+    return { ok: true }
+  } catch (err) {
+    return failure(err)
+  } finally {
+    A.free(doc)
+  }
+}
+
+/** A parse error is the peer's bad message; a trap or a failed allocation is a document that broke the engine. */
+function failure (err: unknown): CheckVerdict {
+  const message = err instanceof Error ? err.message : String(err)
+  if (err instanceof RuntimeError) {
+    return { ok: false, quarantine: true, fatal: true, reason: `loading it broke the Automerge engine (${message})` }
+  }
+  return { ok: false, quarantine: false, reason: `Automerge cannot decode it (${message})` }
+}
+
+/** The deepest nesting of maps and lists, walked without recursion; stops counting past `limit`. */
+function depthOf (doc: unknown, limit: number): number {
+  let deepest = 0
+  const stack: Array<[unknown, number]> = [[doc, 0]]
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop() as [unknown, number]
+    if (value === null || typeof value !== 'object' || value instanceof Uint8Array || value instanceof Date) continue
+    deepest = Math.max(deepest, depth)
+    if (deepest > limit) return deepest
+    for (const child of Object.values(value)) stack.push([child, depth + 1])
+  }
+  return deepest
+}

@@ -1,0 +1,172 @@
+import { Worker } from 'node:worker_threads'
+import type { Startable } from '../lifecycle.ts'
+import { DEFAULT_DOC_LIMITS, type DocLimits } from './doc-limits.ts'
+
+/**
+ * `quarantine`: the document broke a limit or the engine; keep it out for
+ * good (and say so). Otherwise the bytes are merely undecodable: the peer
+ * sent a bad message.
+ */
+export type CheckVerdict = { ok: true } | { ok: false, reason: string, quarantine: boolean, fatal?: boolean }
+
+/** One document to check: what this node holds of it (if anything) and what a peer sent. */
+export interface CheckItem { base?: Uint8Array, bytes: Uint8Array }
+
+export interface CheckJob { id: number, items: CheckItem[], limits: Pick<DocLimits, 'maxOps' | 'maxDepth'> }
+export interface CheckReply { id: number, i: number, verdict: CheckVerdict }
+
+/** How long a new worker may take to load the engine (generous: a busy machine is slow, not broken). */
+const WORKER_START_MS = 60_000
+
+/** How often memory is sampled while a document loads: a hostile load grows ~700 MB/s, so this overshoots by ~10 MB. */
+const MEMORY_SAMPLE_MS = 10
+
+/**
+ * Loads documents that peers send in a worker thread before the node
+ * touches them, so a document built to expand (twenty kilobytes that load
+ * into gigabytes) or to trap the Automerge engine costs a worker, not the
+ * node. A document that takes longer than `maxLoadMs`, or grows the
+ * process's memory by more than `maxLoadMemoryBytes`, has its worker
+ * terminated; a fresh worker takes the rest. One job at a time: a node has
+ * few cores, and sync applies batches in order anyway.
+ */
+export class DocChecker implements Startable {
+  readonly #limits: DocLimits
+  #worker: { thread: Worker, ready: Promise<void> } | undefined
+  #jobs = 0
+  #queue: Promise<unknown> = Promise.resolve()
+  #stopped = false
+  /** Workers terminated or lost: a number the node's status shows. */
+  restarts = 0
+
+  constructor (limits: DocLimits = DEFAULT_DOC_LIMITS) {
+    this.#limits = limits
+  }
+
+  get limits (): DocLimits { return this.#limits }
+
+  start (): void {
+    this.#stopped = false
+  }
+
+  async stop (): Promise<void> {
+    this.#stopped = true
+    await this.#queue.catch(() => {})
+    const worker = this.#worker
+    this.#worker = undefined
+    await worker?.thread.terminate()
+  }
+
+  /** A verdict per item, in order. */
+  async check (items: CheckItem[]): Promise<CheckVerdict[]> {
+    if (items.length === 0) return []
+    const run = this.#queue.then(async () => await this.#run(items))
+    this.#queue = run.catch(() => {})
+    return await run
+  }
+
+  async #run (items: CheckItem[]): Promise<CheckVerdict[]> {
+    const out: CheckVerdict[] = []
+    while (out.length < items.length) {
+      if (this.#stopped) throw new Error('the document checker has stopped')
+      out.push(...await this.#attempt(items.slice(out.length)))
+    }
+    return out
+  }
+
+  #spawn (): { thread: Worker, ready: Promise<void> } {
+    const thread = new Worker(new URL('./doc-check-worker.ts', import.meta.url), {
+      // The JavaScript heap is bounded here; the engine's memory is watched from outside.
+      resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32 }
+    })
+    // A checker waiting for work must not keep a process alive.
+    thread.unref()
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { fail(new Error(`the document checker did not start within ${WORKER_START_MS} ms`)) }, WORKER_START_MS)
+      const fail = (err: Error): void => {
+        clearTimeout(timer)
+        thread.off('message', onReady)
+        void thread.terminate()
+        reject(err)
+      }
+      const onReady = (msg: { ready?: boolean }): void => {
+        if (msg.ready !== true) return
+        clearTimeout(timer)
+        thread.off('message', onReady)
+        thread.off('error', fail)
+        resolve()
+      }
+      thread.on('message', onReady)
+      thread.once('error', fail)
+    })
+    return { thread, ready }
+  }
+
+  /**
+   * Verdicts for a prefix of `items`: all of them, or those up to the one
+   * that cost the worker its life (whose verdict says so).
+   */
+  async #attempt (items: CheckItem[]): Promise<CheckVerdict[]> {
+    const spawned = this.#worker ?? this.#spawn()
+    this.#worker = spawned
+    try {
+      await spawned.ready
+    } catch (err) {
+      if (this.#worker === spawned) this.#worker = undefined
+      throw err
+    }
+    const worker = spawned.thread
+    const id = ++this.#jobs
+    const { maxLoadMs, maxLoadMemoryBytes, maxOps, maxDepth } = this.#limits
+    return await new Promise<CheckVerdict[]>((resolve) => {
+      const got: CheckVerdict[] = []
+      let baseline = process.memoryUsage.rss()
+      let deadline: NodeJS.Timeout
+      const finish = (): void => {
+        clearTimeout(deadline)
+        clearInterval(sampler)
+        worker.off('message', onMessage)
+        worker.off('exit', onExit)
+        worker.off('error', onError)
+        resolve(got)
+      }
+      const lose = (reason: string): void => {
+        if (this.#worker === spawned) this.#worker = undefined
+        this.restarts += 1
+        void worker.terminate()
+        got.push({ ok: false, quarantine: true, reason })
+        finish()
+      }
+      const arm = (): void => {
+        clearTimeout(deadline)
+        deadline = setTimeout(() => { lose(`loading it took longer than ${maxLoadMs} ms`) }, maxLoadMs)
+      }
+      const sampler = setInterval(() => {
+        const grown = process.memoryUsage.rss() - baseline
+        if (grown > maxLoadMemoryBytes) lose(`loading it grew this node's memory by more than ${Math.round(maxLoadMemoryBytes / 1048576)} MiB`)
+      }, MEMORY_SAMPLE_MS)
+      const onMessage = (reply: CheckReply): void => {
+        if (reply.id !== id) return
+        got.push(reply.verdict)
+        if (reply.verdict.ok === false && reply.verdict.fatal === true) {
+          // The worker exits by itself after a trap.
+          if (this.#worker === spawned) this.#worker = undefined
+          this.restarts += 1
+          finish()
+          return
+        }
+        if (got.length === items.length) { finish(); return }
+        baseline = process.memoryUsage.rss()
+        arm()
+      }
+      const onExit = (code: number): void => { lose(`the checker stopped while loading it (exit code ${code})`) }
+      const onError = (err: Error): void => { lose(`the checker failed while loading it (${err.message})`) }
+      worker.on('message', onMessage)
+      worker.on('exit', onExit)
+      worker.on('error', onError)
+      arm()
+      const job: CheckJob = { id, items, limits: { maxOps, maxDepth } }
+      worker.postMessage(job)
+    })
+  }
+}

@@ -1,0 +1,112 @@
+// Documents from peers are loaded first by the checker (a worker thread):
+// one that breaks a limit is quarantined, never stored, never loaded in the
+// node's own thread, and the same bytes are known again without a load.
+import t, { type Test } from 'tap'
+import { readFile } from 'node:fs/promises'
+import * as A from '@automerge/automerge'
+import { openDb, jsonSublevel } from '../../src/db.ts'
+import { DocStore } from '../../src/crdt/doc-store.ts'
+import { DocChecker, type CheckItem } from '../../src/crdt/doc-checker.ts'
+import { DEFAULT_DOC_LIMITS, resolveDocLimits, type DocLimits } from '../../src/crdt/doc-limits.ts'
+import { Quarantine, type QuarantineEntry } from '../../src/crdt/quarantine.ts'
+import { summarise } from '../../src/crdt/summary.ts'
+import { tempDir } from '../helpers/tmp.ts'
+
+/** 16 KB: two saves of a document holding an 8-million-character string, concatenated. Loading it takes gigabytes. */
+const POISON = new URL('../fixtures/poisoned-document.bin', import.meta.url)
+
+async function guarded (t: Test, limits: Partial<DocLimits> = {}): Promise<{ store: DocStore, checker: DocChecker, quarantine: Quarantine, checked: CheckItem[] }> {
+  const db = await openDb(await tempDir(t))
+  t.teardown(async () => { await db.close() })
+  const store = await DocStore.open(db, { summarise })
+  const checker = new DocChecker({ ...DEFAULT_DOC_LIMITS, ...limits })
+  checker.start()
+  t.teardown(async () => { await checker.stop() })
+  const quarantine = new Quarantine(jsonSublevel<QuarantineEntry>(db, 'quarantine'))
+  const checked: CheckItem[] = []
+  store.guardWith({ checker: { check: async items => { checked.push(...items); return await checker.check(items) } }, quarantine })
+  return { store, checker, quarantine, checked }
+}
+
+const save = (value: Record<string, unknown>): Uint8Array => A.save(A.from(value))
+
+t.test('a document that expands past the memory limit is quarantined; the rest of the batch applies', async t => {
+  const { store, checker, quarantine, checked } = await guarded(t)
+  const poison = new Uint8Array(await readFile(POISON))
+  const rssBefore = process.memoryUsage.rss()
+  const result = await store.admitRemote([
+    { key: 'dataset/poison', bytes: poison },
+    { key: 'dataset/fine', bytes: save({ name: 'fine' }) }
+  ], { peer: 'peer-x' })
+  t.same(result.changed, ['dataset/fine'], 'the honest document in the same batch is stored')
+  t.equal(result.quarantined.length, 1)
+  t.equal(result.quarantined[0]?.key, 'dataset/poison')
+  t.match(result.quarantined[0]?.reason, /memory|operations|longer than/)
+  t.equal(await store.meta('dataset/poison'), undefined, 'never stored')
+  t.ok(process.memoryUsage.rss() - rssBefore < 1024 * 1024 * 1024, 'this process never grew by a gigabyte')
+  t.ok(checker.restarts >= 1, 'the worker that loaded it was terminated')
+  const [entry] = await quarantine.list()
+  t.match(entry, { key: 'dataset/poison', peer: 'peer-x', size: poison.length, seen: 1 })
+
+  // The same bytes again: known at once, not loaded again.
+  checked.length = 0
+  const again = await store.admitRemote([{ key: 'dataset/poison', bytes: poison }], { peer: 'peer-y' })
+  t.same(again.changed, [])
+  t.match(again.quarantined, [{ key: 'dataset/poison', reason: /quarantined before/ }])
+  t.equal(checked.length, 0, 'the checker did not see it again')
+  t.equal((await quarantine.list())[0]?.seen, 2)
+
+  // The checker still works after losing a worker.
+  t.same((await store.admitRemote([{ key: 'dataset/after', bytes: save({ name: 'after' }) }])).changed, ['dataset/after'])
+  t.ok(await quarantine.drop(entry?.id as string), 'an admin can drop the entry')
+  t.same(await quarantine.list(), [])
+})
+
+t.test('limits on operations and nesting', async t => {
+  const { store } = await guarded(t, { maxOps: 1000, maxDepth: 8 })
+  let deep: Record<string, unknown> = {}
+  const root = deep
+  for (let i = 0; i < 12; i++) { const next = {}; deep.x = next; deep = next }
+  const result = await store.admitRemote([
+    { key: 'dataset/deep', bytes: save({ metadata: root }) },
+    { key: 'dataset/long', bytes: save({ text: 'y'.repeat(5000) }) },
+    { key: 'dataset/shallow', bytes: save({ metadata: { a: { b: { c: 1 } } } }) }
+  ])
+  t.same(result.changed, ['dataset/shallow'])
+  t.match(Object.fromEntries(result.quarantined.map(q => [q.key, q.reason])), {
+    'dataset/deep': /nests more than 8 levels/,
+    'dataset/long': /5\d\d\d operations, more than the limit of 1000/
+  })
+})
+
+t.test('changes that push a stored document past a limit are judged with the document they join', async t => {
+  const { store } = await guarded(t, { maxOps: 1000 })
+  const base = A.from<{ items: number[] }>({ items: [] })
+  t.same((await store.admitRemote([{ key: 'dataset/grow', bytes: A.save(base) }])).changed, ['dataset/grow'])
+  // Alone, each step is small; together with what is stored, too big.
+  const grown = A.change(A.clone(base), d => { for (let i = 0; i < 1500; i++) d.items.push(i) })
+  const result = await store.admitRemote([{ key: 'dataset/grow', bytes: A.saveSince(grown, A.getHeads(base)) }])
+  t.match(result.quarantined, [{ key: 'dataset/grow', reason: /operations/ }])
+  t.same(await store.read('dataset/grow', d => d?.items.length), 0, 'the stored document is unchanged')
+})
+
+t.test('bytes that do not decode still reject the batch as a bad message', async t => {
+  const { store, quarantine } = await guarded(t)
+  await t.rejects(store.admitRemote([{ key: 'dataset/junk', bytes: new Uint8Array([0x85, 0x6f, 0x4a, 0x83, 1, 2, 3]) }]), { code: 'INVALID_MESSAGE' })
+  t.same(await quarantine.list(), [], 'a bad message is not quarantine material')
+})
+
+t.test('a worker that takes too long is stopped', async t => {
+  const checker = new DocChecker({ ...DEFAULT_DOC_LIMITS, maxLoadMs: 50, maxLoadMemoryBytes: 64 * 1024 ** 3 })
+  checker.start()
+  t.teardown(async () => { await checker.stop() })
+  const [verdict] = await checker.check([{ bytes: new Uint8Array(await readFile(POISON)) }])
+  t.match(verdict, { ok: false, quarantine: true, reason: /longer than 50 ms/ })
+  t.same(await checker.check([{ bytes: save({ ok: 1 }) }]), [{ ok: true }], 'a fresh worker takes the next job')
+})
+
+t.test('configured limits are checked', async t => {
+  t.equal(resolveDocLimits({ maxOps: 10 }).maxOps, 10)
+  t.throws(() => resolveDocLimits({ maxOps: -1 }), /positive integer/)
+  t.throws(() => resolveDocLimits({ maxOpz: 1 } as any), /not a document limit/)
+})
