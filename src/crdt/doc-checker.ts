@@ -21,6 +21,15 @@ const WORKER_START_MS = 60_000
 /** How often memory is sampled while a document loads: a hostile load grows ~700 MB/s, so this overshoots by ~10 MB. */
 const MEMORY_SAMPLE_MS = 10
 
+interface Spawned { thread: Worker, ready: Promise<void> }
+
+/**
+ * One worker per process, however many nodes run in it (a test starts
+ * dozens): jobs from every checker take turns on it, and it goes when the
+ * last checker stops.
+ */
+const shared: { worker: Spawned | undefined, queue: Promise<unknown>, checkers: number } = { worker: undefined, queue: Promise.resolve(), checkers: 0 }
+
 /**
  * Loads documents that peers send in a worker thread before the node
  * touches them, so a document built to expand (twenty kilobytes that load
@@ -29,13 +38,13 @@ const MEMORY_SAMPLE_MS = 10
  * process's memory by more than `maxLoadMemoryBytes`, has its worker
  * terminated; a fresh worker takes the rest. One job at a time: a node has
  * few cores, and sync applies batches in order anyway.
+ *
+ * `check` before `start` (or after `stop`) throws: a stopped node loads nothing from peers.
  */
 export class DocChecker implements Startable {
   readonly #limits: DocLimits
-  #worker: { thread: Worker, ready: Promise<void> } | undefined
   #jobs = 0
-  #queue: Promise<unknown> = Promise.resolve()
-  #stopped = false
+  #stopped = true
   /** Workers terminated or lost: a number the node's status shows. */
   restarts = 0
 
@@ -46,22 +55,27 @@ export class DocChecker implements Startable {
   get limits (): DocLimits { return this.#limits }
 
   start (): void {
+    if (!this.#stopped) return
     this.#stopped = false
+    shared.checkers += 1
   }
 
   async stop (): Promise<void> {
+    if (this.#stopped) return
     this.#stopped = true
-    await this.#queue.catch(() => {})
-    const worker = this.#worker
-    this.#worker = undefined
+    shared.checkers -= 1
+    await shared.queue.catch(() => {})
+    if (shared.checkers > 0) return
+    const worker = shared.worker
+    shared.worker = undefined
     await worker?.thread.terminate()
   }
 
   /** A verdict per item, in order. */
   async check (items: CheckItem[]): Promise<CheckVerdict[]> {
     if (items.length === 0) return []
-    const run = this.#queue.then(async () => await this.#run(items))
-    this.#queue = run.catch(() => {})
+    const run = shared.queue.then(async () => await this.#run(items))
+    shared.queue = run.catch(() => {})
     return await run
   }
 
@@ -74,7 +88,7 @@ export class DocChecker implements Startable {
     return out
   }
 
-  #spawn (): { thread: Worker, ready: Promise<void> } {
+  #spawn (): Spawned {
     const thread = new Worker(new URL('./doc-check-worker.ts', import.meta.url), {
       // The JavaScript heap is bounded here; the engine's memory is watched from outside.
       resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32 }
@@ -107,12 +121,12 @@ export class DocChecker implements Startable {
    * that cost the worker its life (whose verdict says so).
    */
   async #attempt (items: CheckItem[]): Promise<CheckVerdict[]> {
-    const spawned = this.#worker ?? this.#spawn()
-    this.#worker = spawned
+    const spawned = shared.worker ?? this.#spawn()
+    shared.worker = spawned
     try {
       await spawned.ready
     } catch (err) {
-      if (this.#worker === spawned) this.#worker = undefined
+      if (shared.worker === spawned) shared.worker = undefined
       throw err
     }
     const worker = spawned.thread
@@ -131,7 +145,7 @@ export class DocChecker implements Startable {
         resolve(got)
       }
       const lose = (reason: string): void => {
-        if (this.#worker === spawned) this.#worker = undefined
+        if (shared.worker === spawned) shared.worker = undefined
         this.restarts += 1
         void worker.terminate()
         got.push({ ok: false, quarantine: true, reason })
@@ -150,7 +164,7 @@ export class DocChecker implements Startable {
         got.push(reply.verdict)
         if (reply.verdict.ok === false && reply.verdict.fatal === true) {
           // The worker exits by itself after a trap.
-          if (this.#worker === spawned) this.#worker = undefined
+          if (shared.worker === spawned) shared.worker = undefined
           this.restarts += 1
           finish()
           return

@@ -11,6 +11,7 @@ import { DEFAULT_DOC_LIMITS, resolveDocLimits, type DocLimits } from '../../src/
 import { Quarantine, type QuarantineEntry } from '../../src/crdt/quarantine.ts'
 import { summarise } from '../../src/crdt/summary.ts'
 import { tempDir } from '../helpers/tmp.ts'
+import { fuzzSeed, Rng } from '../fuzz/rng.ts'
 
 /** 16 KB: two saves of a document holding an 8-million-character string, concatenated. Loading it takes gigabytes. */
 const POISON = new URL('../fixtures/poisoned-document.bin', import.meta.url)
@@ -97,11 +98,12 @@ t.test('bytes that do not decode still reject the batch as a bad message', async
 })
 
 t.test('a worker that takes too long is stopped', async t => {
-  const checker = new DocChecker({ ...DEFAULT_DOC_LIMITS, maxLoadMs: 50, maxLoadMemoryBytes: 64 * 1024 ** 3 })
+  // Memory unwatched: the 16 KB document grows by ~700 MB a second, so half a second is the limit it meets.
+  const checker = new DocChecker({ ...DEFAULT_DOC_LIMITS, maxLoadMs: 500, maxLoadMemoryBytes: 64 * 1024 ** 3 })
   checker.start()
   t.teardown(async () => { await checker.stop() })
   const [verdict] = await checker.check([{ bytes: new Uint8Array(await readFile(POISON)) }])
-  t.match(verdict, { ok: false, quarantine: true, reason: /longer than 50 ms/ })
+  t.match(verdict, { ok: false, quarantine: true, reason: /longer than 500 ms/ })
   t.same(await checker.check([{ bytes: save({ ok: 1 }) }]), [{ ok: true }], 'a fresh worker takes the next job')
 })
 
@@ -109,4 +111,30 @@ t.test('configured limits are checked', async t => {
   t.equal(resolveDocLimits({ maxOps: 10 }).maxOps, 10)
   t.throws(() => resolveDocLimits({ maxOps: -1 }), /positive integer/)
   t.throws(() => resolveDocLimits({ maxOpz: 1 } as any), /not a document limit/)
+})
+
+t.test('fuzz: random documents around the limits get the verdict their shape deserves', async t => {
+  const seed = fuzzSeed()
+  t.comment(`seed ${seed} (FUZZ_SEED=${seed} replays it)`)
+  const rng = new Rng(seed)
+  const limits = { ...DEFAULT_DOC_LIMITS, maxOps: 400, maxDepth: 6 }
+  const checker = new DocChecker(limits)
+  checker.start()
+  t.teardown(async () => { await checker.stop() })
+  const cases: Array<{ bytes: Uint8Array, depth: number, ops: number }> = []
+  for (let i = 0; i < 40; i++) {
+    // A chain `depth` maps deep, with a list of `width` numbers at its end.
+    const depth = rng.range(1, 10)
+    const width = rng.range(0, 500)
+    let leaf: any = { list: Array.from({ length: width }, (_, j) => j) }
+    for (let d = 1; d < depth; d++) leaf = { x: leaf }
+    const doc = A.from<any>({ root: leaf })
+    cases.push({ bytes: A.save(doc), depth: depth + 1, ops: A.stats(doc).numOps })
+    A.free(doc)
+  }
+  const verdicts = await checker.check(cases.map(c => ({ bytes: c.bytes })))
+  for (const [i, c] of cases.entries()) {
+    const shouldPass = c.ops <= limits.maxOps && c.depth <= limits.maxDepth
+    t.equal(verdicts[i]?.ok, shouldPass, `case ${i}: depth ${c.depth}, ${c.ops} operations`)
+  }
 })
