@@ -137,6 +137,7 @@ export async function startNode (options: StartOptions): Promise<RunningNode> {
   unwind.push(async () => { await core.blobs.close() })
   unwind.push(async () => { await core.db.close() })
   try {
+    unwind.push(async () => { core.users.stop() })
     const adminUserId = await core.users.migrateLocalAdmin(config.adminUserId)
     if (adminUserId !== config.adminUserId) {
       config.adminUserId = adminUserId

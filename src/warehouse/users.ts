@@ -1,4 +1,4 @@
-import type { DocStore } from '../crdt/doc-store.ts'
+import type { DocMeta, DocStore } from '../crdt/doc-store.ts'
 import { docKey, isRecordId, newId } from '../crdt/keys.ts'
 import { recordView, type RecordView } from '../crdt/merge-view.ts'
 import { isDeleted, markDeleted, restore } from '../crdt/records/common.ts'
@@ -78,18 +78,25 @@ export class Users {
       users.#claim(key, summary, local, known.get(id))
     }
     // Accounts arrive from peers too: keep the claims current whatever the origin.
-    docs.on('change', event => {
-      if (!event.key.startsWith('user/')) return
-      const summary = event.meta.summary as unknown as RecordSummary
-      users.#claim(event.key, summary, event.meta.local === true, users.#firstSeen(event.key.slice('user/'.length)))
-      // A password, role, disable or delete made on any site ends the sessions here too.
-      const id = event.key.slice('user/'.length)
-      const credential = credentialOf(summary)
-      const prior = users.#credentials.get(id)
-      users.#credentials.set(id, credential)
-      if (prior !== undefined && prior !== credential) void sessions.revokeAllFor(id).catch(() => {})
-    })
+    docs.on('change', users.#onChange)
     return users
+  }
+
+  readonly #onChange = (event: { key: string, meta: DocMeta }): void => {
+    if (!event.key.startsWith('user/')) return
+    const summary = event.meta.summary as unknown as RecordSummary
+    this.#claim(event.key, summary, event.meta.local === true, this.#firstSeen(event.key.slice('user/'.length)))
+    // A password, role, disable or delete made on any site ends the sessions here too.
+    const id = event.key.slice('user/'.length)
+    const credential = credentialOf(summary)
+    const prior = this.#credentials.get(id)
+    this.#credentials.set(id, credential)
+    if (prior !== undefined && prior !== credential) void this.#sessions.revokeAllFor(id).catch(() => {})
+  }
+
+  /** Stops following the store: a node that stops leaves no listener behind. */
+  stop (): void {
+    this.#docs.off('change', this.#onChange)
   }
 
   #claim (key: string, s: RecordSummary, local: boolean, seen: number | undefined): void {
