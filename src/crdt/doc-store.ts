@@ -108,6 +108,8 @@ export interface Quarantined { key: string, id: string, reason: string }
 export interface DocGuard {
   checker: { check: (items: CheckItem[]) => Promise<CheckVerdict[]> }
   quarantine: Quarantine
+  /** Operations a replicated document may hold: a local change past it is refused, or peers would quarantine the document. */
+  maxOps: number
 }
 
 const SIG_ENTRY = 96
@@ -424,6 +426,11 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
 
   /** Judges this node's own new change by the rules its peers will apply, and signs it. */
   async #admitLocal (key: string, doc: A.Doc<any>, before: Live | undefined): Promise<BatchOp[]> {
+    const maxOps = this.#guard?.maxOps
+    if (maxOps !== undefined && A.stats(doc).numOps > maxOps) {
+      if (before !== undefined) this.#cache.delete(key)
+      throw new DwError('PAYLOAD_TOO_LARGE', `${key} would hold more than ${maxOps} operations, the most a peer accepts in one document`)
+    }
     const admission = this.#admission
     if (admission === undefined) return []
     // Metadata only: decoding a change turns every op into JS, the bulk of the cost.

@@ -31,7 +31,7 @@ export function startGuard (core: Core, dataDir: string, config: NodeConfig, aud
   const quarantine = new Quarantine(jsonSublevel<QuarantineEntry>(core.db, 'quarantine'), (entry) => {
     void audit.append({ type: 'sync.quarantined', ...(entry.peer === undefined ? {} : { peer: entry.peer }), outcome: 'error', details: { id: entry.id, key: entry.key, reason: entry.reason, size: entry.size } }).catch(() => {})
   })
-  core.docs.guardWith({ checker, quarantine })
+  core.docs.guardWith({ checker, quarantine, maxOps: limits.maxOps })
   const engine = new EngineWatch(onEngineFailure)
   engine.start()
   unwind.push(async () => { engine.stop() })

@@ -25,7 +25,7 @@ async function guarded (t: Test, limits: Partial<DocLimits> = {}): Promise<{ sto
   t.teardown(async () => { await checker.stop() })
   const quarantine = new Quarantine(jsonSublevel<QuarantineEntry>(db, 'quarantine'))
   const checked: CheckItem[] = []
-  store.guardWith({ checker: { check: async items => { checked.push(...items); return await checker.check(items) } }, quarantine })
+  store.guardWith({ checker: { check: async items => { checked.push(...items); return await checker.check(items) } }, quarantine, maxOps: checker.limits.maxOps })
   return { store, checker, quarantine, checked }
 }
 
@@ -137,4 +137,13 @@ t.test('fuzz: random documents around the limits get the verdict their shape des
     const shouldPass = c.ops <= limits.maxOps && c.depth <= limits.maxDepth
     t.equal(verdicts[i]?.ok, shouldPass, `case ${i}: depth ${c.depth}, ${c.ops} operations`)
   }
+})
+
+t.test('a local change that would take a document past the operation limit is refused, so peers never quarantine an honest document', async t => {
+  const { store } = await guarded(t, { maxOps: 1000 })
+  await store.create('dataset/big', d => { d.items = [] }, { local: false })
+  await t.rejects(store.change('dataset/big', d => { for (let i = 0; i < 1500; i++) d.items.push(i) }), { code: 'PAYLOAD_TOO_LARGE' })
+  t.equal(await store.read('dataset/big', d => d?.items.length), 0, 'nothing written')
+  await store.change('dataset/big', d => { d.items.push(1) })
+  t.equal(await store.read('dataset/big', d => d?.items.length), 1, 'smaller changes go on')
 })
