@@ -2,7 +2,7 @@ import { v7 as uuidv7 } from 'uuid'
 import type { Sublevel } from './db.ts'
 
 export type AuditType =
-  | 'sync.session' | 'sync.violation' | 'sync.refused' | 'sync.quarantined' | 'sync.throttled'
+  | 'sync.session' | 'sync.violation' | 'sync.refused' | 'sync.quarantined' | 'sync.throttled' | 'sync.rewind'
   | 'quarantine.drop'
   | 'node.role' | 'node.revoke'
   | 'peer.add' | 'peer.remove' | 'peer.approve' | 'peer.dismiss' | 'peer.refused'

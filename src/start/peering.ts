@@ -10,6 +10,7 @@ import { QuotaLedger, resolveSyncQuotas } from '../peer/sync/quota.ts'
 import { DwError } from '../errors.ts'
 import { ProtocolHost } from '../peer/protocol-host.ts'
 import type { Checkpoint } from '../peer/sync/types.ts'
+import { ReplicationLog, type ServedEntry } from '../peer/sync/replication-log.ts'
 import type { Core } from './core.ts'
 import type { Refusal } from '../crdt/doc-store.ts'
 import { auditRefusals } from '../trust/refusals.ts'
@@ -54,6 +55,7 @@ export async function startPeering (core: Core, identity: { key: PrivateKey, pee
     store: core.docs,
     book,
     checkpoints: jsonSublevel<Checkpoint>(core.db, 'sync-checkpoints'),
+    served: new ReplicationLog(jsonSublevel<ServedEntry>(core.db, 'sync-served')),
     audit,
     redial: config.sync,
     quotas

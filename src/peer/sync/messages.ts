@@ -29,12 +29,14 @@ export type HeadsItem = [string, string[]]
 export type DocItem = [string, Uint8Array, Uint8Array]
 
 export type PullerMessage =
-  | { t: 'hello', v: number, epoch: string, since: number, live: boolean }
+  /** `session`: the server's session under which the puller's checkpoint was acknowledged (see serve.ts). */
+  | { t: 'hello', v: number, epoch: string, since: number, live: boolean, session?: string }
   | { t: 'want', batch: number, items: HeadsItem[] }
   | { t: 'ack', through: number }
 
 export type ServerMessage =
-  | { t: 'welcome', v: number, epoch: string, head: number, from: number }
+  /** `session`: names this session in the server's replication log; the puller keeps it with its checkpoint. */
+  | { t: 'welcome', v: number, epoch: string, head: number, from: number, session?: string }
   | { t: 'offer', batch: number, through: number, items: HeadsItem[] }
   | { t: 'docs', batch: number, items: DocItem[], last: boolean }
   | { t: 'caught-up', head: number }
@@ -50,6 +52,12 @@ function isObject (m: unknown): m is Record<string, unknown> {
 function seq (v: unknown, field: string): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) bad(`${field} must be a non-negative integer`)
   return v
+}
+
+function session (v: unknown): { session?: string } {
+  if (v === undefined) return {}
+  if (typeof v !== 'string' || !/^[0-9a-f]{1,64}$/.test(v)) bad('session must be up to 64 hex characters')
+  return { session: v }
 }
 
 function key (v: unknown): string {
@@ -87,7 +95,7 @@ export function parsePullerMessage (m: unknown): PullerMessage {
       if (m.v !== PROTOCOL_VERSION) throw new DwError('INVALID_MESSAGE', `unsupported sync protocol version ${String(m.v)}`)
       if (typeof m.epoch !== 'string' || m.epoch.length > 64) bad('epoch')
       if (typeof m.live !== 'boolean') bad('live')
-      return { t: 'hello', v: m.v, epoch: m.epoch, since: seq(m.since, 'since'), live: m.live }
+      return { t: 'hello', v: m.v, epoch: m.epoch, since: seq(m.since, 'since'), live: m.live, ...session(m.session) }
     case 'want':
       return { t: 'want', batch: seq(m.batch, 'batch'), items: items(m.items, headsItem) }
     case 'ack':
@@ -103,7 +111,7 @@ export function parseServerMessage (m: unknown): ServerMessage {
     case 'welcome':
       if (m.v !== PROTOCOL_VERSION) throw new DwError('INVALID_MESSAGE', `unsupported sync protocol version ${String(m.v)}`)
       if (typeof m.epoch !== 'string' || m.epoch.length === 0 || m.epoch.length > 64) bad('epoch')
-      return { t: 'welcome', v: m.v, epoch: m.epoch, head: seq(m.head, 'head'), from: seq(m.from, 'from') }
+      return { t: 'welcome', v: m.v, epoch: m.epoch, head: seq(m.head, 'head'), from: seq(m.from, 'from'), ...session(m.session) }
     case 'offer':
       return { t: 'offer', batch: seq(m.batch, 'batch'), through: seq(m.through, 'through'), items: items(m.items, headsItem) }
     case 'docs':

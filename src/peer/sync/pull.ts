@@ -22,6 +22,8 @@ export interface PullOptions {
   peer?: string
   /** Counts what the peer makes this side take in; throws to end the session once it is over a quota. */
   charge?: (usage: Partial<QuotaLimits>) => void
+  /** The peer could not vouch for the checkpoint (it was restored or rolled back): this session compares everything from `from`. */
+  onRewind?: (info: { from: number, was: number }) => void
   /** After every applied batch. */
   onProgress?: (info: { through: number, remoteHead: number, stats: SessionStats }) => void
 }
@@ -35,15 +37,20 @@ export interface PullOptions {
  */
 export async function pullSync (stream: MessageStream, store: SyncableStore, checkpoint: Checkpoint, options: PullOptions): Promise<SessionStats> {
   const stats = emptyStats()
-  await stream.send({ t: 'hello', v: PROTOCOL_VERSION, epoch: checkpoint.epoch, since: checkpoint.through, live: options.live })
+  await stream.send({ t: 'hello', v: PROTOCOL_VERSION, epoch: checkpoint.epoch, since: checkpoint.through, live: options.live, ...(checkpoint.session === undefined ? {} : { session: checkpoint.session }) })
   const first = await stream.read()
   if (first.done === true) throw new DwError('INVALID_MESSAGE', 'stream ended before welcome')
   const welcome = parseServerMessage(first.value)
   if (welcome.t !== 'welcome') throw new DwError('INVALID_MESSAGE', `expected welcome, got ${welcome.t}`)
-  let current: Checkpoint = welcome.epoch === checkpoint.epoch && welcome.from === checkpoint.through
-    ? checkpoint
-    : { epoch: welcome.epoch, through: welcome.from }
+  // Checkpoints from here on carry the server's session, which its log records with our acknowledgements.
+  let current: Checkpoint = { epoch: welcome.epoch, through: welcome.from, ...(welcome.session === undefined ? {} : { session: welcome.session }) }
+  if (welcome.epoch === checkpoint.epoch && welcome.from < checkpoint.through) options.onRewind?.({ from: welcome.from, was: checkpoint.through })
   let remoteHead = welcome.head
+  let savedSession = checkpoint.session
+  const save = async (): Promise<void> => {
+    await options.saveCheckpoint(current)
+    savedSession = current.session
+  }
 
   // Offers whose documents have not all arrived and been applied, in order.
   const pending: Array<{ batch: number, through: number, docs: RemoteDoc[], wanted: Set<string>, bytes: number }> = []
@@ -68,8 +75,8 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
   const finishedBatch = async (): Promise<void> => {
     const done = pending.shift() as (typeof pending)[number]
     await applyBuffered(done)
-    current = { epoch: current.epoch, through: done.through }
-    await options.saveCheckpoint(current)
+    current = { ...current, through: done.through }
+    await save()
     await ack(done.through)
     options.onProgress?.({ through: done.through, remoteHead, stats })
   }
@@ -124,7 +131,11 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
       // Caught up with nothing new to apply, a session still says where it
       // stands: after a restart the server knows nothing of this puller, and
       // `syncNow` on its side waits for an acknowledgement.
-      if (acked !== current.through) await ack(current.through)
+      if (acked !== current.through) {
+        // The acknowledgement names this session in the peer's log: our checkpoint must name it too.
+        if (savedSession !== current.session) await save()
+        await ack(current.through)
+      }
       options.onCaughtUp?.({ remoteHead, stats })
       if (!options.live) {
         await stream.close()

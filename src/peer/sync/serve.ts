@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { DwError } from '../../errors.ts'
 import { FIRST_MESSAGE_MS, readFirst } from '../../message-stream.ts'
 import { DOCS_MESSAGE_BYTES, OFFER_BATCH, PROTOCOL_VERSION, parsePullerMessage, type DocItem, type HeadsItem } from './messages.ts'
@@ -12,6 +13,36 @@ export interface ServeOptions {
   signal?: AbortSignal
   /** How long the puller has to say hello. @default FIRST_MESSAGE_MS */
   firstMessageMs?: number
+  /**
+   * This side of the replication log for this puller: what it acknowledged,
+   * in which session. Without it (tests of the protocol alone) a
+   * checkpoint is trusted on the puller's word.
+   */
+  log?: {
+    vouches: (epoch: string, session: string | undefined, since: number) => Promise<boolean>
+    record: (epoch: string, session: string, through: number) => Promise<void>
+  }
+  /** The puller's checkpoint could not be trusted: it starts again from the beginning of the feed. */
+  onRewind?: (info: { since: number, reason: string }) => void
+}
+
+/**
+ * Where the puller's session starts, and why not where it asked. A
+ * checkpoint is trusted only if this store's log says this puller
+ * acknowledged that far in the session it names: a store restored from a
+ * backup, or rolled back with its disk, has an older log (and may reuse the
+ * sequence numbers the checkpoint covers), so the two disagree and the
+ * puller compares everything by heads instead of skipping what it never
+ * received. CouchDB compares replication logs the same way.
+ */
+async function startFrom (hello: { epoch: string, since: number, session?: string }, store: SyncableStore, log: ServeOptions['log']): Promise<{ from: number, reason?: string }> {
+  if (hello.since === 0) return { from: 0 }
+  if (hello.epoch !== store.epoch) return { from: 0, reason: 'its checkpoint is from another epoch of this store' }
+  if (hello.since > store.seq) return { from: 0, reason: `its checkpoint (${hello.since}) is past this store's feed (${store.seq}): the store went back (a restore or a rollback)` }
+  if (log !== undefined && !await log.vouches(hello.epoch, hello.session, hello.since)) {
+    return { from: 0, reason: 'this store\'s replication log does not know its checkpoint (this store was restored or rolled back, or an acknowledgement was lost)' }
+  }
+  return { from: hello.since }
 }
 
 /**
@@ -28,9 +59,10 @@ export async function serveSync (stream: MessageStream, store: SyncableStore, op
   if (first.done === true) throw new DwError('INVALID_MESSAGE', 'stream ended before hello')
   const hello = parsePullerMessage(first.value)
   if (hello.t !== 'hello') throw new DwError('INVALID_MESSAGE', `expected hello, got ${hello.t}`)
-  // A checkpoint from another epoch of this store means nothing here.
-  const from = hello.epoch === store.epoch ? Math.min(hello.since, store.seq) : 0
-  await stream.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: store.epoch, head: store.seq, from })
+  const session = randomBytes(8).toString('hex')
+  const { from, reason } = await startFrom(hello, store, options.log)
+  if (reason !== undefined) options.onRewind?.({ since: hello.since, reason })
+  await stream.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: store.epoch, head: store.seq, from, session })
 
   let cursor = from
   let batch = 0
@@ -57,6 +89,8 @@ export async function serveSync (stream: MessageStream, store: SyncableStore, op
         if (next.done === true) return
         const msg = parsePullerMessage(next.value)
         if (msg.t === 'ack') {
+          // Logged before anything else hears of it; never past what was offered.
+          await options.log?.record(store.epoch, session, Math.min(msg.through, cursor))
           options.onAck?.(msg.through)
         } else if (msg.t === 'want') {
           // Exactly one want per offer, in offer order; only offered keys.

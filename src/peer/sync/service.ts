@@ -19,6 +19,7 @@ export type { PeerSyncStatus } from './peer-status.ts'
 import { serveSync } from './serve.ts'
 import { QuotaLedger } from './quota.ts'
 import { emptyStats, type Checkpoint, type SessionStats, type SyncableStore } from './types.ts'
+import type { ReplicationLog } from './replication-log.ts'
 
 export interface SyncNowResult {
   peerId: string
@@ -37,6 +38,8 @@ export interface SyncServiceInit {
   store: SyncableStore
   book: PeerBook
   checkpoints: Sublevel<Checkpoint>
+  /** This node's side of each puller's replication log. */
+  served: ReplicationLog
   audit: AuditLog
   redial?: Partial<RedialOptions>
   /** What each peer may make this node take in (docs/operations.md, "Limits"). */
@@ -212,6 +215,10 @@ export class SyncService {
         live,
         peer: peerId,
         charge: this.#quotas.session(peerId),
+        onRewind: ({ from, was }) => {
+          s.ourCheckpoint = from
+          void this.#init.audit.append({ type: 'sync.rewind', peer: peerId, outcome: 'ok', details: { side: 'puller', from, was, message: 'the peer could not vouch for our checkpoint (it was restored or rolled back): comparing every record by heads' } }).catch(() => {})
+        },
         saveCheckpoint: async (cp) => {
           if (behindSaved(cp)) return
           await this.#init.checkpoints.put(peerId, cp)
@@ -268,6 +275,13 @@ export class SyncService {
     try {
       await serveSync(framed, this.#init.store, {
         signal: this.#abort.signal,
+        log: {
+          vouches: async (epoch, session, since) => await this.#init.served.vouches(peerId, epoch, session, since),
+          record: async (epoch, session, through) => { await this.#init.served.record(peerId, epoch, session, through) }
+        },
+        onRewind: ({ since, reason }) => {
+          void this.#init.audit.append({ type: 'sync.rewind', peer: peerId, outcome: 'ok', details: { side: 'server', since, message: `the peer's checkpoint is not trusted: ${reason}; it compares every record by heads` } }).catch(() => {})
+        },
         onAck: (through) => {
           s.theirAck = through
           // A live session lasts as long as the link: count as it goes, not at its end.

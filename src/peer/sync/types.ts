@@ -22,8 +22,12 @@ export interface SyncableStore {
 
 export type { MessageStream } from '../../message-stream.ts'
 
-/** Where the puller keeps how far it has read each peer's feed. */
-export interface Checkpoint { epoch: string, through: number }
+/**
+ * Where the puller keeps how far it has read each peer's feed, and the
+ * peer's session that acknowledged it (the peer checks it against its own
+ * log before trusting the checkpoint).
+ */
+export interface Checkpoint { epoch: string, through: number, session?: string }
 
 export interface SessionStats {
   /** Documents this side received and that changed something here. */
