@@ -17,6 +17,8 @@
  *              the next round starts once the whole burst was answered
  *   sustained  `--flood` bad logins kept in flight (each one answered is
  *              replaced at once) while the real logins run one by one
+ *   healthz    the same with GET /healthz instead of bad logins: what any
+ *              request flood costs, login limits or not
  *
  * --checks-at-once sets config.json "login.checksAtOnce" (default: the node's).
  */
@@ -73,6 +75,7 @@ class Tally {
   answered = 0
   checked = 0
   refused = 0
+  /** Anything else: for the GET /healthz flood, its 200s. */
   other = 0
   add (answer: Answer): void {
     this.answered++
@@ -123,20 +126,25 @@ async function measure (): Promise<void> {
       for (const answer of await Promise.all(answers)) burstTally.add(answer)
     }
 
+    /** Real logins one by one while `send` is kept `flood` times in flight. */
+    const underSustained = async (send: () => Promise<Answer>, tally: Tally): Promise<number[]> => {
+      const samples: number[] = []
+      let stop = false
+      const workers = Array.from({ length: flood }, async () => { while (!stop) tally.add(await send()) })
+      try {
+        for (let i = 0; i < logins; i++) samples.push(realOk(await real()))
+      } finally {
+        stop = true
+        await Promise.all(workers)
+      }
+      return samples
+    }
     progress('sustained')
-    const sustained: number[] = []
     const sustainedTally = new Tally()
-    let stop = false
-    const worker = async (): Promise<void> => {
-      while (!stop) sustainedTally.add(await badLogin())
-    }
-    const workers = Array.from({ length: flood }, worker)
-    try {
-      for (let i = 0; i < logins; i++) sustained.push(realOk(await real()))
-    } finally {
-      stop = true
-      await Promise.all(workers)
-    }
+    const sustained = await underSustained(badLogin, sustainedTally)
+    progress('sustained, GET /healthz')
+    const healthTally = new Tally()
+    const health = await underSustained(async () => await request(url, '127.0.0.1', flooder, 'GET', '/healthz'), healthTally)
 
     const row = (name: string, samples: number[], tally?: Tally): string[] => {
       const s = summarize(samples)
@@ -148,7 +156,12 @@ async function measure (): Promise<void> {
     console.log()
     console.log(table(
       ['scenario', 'real logins', 'min', 'median', 'max', 'flood answered', 'checked (401)', 'refused (429)', 'other'],
-      [row('alone', alone), row(`burst of ${count(flood)}`, burst, burstTally), row(`${count(flood)} kept in flight`, sustained, sustainedTally)]
+      [
+        row('alone', alone),
+        row(`burst of ${count(flood)}`, burst, burstTally),
+        row(`${count(flood)} kept in flight`, sustained, sustainedTally),
+        row(`${count(flood)} GET /healthz kept in flight`, health, healthTally)
+      ]
     ))
   } finally {
     flooder.destroy()

@@ -1,6 +1,7 @@
 import { normaliseUsername } from '../crdt/records/user.ts'
-import { DwError } from '../errors.ts'
+import type { DwError } from '../errors.ts'
 import { evictOldest, FailureCounts } from './failure-counts.ts'
+import { refusal } from './refusal.ts'
 
 export interface LoginThrottleOptions {
   /** Failures one client may make on one username without delay. Default 5. */
@@ -32,8 +33,8 @@ const MAX_KEY_LENGTH = 256
 /**
  * Slows down and then locks password guessing, in memory. Budgets belong to
  * a (client, username) pair, so guesses from one address lock that address
- * out of the account and nobody else: before this, anyone could keep
- * `admin` locked out of HTTP login from anywhere. Two wider limits stop a
+ * out of the account and nobody else (keyed on the name alone, anyone could
+ * keep `admin` locked out of HTTP login from anywhere). Two wider limits stop a
  * spread attack: one client's failures over all usernames slow that client,
  * and an account that many clients are locked out of at once is locked for
  * every client (it takes that many addresses, so no single one can do it).
@@ -92,7 +93,7 @@ export class LoginThrottle {
    */
   check (username: string, client: string): number {
     const account = keyOf(username)
-    const pair = `${client} ${account}`
+    const pair = pairKey(client, account)
     const now = this.#now()
     const lockedUntil = Math.max(this.#until(this.#pairLocks, pair, now), this.#until(this.#accountLocks, account, now))
     if (lockedUntil > now) throw this.#tooMany(lockedUntil - now)
@@ -108,7 +109,7 @@ export class LoginThrottle {
   begin (username: string, client: string): number {
     const wait = this.check(username, client)
     const now = this.#now()
-    this.#pairs.begin(`${client} ${keyOf(username)}`, now)
+    this.#pairs.begin(pairKey(client, keyOf(username)), now)
     this.#clients.begin(client, now)
     return wait
   }
@@ -116,7 +117,7 @@ export class LoginThrottle {
   /** A wrong password (or unknown name); the `lockAfter`-th in a row locks the pair. */
   failure (username: string, client: string): void {
     const account = keyOf(username)
-    const pair = `${client} ${account}`
+    const pair = pairKey(client, account)
     const now = this.#now()
     this.#clients.end(client, now, true)
     // Attempts that were in flight when the lock fell add nothing to it.
@@ -135,19 +136,19 @@ export class LoginThrottle {
    */
   success (username: string, client: string): void {
     this.#clients.end(client, this.#now(), false)
-    this.#pairs.forget(`${client} ${keyOf(username)}`)
+    this.#pairs.forget(pairKey(client, keyOf(username)))
   }
 
   /** An attempt that began but checked no password (refused by the queue, or an error). */
   abandon (username: string, client: string): void {
     const now = this.#now()
     this.#clients.end(client, now, false)
-    this.#pairs.end(`${client} ${keyOf(username)}`, now, false)
+    this.#pairs.end(pairKey(client, keyOf(username)), now, false)
   }
 
   #lock (account: string, client: string, now: number): void {
     const until = now + this.#lockMs
-    this.#pairLocks.set(`${client} ${account}`, until)
+    this.#pairLocks.set(pairKey(client, account), until)
     evictOldest(this.#pairLocks, this.#maxEntries)
     const locked = this.#lockedClients.get(account) ?? new Map<string, number>()
     for (const [other, end] of locked) if (end <= now) locked.delete(other)
@@ -179,9 +180,7 @@ export class LoginThrottle {
 
   #tooMany (retryAfterMs: number): DwError {
     const retryAfterSeconds = Math.max(1, Math.ceil(retryAfterMs / 1000))
-    return new DwError('TOO_MANY_ATTEMPTS', `Too many failed login attempts; try again in ${retryAfterSeconds} s.`, {
-      details: { retryAfterSeconds }
-    })
+    return refusal(`Too many failed login attempts; try again in ${retryAfterSeconds} s.`, { retryAfterSeconds })
   }
 }
 
@@ -192,4 +191,9 @@ export class LoginThrottle {
  */
 function keyOf (username: string): string {
   return normaliseUsername(String(username)).slice(0, MAX_KEY_LENGTH)
+}
+
+// Client keys hold no spaces, so the first space splits a pair unambiguously.
+function pairKey (client: string, account: string): string {
+  return `${client} ${account}`
 }

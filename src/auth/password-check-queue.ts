@@ -1,8 +1,9 @@
 import { setTimeout as delay } from 'node:timers/promises'
-import { DwError } from '../errors.ts'
+import type { DwError } from '../errors.ts'
+import { refusal } from './refusal.ts'
 
 export interface PasswordCheckQueueOptions {
-  /** Checks running at once, all clients together. Default 2. */
+  /** Checks running at once, all clients together. Default 2, as many as Users lets run (each costs ~128 MiB). */
   checksAtOnce?: number
   /** Checks one client may have admitted (waiting or running) at once; more are refused. Default 1. */
   checksPerClient?: number
@@ -35,7 +36,7 @@ export class PasswordCheckQueue {
   readonly #waiting = new Map<string, Array<() => void>>()
 
   constructor (options: PasswordCheckQueueOptions = {}) {
-    this.#checksAtOnce = options.checksAtOnce ?? 1
+    this.#checksAtOnce = options.checksAtOnce ?? 2
     this.#checksPerClient = options.checksPerClient ?? 1
     this.#queuedChecks = options.queuedChecks ?? 32
     this.#sleep = options.sleep ?? ((ms) => delay(ms))
@@ -100,5 +101,5 @@ export class PasswordCheckQueue {
 }
 
 function busy (limit: 'client' | 'node', message: string): DwError {
-  return new DwError('TOO_MANY_ATTEMPTS', message, { details: { retryAfterSeconds: 1, limit } })
+  return refusal(message, { retryAfterSeconds: 1, limit })
 }

@@ -40,7 +40,7 @@ async function openBlobStore (dataDir: string, config: NodeConfig['blobs']): Pro
 /** Opens the blob store, then LevelDB (closing the blob store again if that fails). */
 export async function openCore (dataDir: string, blobsConfig: NodeConfig['blobs'], identity: { key: PrivateKey, peerId: string }, loginLimits?: NodeConfig['login']): Promise<Core> {
   // Before anything opens: a bad setting should not leave a store locked.
-  const guard = new LoginGuard(parseLoginLimits(loginLimits))
+  const loginGuard = new LoginGuard(parseLoginLimits(loginLimits))
   // The blob store first: a wrong S3 setting should fail before LevelDB is locked.
   const blobs = await openBlobStore(dataDir, blobsConfig)
   const db = await openDbClearly(dataDir).catch(async (err: unknown) => { await blobs.close(); throw err })
@@ -56,6 +56,6 @@ export async function openCore (dataDir: string, blobsConfig: NodeConfig['blobs'
   })
   docs.admitWith(trust)
   const sessions = new SessionStore(jsonSublevel<SessionRecord>(db, 'sessions'))
-  const users = await Users.open(docs, sessions, guard, trust.localAdminId, jsonSublevel<number>(db, 'users-seen'))
+  const users = await Users.open(docs, sessions, loginGuard, trust.localAdminId, jsonSublevel<number>(db, 'users-seen'))
   return { db, docs, blobs, refs, users, records: new Records(docs), trust, nodes: new Nodes(docs, trust) }
 }

@@ -44,7 +44,7 @@ export function validateUsername (username: string): void {
 export class Users {
   readonly #docs: DocStore
   readonly #sessions: SessionStore
-  readonly #guard: LoginGuard
+  readonly #loginGuard: LoginGuard
   readonly #claims = new UsernameClaims()
   readonly #slots = new Slots(PASSWORD_CHECKS_AT_ONCE)
   /** This node's bootstrap admin: local-only, its id derived from the node's peer id. */
@@ -56,16 +56,16 @@ export class Users {
   readonly #seen: Sublevel<number>
   #seenCount = 0
 
-  private constructor (docs: DocStore, sessions: SessionStore, guard: LoginGuard, localAdminId: string, seen: Sublevel<number>) {
+  private constructor (docs: DocStore, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: Sublevel<number>) {
     this.#seen = seen
     this.#docs = docs
     this.#sessions = sessions
-    this.#guard = guard
+    this.#loginGuard = loginGuard
     this.#localAdminId = localAdminId
   }
 
-  static async open (docs: DocStore, sessions: SessionStore, guard: LoginGuard, localAdminId: string, seen: Sublevel<number>): Promise<Users> {
-    const users = new Users(docs, sessions, guard, localAdminId, seen)
+  static async open (docs: DocStore, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: Sublevel<number>): Promise<Users> {
+    const users = new Users(docs, sessions, loginGuard, localAdminId, seen)
     const known = new Map<string, number>()
     for await (const [id, n] of seen.iterator()) { known.set(id, n); users.#seenCount = Math.max(users.#seenCount, n) }
     const found: Array<[string, RecordSummary, boolean]> = []
@@ -233,7 +233,7 @@ export class Users {
    * login limits count per address (src/auth/login-guard.ts).
    */
   async login (username: string, password: string, client: string): Promise<{ token: string, expiresAt: string, user: UserView }> {
-    const id = await this.#guard.attempt(username, client, async () => {
+    const id = await this.#loginGuard.attempt(username, client, async () => {
       const owner = this.#claims.owner(username)
       const account = owner === undefined
         ? undefined
