@@ -19,7 +19,7 @@ export async function dw (args: string[], options: { env?: Record<string, string
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
   child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000)
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000)
   const code = await new Promise<number | null>(resolve => child.on('close', resolve))
   clearTimeout(timer)
   return { code, stdout, stderr }
@@ -48,7 +48,7 @@ export async function initialised (t: Teardown, name = 'site', options: { join?:
 export interface Started { child: ChildProcess, url: string, peerId: string, output: () => string, exited: Promise<number | null> }
 
 /** Starts `dw start` and waits (bounded) for its "serving" line; stopped in teardown. */
-export async function started (t: Teardown, data: string, timeoutMs = 20_000): Promise<Started> {
+export async function started (t: Teardown, data: string, timeoutMs = 60_000): Promise<Started> {
   const child = spawn(process.execPath, [DW, 'start', '--data', data], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
@@ -108,7 +108,7 @@ export async function startedWith (t: Teardown, data: string, options: { args?: 
     await exited
     clearTimeout(timer)
   })
-  const timeoutMs = options.timeoutMs ?? 20_000
+  const timeoutMs = options.timeoutMs ?? 60_000
   const serving = await new Promise<RegExpExecArray>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`dw start did not serve within ${timeoutMs} ms: ${output}`)), timeoutMs)
     const look = (s: string): void => {
