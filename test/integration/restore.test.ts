@@ -6,27 +6,15 @@
 // comparison by heads: nothing is skipped, no `dw sync --full` needed.
 import t, { type Test } from 'tap'
 import { cp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { initNode } from '../../src/node.ts'
 import { ADMIN_PASSWORD, startTestNode, type TestNode } from '../helpers/node.ts'
 import { eventually, link } from '../helpers/mesh.ts'
 import { tempDir } from '../helpers/tmp.ts'
-
-/** A port free right now: the nodes keep their libp2p port across restarts, so their peers' addresses stay right. */
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => { resolve(port) })
-    })
-  })
-}
+import { restartablePorts } from '../helpers/ports.ts'
 
 async function site (t: Test, join: boolean): Promise<string> {
   const dataDir = await tempDir(t, 'dw-restore-')
-  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: [`/ip4/127.0.0.1/tcp/${await freePort()}`], sync: { minMs: 100, maxMs: 800 }, join })
+  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: [`/ip4/127.0.0.1/tcp/${(await restartablePorts(1))[0] as number}`], sync: { minMs: 100, maxMs: 800 }, join })
   return dataDir
 }
 

@@ -2,25 +2,12 @@
 // `dw init`, run as separate `dw start` processes, introduced with
 // `dw peer add`, then edited while never up at the same time. Once both are
 // up again they converge without anyone asking.
-import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
 import { ADMIN_PASSWORD, dw, dwJson, rosterReached, started, type Started } from '../cli/helpers.ts'
 import { eventually } from '../helpers/mesh.ts'
 import { tempDir } from '../helpers/tmp.ts'
-
-/** Ports free right now; held together while picked so two calls never return the same one. */
-async function freePorts (n: number): Promise<number[]> {
-  const servers: Server[] = []
-  for (let i = 0; i < n; i++) {
-    const server = createServer()
-    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-    servers.push(server)
-  }
-  const ports = servers.map(s => (s.address() as { port: number }).port)
-  await Promise.all(servers.map(async s => await new Promise(resolve => s.close(resolve))))
-  return ports
-}
+import { restartablePorts } from '../helpers/ports.ts'
 
 /** The node's HTTP API as the admin, signed in with the password given to init. */
 async function signIn (node: Started): Promise<(method: string, path: string, body?: object) => Promise<any>> {
@@ -55,7 +42,7 @@ async function stop (node: Started): Promise<number | null> {
 
 void t.test('two dw processes, never up together, converge once both run', async (t) => {
   const root = await tempDir(t, 'dw-two-')
-  const [portA, portB] = await freePorts(2)
+  const [portA, portB] = await restartablePorts(2)
   const env = { env: { DW_ADMIN_PASSWORD: ADMIN_PASSWORD } }
   const init = async (name: string, port: number | undefined, extra: string[] = []): Promise<{ data: string, addr: string }> => {
     const data = join(root, name)
