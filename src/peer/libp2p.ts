@@ -79,6 +79,14 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     connectionManager: {
       maxConnections: options.maxConnections ?? 300
     },
+    // libp2p pings every peer every 10 s and cuts a connection whose ping
+    // takes longer than its adaptive timeout (5 s at first). A busy node, or a
+    // thin link with a blob transfer queued ahead of the ping, is slow, not
+    // dead: the cut would abort the sync or transfer in progress. A minute
+    // still finds a dead link well before TCP would.
+    connectionMonitor: {
+      pingTimeout: { minTimeout: 30_000, maxTimeout: 60_000 }
+    },
     peerDiscovery: [],
     services: {
       identify: identify(),
