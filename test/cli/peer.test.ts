@@ -48,7 +48,7 @@ void t.test('peer, sync and audit against a running node', async (t) => {
     t.equal(peers.length, 1)
     t.match(peers[0], { peerId: STRANGER, name: 'beta', addrs: [addr], connected: false, bytesIn: 0, bytesOut: 0 })
     const table = await dw(['peer', 'ls', ...at])
-    t.match(table.stdout, /^NAME\s+PEER ID\s+ADDRESSES\s+CONNECTED\s+LAST SYNC\s+TO PULL\s+TO PUSH\s+IN\s+OUT\s+LAST ERROR/)
+    t.match(table.stdout, /^NAME\s+PEER ID\s+ADDRESSES\s+CONNECTED\s+LAST SYNC\s+TO PULL\s+TO PUSH\s+IN\s+OUT\s+THROTTLED\s+LAST ERROR/)
     t.match(table.stdout, new RegExp(`beta\\s+${STRANGER}\\s+${addr}\\s+no\\s+never`))
     const status = await dw(['status', ...at])
     t.match(status.stdout, new RegExp(`beta\\s+${STRANGER}\\s+no\\s+never`), 'status shows the peer too')
