@@ -49,34 +49,7 @@ export interface Started { child: ChildProcess, url: string, peerId: string, out
 
 /** Starts `dw start` and waits (bounded) for its "serving" line; stopped in teardown. */
 export async function started (t: Teardown, data: string, timeoutMs = 60_000): Promise<Started> {
-  const child = spawn(process.execPath, [DW, 'start', '--data', data], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
-    await exited
-    clearTimeout(timer)
-  })
-  const serving = await new Promise<RegExpExecArray>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`dw start did not serve within ${timeoutMs} ms: ${output}`)), timeoutMs)
-    const look = (s: string): void => {
-      output += s
-      const m = /serving (http:\/\/\S+) as peer (\S+)/.exec(output)
-      if (m !== null) {
-        clearTimeout(timer)
-        resolve(m)
-      }
-    }
-    child.stdout.setEncoding('utf8').on('data', look)
-    child.stderr.setEncoding('utf8').on('data', look)
-    void exited.then(code => {
-      clearTimeout(timer)
-      reject(new Error(`dw start exited ${code}: ${output}`))
-    })
-  })
-  return { child, url: serving[1] as string, peerId: serving[2] as string, output: () => output, exited }
+  return await startedWith(t, data, { timeoutMs })
 }
 
 /** Waits until the node holds a roster naming it (`dw node ls`: selfRole no longer 'unknown'); returns that role. */
