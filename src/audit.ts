@@ -4,10 +4,10 @@ import type { Sublevel } from './db.ts'
 export type AuditType =
   | 'sync.session' | 'sync.violation' | 'sync.refused' | 'sync.quarantined' | 'sync.throttled' | 'sync.rewind'
   | 'quarantine.drop'
-  | 'node.role' | 'node.revoke'
+  | 'node.role' | 'node.revoke' | 'node.new-epoch' | 'node.backup'
   | 'peer.add' | 'peer.remove' | 'peer.approve' | 'peer.dismiss' | 'peer.refused'
   | 'user.create' | 'user.update' | 'user.delete' | 'user.restore'
-  | 'blob.mismatch' | 'blob.gc' | 'pin.add' | 'pin.remove'
+  | 'blob.mismatch' | 'blob.gc' | 'pin.add' | 'pin.remove' | 'mesh.copies'
 
 export interface AuditEntry {
   id: string

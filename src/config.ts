@@ -6,6 +6,7 @@ import type { DocLimits } from './crdt/doc-limits.ts'
 import type { QuotaLimits } from './peer/sync/quota.ts'
 import type { LoginLimits } from './auth/login-guard.ts'
 import { parseS3BlobsConfig, type S3BlobsConfig } from './blobs/s3-config.ts'
+import type { BackupConfig } from './backup/schedule.ts'
 
 /** Everything a node reads at start, kept as `config.json` in its data directory. */
 export interface NodeConfig {
@@ -28,8 +29,44 @@ export interface NodeConfig {
     documents?: Partial<DocLimits>
     sync?: { perSession?: Partial<QuotaLimits>, perHour?: Partial<QuotaLimits> }
   }
+  /** Scheduled backups (docs/operations.md, "Backups"): `{"every": "24h", "keep": 7, "to": "/var/backups/dw"}`. */
+  backup?: BackupConfig
   /** The account `dw` commands act as through the node token. */
   adminUserId: string
+  /** Copies of files across the mesh (docs/files.md, "Copies"); each setting has a default. */
+  files?: FilesConfig
+}
+
+/** This node's part in keeping enough copies of every file (the targets themselves are mesh-wide, in the roster). */
+export interface FilesConfig {
+  /** Fetch files of others that are below their copy target (default true). */
+  copy?: boolean
+  /** Free disk kept in reserve: the larger of these two (default 1 GiB, 5 %). */
+  reserveBytes?: number
+  reservePercent?: number
+  /** How long a file may stay below target before every site that lacks it fetches it (default 600000 ms). */
+  graceMs?: number
+  /** Between passes over the records (default 60000 ms). */
+  scanMs?: number
+  /** At most one change a node's holdings document per this many ms (default 1000). */
+  publishMs?: number
+}
+
+export const FILES_DEFAULTS: Required<FilesConfig> = { copy: true, reserveBytes: 1024 ** 3, reservePercent: 5, graceMs: 600_000, scanMs: 60_000, publishMs: 1000 }
+
+/** The defaults with a config's `files` settings, each checked. */
+export function resolveFilesConfig (files: FilesConfig | undefined): Required<FilesConfig> {
+  const out = { ...FILES_DEFAULTS }
+  for (const [name, value] of Object.entries(files ?? {})) {
+    if (!(name in out)) throw new DwError('CONFIG_INVALID', `config.json: files.${name} is not a files setting (known: ${Object.keys(out).join(', ')})`)
+    if (name === 'copy') {
+      if (typeof value !== 'boolean') throw new DwError('CONFIG_INVALID', 'config.json: files.copy must be true or false')
+    } else if (!Number.isSafeInteger(value) || (value as number) < 0 || (name === 'reservePercent' && (value as number) > 100) || ((name === 'scanMs' || name === 'publishMs') && (value as number) < 10)) {
+      throw new DwError('CONFIG_INVALID', `config.json: files.${name} must be a whole number${name === 'reservePercent' ? ' from 0 to 100' : name.endsWith('Ms') ? ' of milliseconds' : ' of bytes'}, got ${JSON.stringify(value)}`)
+    }
+    ;(out as Record<string, unknown>)[name] = value
+  }
+  return out
 }
 
 /** PEM files for the HTTP API's TLS: the certificate (chain) and its private key. Relative paths are relative to the data directory. */

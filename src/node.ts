@@ -22,8 +22,11 @@ import { startFileTransfer } from './start/file-transfer.ts'
 import { startHttp } from './start/http.ts'
 import { startPeering } from './start/peering.ts'
 import { startGuard, type Guard } from './start/guard.ts'
+import { startBackups } from './start/backups.ts'
+import type { Backups } from './backup/backups.ts'
 import { Unwind } from './start/unwind.ts'
 import { closeDataDir, makeDataDir, restrictTree, warnOnStderr } from './start/data-dir.ts'
+import { incarnationOf, renewalWarning, stampInstance } from './start/instance.ts'
 
 export { NODE_TOKEN_FILE, type NodeTokenFile } from './start/http.ts'
 
@@ -34,6 +37,8 @@ export interface InitOptions {
   listen?: string[]
   adminPassword: string
   sync?: NodeConfig['sync']
+  /** This node's part in keeping copies of files (docs/files.md, "Copies"). */
+  files?: NodeConfig['files']
   blobs?: NodeConfig['blobs']
   /**
    * Join an existing mesh instead of founding one: the node takes the mesh
@@ -66,6 +71,8 @@ export interface RunningNode {
   /** The document checker, the quarantine, the engine watch and the readiness check. */
   guard: Guard
   audit: AuditLog
+  /** Backups on request and on schedule. */
+  backups: Backups
   /** Multiaddrs other sites use to add this node (`.../p2p/<peerId>`). */
   addresses: () => string[]
   stop: () => Promise<void>
@@ -101,8 +108,10 @@ export async function initNode (options: InitOptions): Promise<{ peerId: string,
       adminUserId: String(admin.id)
     }
     if (options.sync !== undefined) config.sync = options.sync
+    if (options.files !== undefined) config.files = options.files
     await core.docs.flush()
     await writeConfig(dataDir, config)
+    await stampInstance(dataDir)
     await restrictTree(dataDir)
     return { peerId, config, addresses: config.listen.map(a => `${a}/p2p/${peerId}`), meshId }
   } finally {
@@ -132,7 +141,8 @@ export async function startNode (options: StartOptions): Promise<RunningNode> {
   await closeDataDir(dataDir, options.warn ?? warnOnStderr)
   const key = await loadOrCreateIdentity(dataDir)
   const peerId = peerIdOf(key)
-  const core = await openCore(dataDir, config.blobs, { key, peerId }, config.login)
+  const incarnation = await incarnationOf(dataDir)
+  const core = await openCore(dataDir, config.blobs, { key, peerId }, config.login, { renewEpoch: incarnation.renew })
   const unwind = new Unwind()
   unwind.push(async () => { await core.blobs.close() })
   unwind.push(async () => { await core.db.close() })
@@ -144,13 +154,19 @@ export async function startNode (options: StartOptions): Promise<RunningNode> {
       await writeConfig(dataDir, config)
     }
     const audit = new AuditLog(jsonSublevel<AuditEntry>(core.db, 'audit'))
+    if (incarnation.renew) {
+      (options.warn ?? warnOnStderr)(renewalWarning(incarnation))
+      await audit.append({ type: 'node.new-epoch', outcome: 'ok', details: { why: incarnation.why, detail: incarnation.detail, epoch: core.docs.epoch } })
+    }
+    await stampInstance(dataDir)
     const guard = startGuard(core, dataDir, config, audit, unwind, options.onEngineFailure ?? (() => {
       process.stderr.write('dw: the Automerge engine in this process has failed; /readyz answers 503 until the node restarts\n')
     }))
     const peering = await startPeering(core, { key, peerId }, config, audit, unwind)
     const addresses = (): string[] => peering.libp2p.getMultiaddrs().map(ma => ma.toString())
     const transfer = await startFileTransfer(core, dataDir, config, peering, audit, unwind)
-    const { api, url } = await startHttp(dataDir, config, { core, peering, transfer, audit, peerId, addresses, guard }, options, unwind)
+    const backups = await startBackups(core, dataDir, config, peerId, transfer, audit, unwind)
+    const { api, url } = await startHttp(dataDir, config, { core, peering, transfer, audit, peerId, addresses, guard, backups }, options, unwind)
     unwind.push(async () => { await core.docs.flush() })
 
     let stopping: Promise<void> | undefined
@@ -160,7 +176,7 @@ export async function startNode (options: StartOptions): Promise<RunningNode> {
     }
     const { files, pins } = transfer
     const { libp2p, book, sync, host } = peering
-    return { config, dataDir, peerId, url, ...core, files, pins, api, libp2p, book, sync, host, guard, audit, addresses, stop }
+    return { config, dataDir, peerId, url, ...core, files, pins, api, libp2p, book, sync, host, guard, audit, backups, addresses, stop }
   } catch (err) {
     await unwind.run()
     throw err

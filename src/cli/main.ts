@@ -3,12 +3,15 @@ import { Command, CommanderError } from 'commander'
 import { isDwError } from '../errors.ts'
 import { ApiError } from './client.ts'
 import { auditCommand } from './commands/audit.ts'
+import { backupCommand } from './commands/backup.ts'
+import { restoreCommand } from './commands/restore.ts'
 import { datasetCommand } from './commands/dataset.ts'
 import { fileCommand } from './commands/file.ts'
 import { gcCommand } from './commands/gc.ts'
 import { initCommand } from './commands/init.ts'
 import { peerCommand } from './commands/peer.ts'
 import { nodeCommand } from './commands/node.ts'
+import { meshCommand } from './commands/mesh.ts'
 import { pinCommand } from './commands/pin.ts'
 import { startCommand } from './commands/start.ts'
 import { statusCommand } from './commands/status.ts'
@@ -28,7 +31,7 @@ export function buildProgram (): Command {
     .version(packageVersion())
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()
-  for (const make of [initCommand, startCommand, statusCommand, quarantineCommand, peerCommand, nodeCommand, syncCommand, auditCommand, userCommand, datasetCommand, versionCommand, fileCommand, pinCommand, gcCommand]) {
+  for (const make of [initCommand, startCommand, statusCommand, quarantineCommand, peerCommand, nodeCommand, meshCommand, syncCommand, auditCommand, userCommand, datasetCommand, versionCommand, fileCommand, pinCommand, gcCommand, backupCommand, restoreCommand]) {
     program.addCommand(make())
   }
   // Subcommands copy settings only when created through the parent; these were built standalone.

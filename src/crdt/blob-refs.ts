@@ -13,7 +13,8 @@ const SEQ_WIDTH = 16
  * "may this blob be served (to a peer, to a client)?" and "which blobs are
  * garbage?" without loading documents, and costs nothing at start-up.
  *
- * Deleted records and local-only documents reference nothing: their files
+ * Deleted records, local-only documents and documents that are not
+ * records (the roster, node documents) reference nothing: their files
  * are neither served nor kept from garbage collection.
  *
  * A reference counts only if it was made while the blob was readable. Any
@@ -40,6 +41,9 @@ export class BlobRefs {
 
   /** The DocStore index hook. */
   readonly index = (key: string, before: DocMeta | undefined, after: DocMeta): BatchOp[] => {
+    // Only records reference files: the roster and node documents (which
+    // list the files a node holds) never keep a blob alive or make it servable.
+    if (key.startsWith('mesh/') || key.startsWith('node/')) return []
     const was = new Set(referenced(before))
     const now = new Set(referenced(after))
     const ops: BatchOp[] = []

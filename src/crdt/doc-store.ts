@@ -149,9 +149,13 @@ export interface DocStoreOptions {
   indexes?: Array<(key: string, before: DocMeta | undefined, after: DocMeta) => BatchOp[]>
   /** Judges and signs changes; without it every change is taken as it comes (tests of the store alone). */
   admission?: ChangeAdmission
+  /**
+   * Start a new feed epoch even though one is stored: this store is a
+   * restored or copied incarnation, whose sequence numbers peers may already
+   * hold checkpoints for (src/start/instance.ts).
+   */
+  renewEpoch?: boolean
 }
-
-
 
 interface Live { doc: A.Doc<any>, meta: DocMeta }
 
@@ -220,6 +224,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   readonly actor: string = randomBytes(16).toString('hex')
   #seq = 0
   #epoch = ''
+  readonly #renewEpoch: boolean
 
   private constructor (db: Db, options: DocStoreOptions) {
     super()
@@ -237,6 +242,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
     this.#summarise = options.summarise
     this.#indexes = options.indexes ?? []
     this.#admission = options.admission
+    this.#renewEpoch = options.renewEpoch === true
     this.setMaxListeners(0)
   }
 
@@ -248,7 +254,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
 
   async #init (): Promise<void> {
     const epoch = await this.#state.get('epoch')
-    if (typeof epoch === 'string') {
+    if (typeof epoch === 'string' && !this.#renewEpoch) {
       this.#epoch = epoch
     } else {
       this.#epoch = randomBytes(8).toString('hex')

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import type * as A from '@automerge/automerge'
 import { isDeleted, tagsOf } from './records/common.ts'
 import { asMap, asText, fileRefs } from './shape.ts'
+import { isCopyCount } from './records/common.ts'
 
 /**
  * The small, JSON-only description of a record kept beside its document:
@@ -20,6 +21,8 @@ export interface RecordSummary {
   blobs: string[]
   /** Size in bytes of each blob in `blobs`, same order. */
   sizes: number[]
+  /** Datasets, models and reports: copies of each file the record asks the mesh to keep (1..10), when set. */
+  copies?: number
   /** Users only. */
   username?: string
   role?: string
@@ -45,6 +48,7 @@ export function summarise (_key: string, doc: A.Doc<any>): Record<string, unknow
     blobs: hashes,
     sizes: hashes.map(h => Number(blobs.get(h)))
   }
+  if (isCopyCount(d.copies)) summary.copies = d.copies
   if (d.kind === 'user') {
     summary.username = asText(d.username)
     summary.role = asText(d.role)

@@ -32,20 +32,21 @@ async function openDbClearly (dataDir: string): Promise<Db> {
   }
 }
 
-async function openBlobStore (dataDir: string, config: NodeConfig['blobs']): Promise<BlobStore> {
+/** The blob store a node's config names. */
+export async function openBlobStore (dataDir: string, config: NodeConfig['blobs']): Promise<BlobStore> {
   if (config.type === 's3') return await S3BlobStore.open(resolveS3BlobStoreOptions(config))
   return await FsBlobStore.open(join(dataDir, 'blobs'))
 }
 
 /** Opens the blob store, then LevelDB (closing the blob store again if that fails). */
-export async function openCore (dataDir: string, blobsConfig: NodeConfig['blobs'], identity: { key: PrivateKey, peerId: string }, loginLimits?: NodeConfig['login']): Promise<Core> {
+export async function openCore (dataDir: string, blobsConfig: NodeConfig['blobs'], identity: { key: PrivateKey, peerId: string }, loginLimits?: NodeConfig['login'], options: { renewEpoch?: boolean } = {}): Promise<Core> {
   // Before anything opens: a bad setting should not leave a store locked.
   const loginGuard = new LoginGuard(parseLoginLimits(loginLimits))
   // The blob store first: a wrong S3 setting should fail before LevelDB is locked.
   const blobs = await openBlobStore(dataDir, blobsConfig)
   const db = await openDbClearly(dataDir).catch(async (err: unknown) => { await blobs.close(); throw err })
   const refs = new BlobRefs(jsonSublevel<string>(db, 'blobrefs'))
-  const docs = await DocStore.open(db, { summarise, indexes: [refs.index] })
+  const docs = await DocStore.open(db, { summarise, indexes: [refs.index], renewEpoch: options.renewEpoch })
   // Every change to a replicated document is signed by this node and
   // judged by the permission rules, whichever way it arrives.
   const trust = await TrustGate.open({

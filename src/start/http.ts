@@ -8,6 +8,8 @@ import { fileRoutes } from '../api/routes/files.ts'
 import { peerRoutes, syncRoutes } from '../api/routes/peers.ts'
 import { nodeRoutes } from '../api/routes/nodes.ts'
 import { guardRoutes } from '../api/routes/guard.ts'
+import { backupRoutes } from '../api/routes/backup.ts'
+import type { Backups } from '../backup/backups.ts'
 import type { Guard } from './guard.ts'
 import { buildApi } from '../api/server.ts'
 import type { Core } from './core.ts'
@@ -40,7 +42,7 @@ export interface HttpOptions {
   warn?: (message: string) => void
 }
 
-export interface HttpParts { core: Core, peering: Peering, transfer: FileTransfer, audit: AuditLog, peerId: string, addresses: () => string[], guard: Guard }
+export interface HttpParts { core: Core, peering: Peering, transfer: FileTransfer, audit: AuditLog, peerId: string, addresses: () => string[], guard: Guard, backups: Backups }
 
 /**
  * The HTTP API (HTTPS when a certificate is configured), listening, and the
@@ -59,7 +61,7 @@ export async function startHttp (dataDir: string, config: NodeConfig, parts: Htt
     sync: peering.sync,
     audit,
     self: () => ({ peerId, addresses: parts.addresses(), seq: core.docs.seq, epoch: core.docs.epoch }),
-    transfers: () => ({ transfers: transfer.files.transfers(), wanted: transfer.files.wanted(), blobBytesOut: transfer.blobService.bytesServed }),
+    transfers: () => ({ transfers: transfer.files.transfers(), wanted: transfer.files.wanted(), blobBytesOut: transfer.blobService.bytesServed, copies: transfer.copier.status() }),
     nodes: core.nodes
   }
   const roster = { nodes: core.nodes, audit, self: peerId, name: config.name }
@@ -70,7 +72,7 @@ export async function startHttp (dataDir: string, config: NodeConfig, parts: Htt
       nodeTokenUserId: config.adminUserId,
       logger: options.logger,
       https: tls,
-      plugins: [app => { peerRoutes(app, mesh) }, app => { syncRoutes(app, mesh) }, app => { nodeRoutes(app, roster) }, app => { fileRoutes(app, transfer.files, transfer.pins, audit) }, app => { guardRoutes(app, parts.guard, audit) }]
+      plugins: [app => { peerRoutes(app, mesh) }, app => { syncRoutes(app, mesh) }, app => { nodeRoutes(app, roster) }, app => { fileRoutes(app, transfer.files, transfer.pins, audit) }, app => { guardRoutes(app, parts.guard, audit) }, app => { backupRoutes(app, parts.backups, config.name) }]
     }
   )
   unwind.push(async () => { await api.close() })

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto'
 import * as A from '@automerge/automerge'
 import { asMap, asText } from '../crdt/shape.ts'
+import { isCopyCount } from '../crdt/records/common.ts'
+export { DEFAULT_COPIES, isCopyCount, MAX_COPIES, MIN_COPIES } from '../crdt/records/common.ts'
 
 /**
  * The mesh roster: one replicated document, `mesh/<meshId>`, naming every
@@ -49,6 +51,49 @@ export function rosterKey (meshId: string): string {
   return `mesh/${meshId}`
 }
 
+/**
+ * The id of a node's own replicated document (`node/<id>`: which files it
+ * holds). Derived from the peer id, so each node has exactly one and no
+ * node can write under another's.
+ */
+export function nodeDocIdOf (peerId: string): string {
+  return derivedId(`dw-mesh node\n${peerId}`)
+}
+
+export function nodeDocKey (peerId: string): string {
+  return `node/${nodeDocIdOf(peerId)}`
+}
+
+/** The mesh-wide file settings the roster carries (`settings` in the roster document). */
+export interface CopySettings {
+  /** Copies of every file; undefined: DEFAULT_COPIES. */
+  copies: number | undefined
+  /** Copies of the files of records with a tag. */
+  copiesByTag: Record<string, number>
+}
+
+/** The copy settings in a roster state; values that are not 1..10 are ignored. */
+export function copySettingsOf (roster: any): CopySettings {
+  const settings = asMap(roster?.settings)
+  const byTag: Record<string, number> = {}
+  for (const [tag, n] of Object.entries(asMap(settings.copiesByTag))) if (isCopyCount(n)) byTag[tag] = n
+  return { copies: isCopyCount(settings.copies) ? settings.copies : undefined, copiesByTag: byTag }
+}
+
+/** Sets (or with `undefined` clears) the mesh-wide copy target, or a tag's. */
+export function setCopies (doc: any, copies: number | undefined, tag?: string): void {
+  if (doc.settings === null || typeof doc.settings !== 'object' || Array.isArray(doc.settings)) doc.settings = {}
+  if (tag === undefined) {
+    if (copies === undefined) delete doc.settings.copies
+    else doc.settings.copies = copies
+    return
+  }
+  const byTag = doc.settings.copiesByTag
+  if (byTag === null || typeof byTag !== 'object' || Array.isArray(byTag)) doc.settings.copiesByTag = {}
+  if (copies === undefined) delete doc.settings.copiesByTag[tag]
+  else doc.settings.copiesByTag[tag] = copies
+}
+
 const rank: Record<Standing, number> = { revoked: 0, unknown: 0, 'read-only': 1, contributor: 2, full: 3 }
 
 function isRole (v: unknown): v is NodeRole {
@@ -82,6 +127,7 @@ export function initRoster (doc: any, meshId: string, founder: string, by: strin
   doc.nodes = {}
   doc.nodes[founder] = { role: 'full', name, addedBy: by, addedAt: at }
   doc.revoked = {}
+  doc.settings = { copiesByTag: {} }
 }
 
 /** Writes a fresh entry (a concurrent write conflicts whole, and the least privileged wins). */

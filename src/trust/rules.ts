@@ -1,5 +1,5 @@
 import { asMap } from '../crdt/shape.ts'
-import { meshIdOf, NodeRoles, type Standing } from './roster.ts'
+import { isCopyCount, MAX_COPIES, MIN_COPIES, meshIdOf, nodeDocIdOf, NodeRoles, type Standing } from './roster.ts'
 import { judgeFileRefs } from './file-refs.ts'
 
 /**
@@ -44,6 +44,7 @@ const USER_ROLES = ['admin', 'member']
 /** The refusal reason, or undefined when the change may stand. */
 export function judgeChange (c: ChangeFacts, who: Acting): string | undefined {
   if (c.kind === 'mesh') return judgeRoster(c, who)
+  if (c.kind === 'node') return judgeNodeDoc(c, who)
   if (who.standing === 'unknown') return `node ${who.node} is not in the mesh roster`
   if (who.standing === 'revoked') return `node ${who.node} was revoked`
   if (who.standing === 'read-only') return `node ${who.node} is read-only`
@@ -107,6 +108,9 @@ function judgeContent (c: ChangeFacts, who: Acting): string | undefined {
       if (entry.by !== who.user) return 'a deletion must name the author of the change'
     }
   }
+  if (touched(c, 'copies') !== undefined && c.after.copies !== undefined && c.after.copies !== null && !isCopyCount(c.after.copies)) {
+    return `copies must be a whole number from ${MIN_COPIES} to ${MAX_COPIES}`
+  }
   return judgeAppendOnly(c, 'versions', 'author', who) ?? judgeAppendOnly(c, 'training', 'by', who)
 }
 
@@ -136,7 +140,7 @@ function judgeRoster (c: ChangeFacts, who: Acting): string | undefined {
     if (nodes.length !== 1 || nodes[0] !== who.node || asMap(asMap(c.after.nodes)[who.node]).role !== 'full' || Object.keys(asMap(c.after.revoked)).length > 0) {
       return 'a roster genesis names only its founder, as a full node'
     }
-    return undefined
+    return judgeSettings(c)
   }
   if (who.standing !== 'full') return `node ${who.node} is not a full node: only full nodes change the roster`
   if (who.role !== 'admin' || !who.bound) return 'only an admin can change the roster'
@@ -154,6 +158,62 @@ function judgeRoster (c: ChangeFacts, who: Acting): string | undefined {
       if (k === '') return 'the node list cannot be replaced'
       const entry = asMap(c.after.nodes)[k]
       if (entry !== undefined && !(NodeRoles as readonly string[]).includes(asMap(entry).role as string)) return 'a node role must be full, contributor or read-only'
+    }
+  }
+  return judgeSettings(c)
+}
+
+/** The mesh-wide settings in the roster: copy targets are whole numbers 1..10, whoever sets them. */
+function judgeSettings (c: ChangeFacts): string | undefined {
+  if (touched(c, 'settings') === undefined) return undefined
+  const settings = c.after.settings
+  if (settings === undefined) return undefined
+  if (settings === null || typeof settings !== 'object' || Array.isArray(settings)) return 'settings must be a map'
+  const bad = `a copy target must be a whole number from ${MIN_COPIES} to ${MAX_COPIES}`
+  if (settings.copies !== undefined && !isCopyCount(settings.copies)) return bad
+  const byTag = settings.copiesByTag
+  if (byTag === undefined) return undefined
+  if (byTag === null || typeof byTag !== 'object' || Array.isArray(byTag)) return 'settings.copiesByTag must be a map'
+  for (const [tag, n] of Object.entries(byTag as Record<string, unknown>)) {
+    if (tag.length === 0 || tag.length > 64) return 'a tag is 1 to 64 characters'
+    if (!isCopyCount(n)) return bad
+  }
+  return undefined
+}
+
+const SHA256 = /^[0-9a-f]{64}$/
+
+/**
+ * A node's own document (`node/<id>`, the files it holds): written only by
+ * the node it names, as its own bootstrap admin, while it is a member of
+ * the roster the change references (read-only nodes too: they hold copies
+ * as well). Nobody else may write it, not even a full node's admin: what a
+ * node says it holds is its own word, attributable to it.
+ */
+function judgeNodeDoc (c: ChangeFacts, who: Acting): string | undefined {
+  if (who.standing === 'unknown') return `node ${who.node} is not in the mesh roster`
+  if (who.standing === 'revoked') return `node ${who.node} was revoked`
+  if (!who.local || !who.bound) return 'a node document is written only by its own node'
+  if (c.id !== nodeDocIdOf(who.node)) return 'a node writes only its own node document'
+  const created = c.before === undefined || c.before.kind === undefined
+  if (created) {
+    if (c.after.kind !== 'node' || c.after.id !== c.id || c.after.peerId !== who.node) return 'a node document must be created with its own kind, id and peer id'
+  } else {
+    for (const field of ['kind', 'id', 'peerId']) if (touched(c, field) !== undefined) return `${field} cannot change`
+  }
+  const holdings = touched(c, 'holdings')
+  if (holdings !== undefined) {
+    const after = c.after.holdings
+    if (after === null || typeof after !== 'object' || Array.isArray(after)) return 'holdings must be a map'
+    const had = c.before?.holdings
+    for (const k of holdings) {
+      if (k === '') {
+        if (had !== null && typeof had === 'object' && !Array.isArray(had)) return 'holdings cannot be replaced'
+        continue
+      }
+      if (!SHA256.test(k)) return 'holdings are keyed by sha256'
+      const size = after[k]
+      if (size !== undefined && !((typeof size === 'number' && Number.isSafeInteger(size) && size >= 0) || (typeof size === 'bigint' && size >= 0n))) return 'a holding is a size in bytes'
     }
   }
   return undefined

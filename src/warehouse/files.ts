@@ -10,7 +10,30 @@ import type { BlobRefs } from '../crdt/blob-refs.ts'
 import type { FileRef, Version } from '../crdt/records/versions.ts'
 import { DwError, isDwError } from '../errors.ts'
 
-export interface FileAvailability extends FileRef { present: boolean, peers: string[] }
+/** A site that holds a file: its peer id, and its name in the roster when it has one. */
+export interface Holder { peerId: string, name?: string }
+
+export interface FileAvailability extends FileRef {
+  present: boolean
+  /** Connected peers that answered, just now, that they have the file. */
+  peers: string[]
+  /** Copies the mesh keeps of this file (docs/files.md, "Copies"). */
+  target?: number
+  /** Sites that hold it: the replicated holdings, connected peers' answers and this node. */
+  copies?: number
+  holders?: Holder[]
+}
+
+/** Where copies are: what availability adds to the bytes here and the connected peers' answers. */
+export interface CopyView {
+  /** The copy target of a record with these tags and its own `copies`. */
+  targetOf: (record: { tags?: string[], copies?: unknown }) => Promise<number>
+  /** Sites whose replicated holdings list the blob (non-revoked roster members). */
+  holders: (sha256: string) => Promise<string[]>
+  /** Site names from the roster. */
+  names: () => Promise<Map<string, string>>
+  self: string
+}
 export interface VersionAvailability { versionId: string, complete: boolean, files: FileAvailability[] }
 
 /**
@@ -29,12 +52,21 @@ export class Files {
   readonly #fetcher: BlobFetcher | undefined
   readonly #queue: WantQueue | undefined
   readonly #refs: BlobRefs
+  readonly #copies: CopyView | undefined
+  readonly #onHeld: ((hashes: string[]) => void) | undefined
 
-  constructor (init: { store: BlobStore, refs: BlobRefs, fetcher?: BlobFetcher, queue?: WantQueue }) {
+  /**
+   * `copies`: where the mesh's copies are, for `availability`; `onHeld`:
+   * told of blobs that may have come or gone here (garbage collection), so
+   * this node's published holdings follow.
+   */
+  constructor (init: { store: BlobStore, refs: BlobRefs, fetcher?: BlobFetcher, queue?: WantQueue, copies?: CopyView, onHeld?: (hashes: string[]) => void }) {
     this.store = init.store
     this.#refs = init.refs
     this.#fetcher = init.fetcher
     this.#queue = init.queue
+    this.#copies = init.copies
+    this.#onHeld = init.onHeld
   }
 
   /**
@@ -101,18 +133,43 @@ export class Files {
     for (const sha of new Set(hashes)) await this.#refs.vouch(sha, [key])
   }
 
-  async availability (versions: Version[]): Promise<VersionAvailability[]> {
+  /**
+   * Per version of `record`: whether each file is here, which connected
+   * peers have it now and, with copies known, its copy target and every
+   * site that holds it (replicated holdings, live answers and this node).
+   */
+  async availability (versions: Version[], record: { tags?: string[], copies?: unknown } = {}): Promise<VersionAvailability[]> {
     const hashes = [...new Set(versions.flatMap(v => v.files.map(f => f.sha256)))]
     const byPeer = this.#fetcher !== undefined && hashes.length > 0 ? await this.#fetcher.whoHas(hashes) : new Map<string, string[]>()
     const present = new Map(await Promise.all(hashes.map(async h => [h, await this.present(h)] as const)))
-    return versions.map(v => {
-      const files = v.files.map(f => ({
-        ...f,
-        present: present.get(f.sha256) === true,
-        peers: [...byPeer].filter(([, has]) => has.includes(f.sha256)).map(([peer]) => peer)
-      }))
+    const copies = this.#copies
+    const target = copies === undefined ? undefined : await copies.targetOf(record)
+    const names = copies === undefined ? new Map<string, string>() : await copies.names()
+    const held = new Map(await Promise.all(hashes.map(async h => [h, copies === undefined ? [] : await copies.holders(h)] as const)))
+    // Published holdings that disagree with the store (a blob removed by hand) are published again.
+    const stale = new Set<string>()
+    const out = versions.map(v => {
+      const files = v.files.map(f => {
+        const peers = [...byPeer].filter(([, has]) => has.includes(f.sha256)).map(([peer]) => peer)
+        const out: FileAvailability = { ...f, present: present.get(f.sha256) === true, peers }
+        if (copies !== undefined) {
+          // This node by what is here, not by what it published.
+          const listed = held.get(f.sha256) ?? []
+          if (listed.includes(copies.self) !== out.present) stale.add(f.sha256)
+          const where = new Set([...(out.present ? [copies.self] : []), ...listed.filter(p => p !== copies.self), ...peers])
+          out.target = target
+          out.copies = where.size
+          out.holders = [...where].sort().map(peerId => {
+            const name = names.get(peerId)
+            return name === undefined || name === '' ? { peerId } : { peerId, name }
+          })
+        }
+        return out
+      })
       return { versionId: v.id, complete: files.every(f => f.present), files }
     })
+    if (stale.size > 0) this.#onHeld?.([...stale])
+    return out
   }
 
   transfers (): Transfer[] {
@@ -124,7 +181,9 @@ export class Files {
   }
 
   async collectGarbage (options: { dryRun?: boolean } = {}): Promise<GcResult> {
-    return await collectGarbage(this.store, this.guard, async sha => await this.#refs.isReferenced(sha), options)
+    const result = await collectGarbage(this.store, this.guard, async sha => await this.#refs.isReferenced(sha), options)
+    if (options.dryRun !== true && result.removed.length > 0) this.#onHeld?.(result.removed.map(b => b.sha256))
+    return result
   }
 
   /**

@@ -1,7 +1,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { DocStore } from '../crdt/doc-store.ts'
 import { DwError } from '../errors.ts'
-import { initRoster, revokeNode, rosterEntries, setNodeRole, standingIn, type NodeRole, type RosterEntry, type Standing } from '../trust/roster.ts'
+import { copySettingsOf, DEFAULT_COPIES, initRoster, isCopyCount, MAX_COPIES, MIN_COPIES, revokeNode, rosterEntries, setCopies, setNodeRole, standingIn, type CopySettings, type NodeRole, type RosterEntry, type Standing } from '../trust/roster.ts'
 import type { TrustGate } from '../trust/gate.ts'
 import { requireAdmin, type Principal } from './principal.ts'
 
@@ -68,6 +68,25 @@ export class Nodes {
     if (peerId === this.#trust.self) throw new DwError('INVALID_INPUT', 'a node cannot revoke itself; revoke it from another full node')
     if (await this.standing(peerId) === 'revoked') return
     await this.#change(who, doc => { revokeNode(doc, peerId, who.userId, new Date().toISOString()) })
+  }
+
+  /** The mesh-wide copy targets (docs/files.md, "Copies"), with the default that applies when none is set. */
+  async copySettings (): Promise<CopySettings & { defaultCopies: number }> {
+    const key = this.#trust.rosterKey
+    const settings = key === undefined ? { copies: undefined, copiesByTag: {} } : await this.#docs.read(key, doc => copySettingsOf(doc))
+    return { ...settings, defaultCopies: DEFAULT_COPIES }
+  }
+
+  /**
+   * Sets the copy target of every file in the mesh, or with `tag` of the
+   * files of records with that tag; `undefined` clears it. Admins, on a full node.
+   */
+  async setCopies (who: Principal, copies: number | undefined, tag?: string): Promise<CopySettings & { defaultCopies: number }> {
+    requireAdmin(who)
+    if (copies !== undefined && !isCopyCount(copies)) throw new DwError('INVALID_INPUT', `a copy target is a whole number from ${MIN_COPIES} to ${MAX_COPIES}, not ${JSON.stringify(copies)}`)
+    if (tag !== undefined && (tag.length === 0 || tag.length > 64)) throw new DwError('INVALID_INPUT', 'a tag is 1 to 64 characters')
+    await this.#change(who, doc => { setCopies(doc, copies, tag) })
+    return await this.copySettings()
   }
 
   #key (): string {

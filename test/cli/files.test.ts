@@ -99,9 +99,9 @@ void t.test('pins, gc, availability and transfers against a running node', async
     t.same(items[0].files.map((f: any) => [f.name, f.size, f.present, f.peers]), [['doomed.bin', 5000, true, []], ['shared.csv', 24, true, []]])
     const text = await dw(['dataset', 'availability', doomed.id, ...at])
     t.equal(text.code, 0, text.stderr)
-    t.match(text.stdout, new RegExp(`^version ${doomedVersion.id}\\s+complete here: yes\\nFILE\\s+SIZE\\s+HERE\\s+PEERS\\n`))
-    t.match(text.stdout, /doomed\.bin\s+4\.9 KiB\s+yes\s+-\n/)
-    t.match(text.stdout, /shared\.csv\s+24 B\s+yes\s+-\n/)
+    t.match(text.stdout, new RegExp(`^version ${doomedVersion.id}\\s+complete here: yes\\nFILE\\s+SIZE\\s+HERE\\s+PEERS\\s+COPIES\\s+HELD BY\\n`))
+    t.match(text.stdout, /doomed\.bin\s+4\.9 KiB\s+yes\s+-\s+1\/2 \(below target\)\s+files\n/)
+    t.match(text.stdout, /shared\.csv\s+24 B\s+yes\s+-\s+1\/2 \(below target\)\s+files\n/)
 
     const empty = await dwJson(['dataset', 'create', 'Empty', ...at])
     t.equal((await dw(['dataset', 'availability', empty.id, ...at])).stdout, '(no versions)\n')
@@ -137,8 +137,12 @@ void t.test('pins, gc, availability and transfers against a running node', async
   })
 
   t.test('status counts files waiting for a peer', async (t) => {
+    // The node's first pass over its files' copies, a few seconds after start.
+    await eventually(async () => (await dwJson(['status', ...at])).sync.copies.checkedAt !== undefined, 30_000, 'the first copy pass')
     const status = await dw(['status', ...at])
-    t.match(status.stdout, /\ntransfers:\n\(no transfers in progress\)\nwaiting for a peer: 0 files, 0 B\nserved to peers:\s+0 B\n$/)
+    t.match(status.stdout, /\ntransfers:\n\(no transfers in progress\)\nwaiting for a peer: 0 files, 0 B\nserved to peers:\s+0 B\n/)
+    // One site holds every file, and the mesh keeps two copies: status lists them.
+    t.match(status.stdout, /\nfiles below their copy target: \d+\nFILE SHA256\s+SIZE\s+RECORD\s+COPIES\n/)
 
     // A pinned file that is missing here, with no peer to fetch it from, waits.
     const keptSha = sha(keptVersion, 'kept.bin')
@@ -160,6 +164,6 @@ void t.test('pins, gc, availability and transfers against a running node', async
     t.same(items[0].files.map((f: any) => [f.name, f.present]), [['shared.csv', true], ['kept.bin', false]])
     const text = await dw(['dataset', 'availability', kept.id, ...at])
     t.match(text.stdout, /complete here: no\n/)
-    t.match(text.stdout, /kept\.bin\s+2\.9 KiB\s+no\s+-\n/)
+    t.match(text.stdout, /kept\.bin\s+2\.9 KiB\s+no\s+-\s+0\/2 \(below target\)\s+-\n/)
   })
 })

@@ -1,4 +1,5 @@
 import { initNode, startNode, type RunningNode } from '../../src/node.ts'
+import type { NodeConfig } from '../../src/config.ts'
 import { tempDir } from './tmp.ts'
 
 export const ADMIN_PASSWORD = 'correct horse battery'
@@ -21,14 +22,17 @@ const founded = new WeakSet<object>()
  * directory. The first node a test starts founds a mesh and the rest join
  * it (`link` then adds them to its roster); `found: true` starts another mesh.
  */
-export async function startTestNode (t: T, options: { dataDir?: string, found?: boolean, join?: boolean } = {}): Promise<TestNode> {
+export async function startTestNode (t: T, options: { dataDir?: string, found?: boolean, join?: boolean, files?: NodeConfig['files'] } = {}): Promise<TestNode> {
   let dataDir = options.dataDir
   if (dataDir === undefined) {
     dataDir = await tempDir(t, 'dw-node-')
     const join = options.join ?? (options.found !== true && founded.has(t))
     if (!join) founded.add(t)
-    // Fast redial, so a healed link is noticed within a second.
-    await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join })
+    // Fast redial, so a healed link is noticed within a second. Background
+    // copying is off unless a test asks for it: most tests are about where
+    // bytes go on demand, and a copy arriving on its own would change that.
+    const files = options.files ?? { copy: false }
+    await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join, files })
   }
   const node = await startNode({ dataDir })
   t.teardown(async () => { await node.stop() })

@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto'
+import { access, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import type { Test } from 'tap'
 import type { BlobInfo, BlobStore } from '../../src/blobs/blob-store.ts'
@@ -82,6 +85,55 @@ export function runBlobStoreContract (t: Test, name: string, setup: () => Promis
       t.same(await readAll(await store.get(sha256Of(bytes))), bytes)
     })
 
+    void t.test('a mismatch reports the expected and actual hashes and the size', async (t) => {
+      const store = await fresh(t)
+      const bytes = Buffer.from('what actually arrived')
+      await t.rejects(store.put(chunked(bytes, 6), { expectedSha256: MISSING_SHA256 }), {
+        code: 'INTEGRITY_MISMATCH',
+        details: { expected: MISSING_SHA256, actual: sha256Of(bytes), size: bytes.byteLength }
+      })
+    })
+
+    void t.test('a blob is invisible while its put is still streaming', async (t) => {
+      const store = await fresh(t)
+      // Larger than one default S3 part, so a multipart store has uploaded a part by the pause.
+      const head = Buffer.alloc(16 * MiB + 1, 'head')
+      const tail = Buffer.from('tail')
+      const sha256 = sha256Of(Buffer.concat([head, tail]))
+      const paused = Promise.withResolvers<void>()
+      const resume = Promise.withResolvers<void>()
+      async function * source (): AsyncGenerator<Uint8Array> {
+        yield head
+        // Runs once the store asks for the next chunk, that is after it has dealt with the head.
+        paused.resolve()
+        await resume.promise
+        yield tail
+      }
+      const putting = store.put(source())
+      await paused.promise
+      t.equal(await store.has(sha256), false)
+      t.equal(await store.stat(sha256), undefined)
+      await t.rejects(store.get(sha256), { code: 'BLOB_NOT_FOUND' })
+      t.same(await listAll(store), [])
+      resume.resolve()
+      t.same(await putting, { sha256, size: head.byteLength + tail.byteLength, existed: false })
+      t.equal(await store.has(sha256), true)
+    })
+
+    void t.test('chunks that are views into larger buffers are stored as their own bytes', async (t) => {
+      const store = await fresh(t)
+      const backing = new Uint8Array(64).map((_, i) => i)
+      const one = backing.subarray(3, 11)
+      const single = await store.put((async function * () { yield one })())
+      t.same(await readAll(await store.get(single.sha256)), Buffer.from(one))
+      t.equal(single.sha256, sha256Of(one))
+      const views = [new Uint8Array(backing.buffer, 20, 5), new Uint8Array(0), backing.subarray(40, 47)]
+      const several = await store.put((async function * () { yield * views })())
+      const expected = Buffer.concat(views)
+      t.same(await readAll(await store.get(several.sha256)), expected)
+      t.same(several, { sha256: sha256Of(expected), size: 12, existed: false })
+    })
+
     void t.test('get from an offset returns the tail', async (t) => {
       const store = await fresh(t)
       const bytes = Buffer.from('0123456789')
@@ -100,6 +152,18 @@ export function runBlobStoreContract (t: Test, name: string, setup: () => Promis
       t.equal(await store.has(MISSING_SHA256), false)
       t.equal(await store.stat(MISSING_SHA256), undefined)
       t.equal(await store.delete(MISSING_SHA256), false)
+    })
+
+    void t.test('get checks the offset before looking for the blob, and reports a missing one by its hash', async (t) => {
+      const store = await fresh(t)
+      await t.rejects(store.get(MISSING_SHA256, { offset: -1 }), { code: 'INVALID_INPUT', details: { offset: -1 } })
+      await t.rejects(store.get(MISSING_SHA256, { offset: 5 }), { code: 'BLOB_NOT_FOUND', details: { sha256: MISSING_SHA256 } })
+    })
+
+    void t.test('an offset past the end reports the offset and the size', async (t) => {
+      const store = await fresh(t)
+      const { sha256 } = await store.put(chunked(Buffer.from('0123456789'), 4))
+      await t.rejects(store.get(sha256, { offset: 12 }), { code: 'INVALID_INPUT', details: { offset: 12, size: 10 } })
     })
 
     void t.test('a malformed hash is INVALID_INPUT', async (t) => {
@@ -123,6 +187,41 @@ export function runBlobStoreContract (t: Test, name: string, setup: () => Promis
         yield 'not bytes' as unknown as Uint8Array
       }
       await t.rejects(store.put(strings()), { code: 'INVALID_INPUT' })
+      t.same(await listAll(store), [])
+    })
+
+    void t.test('adoptVerifiedFile, where offered, moves the file in under its hash', async (t) => {
+      const store = await fresh(t)
+      if (store.adoptVerifiedFile === undefined) {
+        t.pass('this store copies through put instead')
+        return
+      }
+      const dir = await scratchDir(t)
+      const bytes = Buffer.from('fetched from a peer')
+      const sha256 = sha256Of(bytes)
+      const first = join(dir, 'first')
+      const second = join(dir, 'second')
+      await writeFile(first, bytes)
+      await writeFile(second, bytes)
+      t.same(await store.adoptVerifiedFile(first, sha256), { sha256, size: bytes.byteLength, existed: false })
+      t.same(await readAll(await store.get(sha256)), bytes)
+      t.same(await store.adoptVerifiedFile(second, sha256), { sha256, size: bytes.byteLength, existed: true })
+      await t.rejects(access(first), { code: 'ENOENT' }, 'the adopted file is the store\'s now')
+      await t.rejects(access(second), { code: 'ENOENT' }, 'a duplicate is dropped')
+      t.same(await listAll(store), [{ sha256, size: bytes.byteLength }])
+    })
+
+    void t.test('adoptVerifiedFile, where offered, refuses a malformed hash and leaves the file', async (t) => {
+      const store = await fresh(t)
+      if (store.adoptVerifiedFile === undefined) {
+        t.pass('this store copies through put instead')
+        return
+      }
+      const path = join(await scratchDir(t), 'file')
+      const bytes = Buffer.from('named wrongly')
+      await writeFile(path, bytes)
+      await t.rejects(store.adoptVerifiedFile(path, sha256Of(bytes).toUpperCase()), { code: 'INVALID_INPUT' })
+      await access(path)
       t.same(await listAll(store), [])
     })
 
@@ -222,6 +321,13 @@ export function runBlobStoreContract (t: Test, name: string, setup: () => Promis
       t.same(await listAll(store), [])
     })
   })
+}
+
+/** A directory beside the store's (the same filesystem, so an adopting store can rename from it). */
+async function scratchDir (t: Test): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'dw-blob-contract-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  return dir
 }
 
 function sha256Of (bytes: Uint8Array): string {

@@ -3,7 +3,7 @@ import type { AuditLog } from '../../audit.ts'
 import type { Nodes } from '../../warehouse/nodes.ts'
 import type { NodeRole } from '../../trust/roster.ts'
 import { who } from '../auth-hook.ts'
-import { nodeRole, peerIdParams } from '../schemas.ts'
+import { nodeRole, peerIdParams, tag } from '../schemas.ts'
 import { adminOnly } from './peers.ts'
 
 export interface RosterApi {
@@ -12,6 +12,11 @@ export interface RosterApi {
   self: string
   /** This site's name, for the roster entry of a mesh founded here. */
   name: string
+}
+
+/** Copy settings as the API shows them: an unset mesh-wide target is null (the default applies). */
+function wire (s: { copies: number | undefined, copiesByTag: Record<string, number>, defaultCopies: number }): { copies: number | null, copiesByTag: Record<string, number>, defaultCopies: number } {
+  return { copies: s.copies ?? null, copiesByTag: s.copiesByTag, defaultCopies: s.defaultCopies }
 }
 
 /** The mesh roster: which nodes belong and what each may write (changes on full nodes, by admins). */
@@ -51,6 +56,29 @@ export function nodeRoutes (app: FastifyInstance, api: RosterApi): void {
     const entry = await api.nodes.setRole(who(request), peerId, body.role, body.name)
     await api.audit.append({ type: 'node.role', actor: who(request).userId, peer: peerId, details: { role: body.role } })
     return entry
+  })
+
+  app.get('/mesh/copies', {
+    schema: { tags: ['nodes'], summary: 'Copy targets: how many sites must hold each file, mesh-wide and per tag (docs/files.md, "Copies")' }
+  }, async () => wire(await api.nodes.copySettings()))
+
+  app.put('/mesh/copies', {
+    preHandler: adminOnly,
+    schema: {
+      tags: ['nodes'],
+      summary: 'Set how many sites must hold each file, mesh-wide or (with tag) for records with a tag; null clears it (admins, on a full node)',
+      body: {
+        type: 'object',
+        required: ['copies'],
+        additionalProperties: false,
+        properties: { copies: { type: ['integer', 'null'], minimum: 1, maximum: 10 }, tag }
+      }
+    }
+  }, async (request) => {
+    const body = request.body as { copies: number | null, tag?: string }
+    const settings = await api.nodes.setCopies(who(request), body.copies ?? undefined, body.tag)
+    await api.audit.append({ type: 'mesh.copies', actor: who(request).userId, details: { copies: body.copies, ...(body.tag === undefined ? {} : { tag: body.tag }) } })
+    return wire(settings)
   })
 
   app.post('/nodes/:peerId/revoke', {

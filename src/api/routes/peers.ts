@@ -16,7 +16,7 @@ export interface MeshApi {
   audit: AuditLog
   self: () => { peerId: string, addresses: string[], seq: number, epoch: string }
   /** Blob transfers in progress (bytes done and total) and files waiting for a peer. */
-  transfers?: () => { transfers: unknown[], wanted: unknown[], blobBytesOut: number }
+  transfers?: () => { transfers: unknown[], wanted: unknown[], blobBytesOut: number, copies?: unknown }
   /** The roster: on a full node, adding a peer also adds it to the mesh. */
   nodes?: Nodes
 }

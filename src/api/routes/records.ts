@@ -13,9 +13,11 @@ import { checkFileName, checkJsonSize, checkNumbers } from '../validate.ts'
 const metrics = { type: 'object', maxProperties: 200, additionalProperties: { type: 'number' } } as const
 const metricsPatch = { type: 'object', maxProperties: 200, additionalProperties: { type: ['number', 'null'] } } as const
 const framework = { type: 'string', maxLength: 100 } as const
+/** Copies of each file the mesh keeps (docs/files.md, "Copies"); null clears the record's own target. */
+const copies = { type: ['integer', 'null'], minimum: 1, maximum: 10 } as const
 
 const datasetCreate = { name, description, tags, metadata: jsonMap }
-const datasetPatch = { name, description, owner: id, addTags: tags, removeTags: tags, metadata: jsonMap }
+const datasetPatch = { name, description, owner: id, addTags: tags, removeTags: tags, metadata: jsonMap, copies }
 
 /** Create and patch bodies per kind. */
 const BODIES: Record<ContentKind, { create: object, patch: object }> = {
@@ -45,7 +47,7 @@ const BODIES: Record<ContentKind, { create: object, patch: object }> = {
         files: { type: 'array', maxItems: 100, items: fileRef }
       }
     },
-    patch: { type: 'object', additionalProperties: false, minProperties: 1, properties: { title: name, body: jsonMap } }
+    patch: { type: 'object', additionalProperties: false, minProperties: 1, properties: { title: name, body: jsonMap, copies } }
   }
 }
 

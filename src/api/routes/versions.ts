@@ -140,10 +140,10 @@ export function versionRoutes (app: FastifyInstance, records: Records, files: Fi
   })
 
   app.get(`${base}/availability`, {
-    schema: { tags: tag, summary: 'Per version: whether every file is here, and which connected peers have each', params: idParams }
+    schema: { tags: tag, summary: 'Per version and file: whether it is here, which connected peers have it, its copy target, and every site that holds it', params: idParams }
   }, async (request) => {
     const record = await records.get(kind, (request.params as { id: string }).id)
-    return { items: await files.availability((record.versions ?? []) as Version[]) }
+    return { items: await files.availability((record.versions ?? []) as Version[], { tags: record.tags as string[] | undefined, copies: record.copies }) }
   })
 
   if (kind === 'model') {

@@ -6,14 +6,25 @@ import { bytes, json, table } from '../output.ts'
 interface VersionAvailability {
   versionId: string
   complete: boolean
-  files: Array<{ name: string, sha256: string, size: number, mediaType: string, present: boolean, peers: string[] }>
+  files: Array<{
+    name: string
+    sha256: string
+    size: number
+    mediaType: string
+    present: boolean
+    peers: string[]
+    /** Nodes without copy targets leave these out. */
+    target?: number
+    copies?: number
+    holders?: Array<{ peerId: string, name?: string }>
+  }>
 }
 
 interface AvailabilityOptions extends ConnectionOptions { model?: boolean }
 
-/** `dw dataset availability`: which files of each version are here, and which connected peers have them. */
+/** `dw dataset availability`: which files of each version are here, which connected peers have them, and how many sites hold each against its copy target. */
 export function availabilityCommand (): Command {
-  return apiCommand('availability', 'per version: whether every file is on this node, and which connected peers have each')
+  return apiCommand('availability', 'per version: whether every file is on this node, which connected peers have each, and its copies (sites that hold it) against its target')
     .argument('<dataset-id>')
     .option('--model', 'the id is a model, not a dataset')
     .action(async (id: string, options: AvailabilityOptions) => {
@@ -28,13 +39,16 @@ export function availabilityCommand (): Command {
       // Peer names are in the peer book, which only admins may read: members see peer ids.
       const peers = await client.request<{ items: Array<{ peerId: string, name?: string }> }>('GET', '/peers', { allow: [403] })
       const names = new Map((peers?.items ?? []).map(p => [p.peerId, p.name ?? p.peerId]))
+      const holder = (h: { peerId: string, name?: string }): string => names.get(h.peerId) ?? (h.name !== undefined && h.name !== '' ? h.name : h.peerId)
       items.forEach((version, i) => {
         process.stdout.write(`${i === 0 ? '' : '\n'}version ${version.versionId}  complete here: ${version.complete ? 'yes' : 'no'}\n`)
         table(version.files, [
           { header: 'FILE', value: f => f.name },
           { header: 'SIZE', value: f => bytes(f.size) },
           { header: 'HERE', value: f => f.present ? 'yes' : 'no' },
-          { header: 'PEERS', value: f => f.peers.length === 0 ? '-' : f.peers.map(p => names.get(p) ?? p) }
+          { header: 'PEERS', value: f => f.peers.length === 0 ? '-' : f.peers.map(p => names.get(p) ?? p) },
+          { header: 'COPIES', value: f => f.copies === undefined || f.target === undefined ? '-' : `${f.copies}/${f.target}${f.copies < f.target ? ' (below target)' : ''}` },
+          { header: 'HELD BY', value: f => f.holders === undefined || f.holders.length === 0 ? '-' : f.holders.map(holder) }
         ], '(no files)')
       })
     })

@@ -1,8 +1,10 @@
 import { Command, InvalidArgumentError } from 'commander'
+import { DwError } from '../../errors.ts'
 import type { NodeClient } from '../client.ts'
-import { apiCommand, collect, connect, type ConnectionOptions } from '../options.ts'
+import { apiCommand, asOption, collect, connect, type ConnectionOptions } from '../options.ts'
 import { bytes, fields, json, table } from '../output.ts'
 import { availabilityCommand } from './availability.ts'
+import { parseCopies } from './mesh.ts'
 import { resolveUser } from './user.ts'
 
 interface Summary { id: string, name: string, owner: string, tags: string[], deleted: boolean, createdAt: string, updatedAt: string }
@@ -126,11 +128,25 @@ function remove (): Command {
     })
 }
 
+function set (): Command {
+  return apiCommand('set', 'change a dataset (its owner or an admin)')
+    .argument('<id>')
+    .option('--copies <n>', 'how many sites must hold each of its files, 1 to 10, or "default" for the mesh\'s and its tags\' targets (the highest counts)', asOption(parseCopies))
+    .action(async (id: string, options: ConnectionOptions & { copies?: number | null }) => {
+      if (options.copies === undefined) throw new DwError('INVALID_INPUT', 'nothing to change: give --copies')
+      const client = await connect(options)
+      const dataset = await client.request<Dataset & { copies?: number }>('PATCH', `/datasets/${encodeURIComponent(id)}`, { json: { copies: options.copies } })
+      if (options.json === true) return json(dataset)
+      fields([['id', dataset.id], ['copies', dataset.copies ?? 'the mesh\'s and its tags\' target']])
+    })
+}
+
 export function datasetCommand (): Command {
   return new Command('dataset').description('manage datasets')
     .addCommand(create())
     .addCommand(list())
     .addCommand(show())
     .addCommand(remove())
+    .addCommand(set())
     .addCommand(availabilityCommand())
 }

@@ -13,6 +13,34 @@ interface SyncStatus {
   /** Files this node wants (pinned, or asked for) that no connected peer has yet. */
   wanted?: Array<{ sha256: string, size: number }>
   blobBytesOut?: number
+  /** Files of live records held by fewer sites than their copy target (docs/files.md, "Copies"). */
+  copies?: CopyStatus
+}
+
+interface CopyStatus {
+  checkedAt?: string
+  belowTarget: number
+  files: Array<{ sha256: string, size: number, record: string, name: string, target: number, copies: number }>
+  fetching: boolean
+  blocked?: string
+}
+
+/** How many files are below their copy target, and the first few. */
+function printCopies (copies: CopyStatus | undefined): void {
+  if (copies === undefined) return
+  const note = copies.checkedAt === undefined ? ' (not checked yet)' : ''
+  process.stdout.write(`
+files below their copy target: ${copies.belowTarget}${note}${copies.fetching ? '' : ' (this node does not fetch copies: files.copy is false)'}${copies.blocked === undefined ? '' : `; not fetching: ${copies.blocked}`}
+`)
+  if (copies.files.length === 0) return
+  table(copies.files, [
+    { header: 'FILE SHA256', value: f => f.sha256 },
+    { header: 'SIZE', value: f => bytes(f.size) },
+    { header: 'RECORD', value: f => `${f.name} (${f.record})` },
+    { header: 'COPIES', value: f => `${f.copies}/${f.target}` }
+  ])
+  if (copies.belowTarget > copies.files.length) process.stdout.write(`... and ${copies.belowTarget - copies.files.length} more
+`)
 }
 
 function percent (done: number, total: number | undefined): string {
@@ -48,6 +76,24 @@ function printSync (sync: SyncStatus): void {
     peerTable(sync.peers, false)
   }
   printTransfers(sync, sync.peers ?? [])
+  printCopies(sync.copies)
+}
+
+/** GET /backup/status (BackupStatus on the node). */
+interface BackupStatus {
+  last?: { at: string, ok: boolean, path?: string, bytes?: number, error?: string }
+  schedule?: { next: string, everyMs: number }
+}
+
+/** One line on the last backup: when, whether it worked, where; and the next scheduled one. */
+function backupLine (backup: BackupStatus | undefined): string | undefined {
+  if (backup === undefined) return undefined
+  const next = backup.schedule === undefined ? 'none scheduled (config.json "backup")' : `next ${backup.schedule.next}`
+  const last = backup.last
+  if (last === undefined) return `never; ${next}`
+  const ago = `${duration(Math.max(0, (Date.now() - Date.parse(last.at)) / 1000))} ago`
+  const outcome = last.ok ? `ok${last.bytes === undefined ? '' : `, ${bytes(last.bytes)}`}${last.path === undefined ? '' : ` in ${last.path}`}` : `FAILED: ${last.error ?? 'unknown'}`
+  return `${last.at} (${ago}), ${outcome}; ${next}`
 }
 
 interface Health { ok: boolean, name?: string, peerId?: string, startedAt?: string, [key: string]: unknown }
@@ -78,10 +124,11 @@ export function statusCommand (): Command {
       const quarantine = await client.request<{ items: QuarantineEntry[] } | undefined>('GET', '/quarantine', { allow: [403, 404] })
       // Older nodes lack sync status (404); members may not see it (403): status still answers.
       const sync = await client.request<SyncStatus | undefined>('GET', '/sync/status', { allow: [403, 404] })
+      const backup = await client.request<BackupStatus | undefined>('GET', '/backup/status', { allow: [403, 404] })
       const started = health.startedAt !== undefined ? Date.parse(health.startedAt) : NaN
       const uptimeSeconds = Number.isNaN(started) ? undefined : Math.round((Date.now() - started) / 1000)
       if (options.json === true) {
-        json({ ...health, url: client.url, uptimeSeconds, readiness: readiness ?? null, quarantine: quarantine?.items ?? null, sync: sync ?? null })
+        json({ ...health, url: client.url, uptimeSeconds, readiness: readiness ?? null, quarantine: quarantine?.items ?? null, backup: backup ?? null, sync: sync ?? null })
         return
       }
       fields([
@@ -91,6 +138,7 @@ export function statusCommand (): Command {
         ['status', health.ok ? 'running' : 'unhealthy'],
         ['ready', readiness === undefined ? undefined : readiness.ready ? 'yes' : `NO, ${Object.values(readiness.checks).filter(c => c !== 'ok').join('; ')}`],
         ['quarantined', quarantine === undefined ? undefined : `${quarantine.items.length} document${quarantine.items.length === 1 ? '' : 's'} from peers`],
+        ['last backup', backupLine(backup)],
         ['started', health.startedAt],
         ['uptime', uptimeSeconds !== undefined ? duration(uptimeSeconds) : undefined],
         ['sync', sync === undefined ? 'not available on this node' : undefined]

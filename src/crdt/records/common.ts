@@ -99,3 +99,22 @@ export function patchMap (map: any, patch: Record<string, unknown>): void {
     else map[k] = structuredClone(v)
   }
 }
+
+/** Copies of each file the mesh keeps unless the roster, a tag or the record asks for more (docs/files.md, "Copies"). */
+export const DEFAULT_COPIES = 2
+export const MIN_COPIES = 1
+export const MAX_COPIES = 10
+
+/** A copy target: a whole number from MIN_COPIES to MAX_COPIES. */
+export function isCopyCount (v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= MIN_COPIES && v <= MAX_COPIES
+}
+
+/** Sets a record's own copy target, or with null clears it (the mesh's and tags' targets apply). */
+export function setRecordCopies (doc: any, copies: number | null): void {
+  if (copies === null) {
+    if (doc.copies !== undefined) delete doc.copies
+  } else if (doc.copies !== copies) {
+    doc.copies = copies
+  }
+}

@@ -1,4 +1,4 @@
-import { addTags, initBase, patchMap, removeTags, ensureMap, setText, touch, type Actor } from './common.ts'
+import { addTags, initBase, patchMap, removeTags, ensureMap, setRecordCopies, setText, touch, type Actor } from './common.ts'
 
 export interface DatasetInput {
   name: string
@@ -14,6 +14,8 @@ export interface DatasetPatch {
   addTags?: string[]
   removeTags?: string[]
   metadata?: Record<string, unknown>
+  /** Copies of each file the mesh keeps (1..10); null clears it. */
+  copies?: number | null
 }
 
 /** Initialises a dataset document; `kind` lets models reuse it. */
@@ -37,5 +39,6 @@ export function patchDataset (doc: any, patch: DatasetPatch, actor: Actor): void
   if (patch.addTags !== undefined) addTags(doc, patch.addTags)
   if (patch.removeTags !== undefined) removeTags(doc, patch.removeTags)
   if (patch.metadata !== undefined) patchMap(ensureMap(doc, 'metadata'), patch.metadata)
+  if (patch.copies !== undefined) setRecordCopies(doc, patch.copies)
   touch(doc, actor)
 }

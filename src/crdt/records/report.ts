@@ -1,4 +1,4 @@
-import { ensureMap, initBase, patchMap, touch, type Actor } from './common.ts'
+import { ensureMap, initBase, patchMap, setRecordCopies, touch, type Actor } from './common.ts'
 import type { FileRef } from './versions.ts'
 
 export const ReportKinds = ['bias', 'transformation', 'xai'] as const
@@ -16,6 +16,8 @@ export interface ReportPatch {
   title?: string
   /** Per top-level key; null removes one. */
   body?: Record<string, unknown>
+  /** Copies of each file the mesh keeps (1..10); null clears it. */
+  copies?: number | null
 }
 
 export function initReport (doc: any, id: string, input: ReportInput, actor: Actor): void {
@@ -31,5 +33,6 @@ export function initReport (doc: any, id: string, input: ReportInput, actor: Act
 export function patchReport (doc: any, patch: ReportPatch, actor: Actor): void {
   if (patch.title !== undefined && patch.title !== doc.title) doc.title = patch.title
   if (patch.body !== undefined) patchMap(ensureMap(doc, 'body'), patch.body)
+  if (patch.copies !== undefined) setRecordCopies(doc, patch.copies)
   touch(doc, actor)
 }

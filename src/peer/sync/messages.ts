@@ -61,8 +61,9 @@ function session (v: unknown): { session?: string } {
 }
 
 function key (v: unknown): string {
-  // Keys are `<kind>/<uuid>`; the document store refuses anything else later too.
-  if (typeof v !== 'string' || v.length > 64 || !/^(user|dataset|model|report|mesh)\/[0-9a-f-]{36}$/.test(v)) bad('bad document key')
+  // Keys are `<kind>/<uuid>`: records, the mesh roster, and each node's own
+  // document (the files it holds); the trust rules refuse anything else later too.
+  if (typeof v !== 'string' || v.length > 64 || !/^(user|dataset|model|report|mesh|node)\/[0-9a-f-]{36}$/.test(v)) bad('bad document key')
   return v
 }
 

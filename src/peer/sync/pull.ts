@@ -44,7 +44,8 @@ export async function pullSync (stream: MessageStream, store: SyncableStore, che
   if (welcome.t !== 'welcome') throw new DwError('INVALID_MESSAGE', `expected welcome, got ${welcome.t}`)
   // Checkpoints from here on carry the server's session, which its log records with our acknowledgements.
   let current: Checkpoint = { epoch: welcome.epoch, through: welcome.from, ...(welcome.session === undefined ? {} : { session: welcome.session }) }
-  if (welcome.epoch === checkpoint.epoch && welcome.from < checkpoint.through) options.onRewind?.({ from: welcome.from, was: checkpoint.through })
+  // Behind our checkpoint: the server's log could not vouch for it, or its feed has a new epoch (a restore or a copy).
+  if (welcome.from < checkpoint.through) options.onRewind?.({ from: welcome.from, was: checkpoint.through })
   let remoteHead = welcome.head
   let savedSession = checkpoint.session
   const save = async (): Promise<void> => {

@@ -217,7 +217,7 @@ export class SyncService {
         charge: this.#quotas.session(peerId),
         onRewind: ({ from, was }) => {
           s.ourCheckpoint = from
-          void this.#init.audit.append({ type: 'sync.rewind', peer: peerId, outcome: 'ok', details: { side: 'puller', from, was, message: 'the peer could not vouch for our checkpoint (it was restored or rolled back): comparing every record by heads' } }).catch(() => {})
+          void this.#init.audit.append({ type: 'sync.rewind', peer: peerId, outcome: 'ok', details: { side: 'puller', from, was, message: 'the peer could not vouch for our checkpoint (it was restored, rolled back or copied): comparing every record by heads' } }).catch(() => {})
         },
         saveCheckpoint: async (cp) => {
           if (behindSaved(cp)) return
