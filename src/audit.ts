@@ -5,7 +5,7 @@ export type AuditType =
   | 'sync.session' | 'sync.violation' | 'sync.refused' | 'sync.quarantined' | 'sync.throttled' | 'sync.rewind'
   | 'quarantine.drop'
   | 'node.role' | 'node.revoke' | 'node.new-epoch' | 'node.backup'
-  | 'peer.add' | 'peer.remove' | 'peer.approve' | 'peer.dismiss' | 'peer.refused'
+  | 'peer.add' | 'peer.remove' | 'peer.approve' | 'peer.dismiss' | 'peer.refused' | 'peer.link'
   | 'user.create' | 'user.update' | 'user.delete' | 'user.restore'
   | 'blob.mismatch' | 'blob.gc' | 'pin.add' | 'pin.remove' | 'mesh.copies'
 

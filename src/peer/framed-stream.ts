@@ -16,7 +16,7 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 export const DEFAULT_MAX_ITEMS = 100_000
 
 /** A cborg tokenizer that refuses a frame holding more than `max` items. */
-class CountingTokenizer extends Tokenizer {
+export class CountingTokenizer extends Tokenizer {
   #left: number
 
   constructor (data: Uint8Array, max: number) {
@@ -45,6 +45,29 @@ export interface FramedStreamOptions {
   readHighWaterMark?: number
   /** Largest number of CBOR items in one message (see DEFAULT_MAX_ITEMS). */
   maxItems?: number
+  /**
+   * The cap on bytes sent to this stream's peer (its link profile), asked
+   * again for every slice, since a profile may change while a stream is
+   * open; undefined means no cap. See `send`.
+   */
+  pacer?: () => Pacer | undefined
+}
+
+/** A byte budget shared by the streams to one peer (a RateLimit). */
+export interface Pacer {
+  readonly bytesPerSecond: number
+  /** Resolves once `bytes` more fit within the rate. */
+  take: (bytes: number) => Promise<void>
+}
+
+/**
+ * A paced frame goes out in slices of about an eighth of a second of
+ * bytes: whole, a 256 KiB blob chunk at 128 kbit/s would be 16 s of
+ * silence and then a burst, and the peer's idle timeout (10 s without a
+ * byte) would give up on a link that is merely slow.
+ */
+function sliceBytes (bytesPerSecond: number): number {
+  return Math.max(1024, Math.min(64 * 1024, Math.floor(bytesPerSecond / 8)))
 }
 
 /** A varint of more bytes than this cannot describe a frame we would accept. */
@@ -69,6 +92,10 @@ export class FramedStream implements AsyncIterable<unknown> {
   readonly #stream: Stream
   readonly #maxMessageSize: number
   readonly #highWaterMark: number
+  readonly #pacer: (() => Pacer | undefined) | undefined
+  /** Paced sends go one at a time, so slices of two frames never interleave. */
+  #pacedTail: Promise<void> = Promise.resolve()
+  #pacedBusy = 0
 
   // Inbound bytes not yet forming a whole frame, kept as chunks so a large
   // frame arriving in many pieces is copied once, not once per piece.
@@ -91,6 +118,7 @@ export class FramedStream implements AsyncIterable<unknown> {
     this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE
     this.#maxItems = options.maxItems ?? DEFAULT_MAX_ITEMS
     this.#highWaterMark = options.readHighWaterMark ?? this.#maxMessageSize
+    this.#pacer = options.pacer
     stream.addEventListener('message', this.#onMessage)
     stream.addEventListener('remoteCloseWrite', this.#onRemoteCloseWrite)
     stream.addEventListener('close', this.#onClose)
@@ -116,7 +144,9 @@ export class FramedStream implements AsyncIterable<unknown> {
    * Encode and send one message. Resolves once the stream can take more data,
    * so a sender that awaits each call never buffers more than one message
    * beyond what the transport has accepted. Calls made without awaiting are
-   * still sent in call order.
+   * still sent in call order. With a `pacer` the frame is handed over in
+   * slices as the rate allows; a send aborted midway resets the stream
+   * (half a frame cannot be taken back).
    */
   async send (message: unknown, options: AbortOptions = {}): Promise<void> {
     const body = cborEncode(message, { ignoreUndefinedProperties: true })
@@ -129,7 +159,33 @@ export class FramedStream implements AsyncIterable<unknown> {
     const offset = writeVarint(body.byteLength, frame)
     frame.set(body, offset)
     this.bytesSent += frame.byteLength
-    if (!this.#stream.send(frame)) await this.#drained(options)
+    const pacer = this.#pacer
+    // Uncapped, with no paced frame still going out: sent now, as always.
+    if (pacer === undefined || (this.#pacedBusy === 0 && pacer() === undefined)) {
+      if (!this.#stream.send(frame)) await this.#drained(options)
+      return
+    }
+    this.#pacedBusy += 1
+    const turn = this.#pacedTail.then(async () => { await this.#sendPaced(frame, pacer, options) }).finally(() => { this.#pacedBusy -= 1 })
+    this.#pacedTail = turn.catch(() => {})
+    await turn
+  }
+
+  async #sendPaced (frame: Uint8Array, pacer: () => Pacer | undefined, options: AbortOptions): Promise<void> {
+    let at = 0
+    try {
+      while (at < frame.byteLength) {
+        const pace = pacer()
+        const end = pace === undefined ? frame.byteLength : Math.min(frame.byteLength, at + sliceBytes(pace.bytesPerSecond))
+        if (pace !== undefined) await abortable(pace.take(end - at), options.signal)
+        const sent = this.#stream.send(frame.subarray(at, end))
+        at = end
+        if (!sent) await this.#drained(options)
+      }
+    } catch (err) {
+      if (at > 0 && at < frame.byteLength) this.abort(err instanceof Error ? err : new Error(String(err)))
+      throw err
+    }
   }
 
   /**
@@ -161,10 +217,12 @@ export class FramedStream implements AsyncIterable<unknown> {
   }
 
   /**
-   * Close the writable end once queued bytes are handed to the transport.
+   * Close the writable end once queued bytes (paced frames too) are handed
+   * to the transport.
    * Reading continues until the remote closes its end too.
    */
   async close (options: AbortOptions = {}): Promise<void> {
+    if (this.#pacedBusy > 0) await abortable(this.#pacedTail, options.signal)
     await this.#stream.close(options)
   }
 

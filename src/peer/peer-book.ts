@@ -1,7 +1,9 @@
+import { EventEmitter } from 'node:events'
 import type { PeerId } from '@libp2p/interface'
 import type { Sublevel } from '../db.ts'
 import { DwError } from '../errors.ts'
 import { parsePeerAddress, parsePeerId, parsePeerName as parseName, withPeerId } from './peer-address.ts'
+import { patchLink, type LinkPatch, type LinkProfile } from './link-profile.ts'
 
 /** A peer this node trusts: it may connect and sync. */
 export type PeerEntry = {
@@ -13,6 +15,8 @@ export type PeerEntry = {
   addedAt: number
   lastSyncAt?: number
   lastError?: string
+  /** How this node uses its link to the peer: rate cap, files window, metered. */
+  link?: LinkProfile
 }
 
 /** A peer that tried to connect without being trusted, awaiting an admin. */
@@ -61,7 +65,7 @@ const PENDING_WRITE_INTERVAL_MS = 10_000
  * in two LevelDB sublevels and mirrored in memory so the connection gater can
  * answer `isTrusted` synchronously on every handshake.
  */
-export class PeerBook {
+export class PeerBook extends EventEmitter<{ link: [peerId: string] }> {
   readonly #trustedDb: Sublevel<PeerEntry>
   readonly #pendingDb: Sublevel<PendingPeer>
   readonly #self: string
@@ -74,6 +78,7 @@ export class PeerBook {
   #queue: Promise<unknown> = Promise.resolve()
 
   private constructor (init: PeerBookInit) {
+    super()
     this.#trustedDb = init.trusted
     this.#pendingDb = init.pending
     this.#self = init.self
@@ -135,6 +140,32 @@ export class PeerBook {
   get (peerId: string): PeerEntry | undefined {
     const entry = this.#trusted.get(peerId)
     return entry === undefined ? undefined : structuredClone(entry)
+  }
+
+  /** A trusted peer's link profile, from memory (read for every paced slice and every background fetch). */
+  link (peerId: string): Readonly<LinkProfile> | undefined {
+    return this.#trusted.get(peerId)?.link
+  }
+
+  /**
+   * Change a trusted peer's link profile. The patch is checked as a whole
+   * first: a bad value changes nothing. Emits `link` once it is stored.
+   */
+  async setLink (peerId: string, patch: LinkPatch): Promise<PeerEntry> {
+    const id = parsePeerId(peerId)
+    const entry = await this.#exclusive(async () => {
+      const existing = this.#trusted.get(id)
+      if (existing === undefined) throw new DwError('NOT_FOUND', `peer ${id} is not in the peer book`)
+      const link = patchLink(existing.link, patch)
+      const entry: PeerEntry = { ...existing }
+      if (link === undefined) delete entry.link
+      else entry.link = link
+      await this.#trustedDb.put(id, entry)
+      this.#trusted.set(id, entry)
+      return structuredClone(entry)
+    })
+    this.emit('link', id)
+    return entry
   }
 
   /** Synchronous, from memory: safe to call on every connection attempt. */

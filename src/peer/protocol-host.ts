@@ -2,7 +2,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, Stream } from '@libp2p/interface'
 import type { AuditLog } from '../audit.ts'
 import { DwError, isDwError } from '../errors.ts'
-import { FramedStream } from './framed-stream.ts'
+import { FramedStream, type Pacer } from './framed-stream.ts'
 import type { PeerNode } from './libp2p.ts'
 import type { PeerBook } from './peer-book.ts'
 
@@ -38,11 +38,18 @@ export class ProtocolHost implements StreamOpener {
   readonly #node: PeerNode
   readonly #book: PeerBook
   readonly #audit: AuditLog
+  readonly #pacer: ((peerId: string) => Pacer | undefined) | undefined
 
-  constructor (init: { node: PeerNode, book: PeerBook, audit: AuditLog }) {
+  /**
+   * `pacer` caps what is sent to a peer (its link profile's rate), shared
+   * by every stream to that peer, whatever the protocol: sync frames and
+   * file bytes alike.
+   */
+  constructor (init: { node: PeerNode, book: PeerBook, audit: AuditLog, pacer?: (peerId: string) => Pacer | undefined }) {
     this.#node = init.node
     this.#book = init.book
     this.#audit = init.audit
+    this.#pacer = init.pacer
   }
 
   /** Starts serving a protocol; `track` keeps the serving promise so a stop can await it. */
@@ -64,12 +71,17 @@ export class ProtocolHost implements StreamOpener {
     const conn = this.#node.getConnections(peerIdFromString(peerId)).find(c => c.status === 'open')
     if (conn === undefined) throw new Error(`not connected to ${peerId}`)
     const stream = await conn.newStream(protocol, { signal: options.signal ?? AbortSignal.timeout(10_000) })
-    return new FramedStream(stream, { maxMessageSize: options.maxMessageSize })
+    return this.#framed(stream, peerId, options.maxMessageSize)
+  }
+
+  #framed (stream: Stream, peerId: string, maxMessageSize: number): FramedStream {
+    const pacer = this.#pacer
+    return new FramedStream(stream, { maxMessageSize, ...(pacer === undefined ? {} : { pacer: () => pacer(peerId) }) })
   }
 
   async #serve (spec: ProtocolSpec, stream: Stream, connection: Connection): Promise<void> {
     const peerId = connection.remotePeer.toString()
-    const framed = new FramedStream(stream, { maxMessageSize: spec.maxMessageSize })
+    const framed = this.#framed(stream, peerId, spec.maxMessageSize)
     if (!this.#book.isTrusted(peerId)) {
       const err = new DwError('PEER_NOT_ALLOWED', `peer ${peerId} is not trusted`)
       this.#violation(peerId, spec.protocol, err)

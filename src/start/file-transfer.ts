@@ -7,6 +7,9 @@ import { BlobFetcher } from '../blobs/transfer/fetcher.ts'
 import { WantQueue } from '../blobs/transfer/want-queue.ts'
 import type { PeerNode } from '../peer/libp2p.ts'
 import type { ProtocolHost } from '../peer/protocol-host.ts'
+import type { PeerBook } from '../peer/peer-book.ts'
+import type { LinkRates } from '../peer/link-rates.ts'
+import { backgroundRefusal } from '../peer/link-profile.ts'
 import { BlobProtocol } from './blob-protocol.ts'
 import { Files } from '../warehouse/files.ts'
 import { Pins, type Pin } from '../warehouse/pins.ts'
@@ -23,8 +26,8 @@ export interface FileTransfer { files: Files, pins: Pins, blobService: BlobProto
  * demand, the queue of files waiting for a peer that has them, and pins
  * (fetched in the background as their records arrive).
  */
-export async function startFileTransfer (core: Core, dataDir: string, config: NodeConfig, peering: { libp2p: PeerNode, host: ProtocolHost }, audit: AuditLog, unwind: Unwind): Promise<FileTransfer> {
-  const { libp2p, host } = peering
+export async function startFileTransfer (core: Core, dataDir: string, config: NodeConfig, peering: { libp2p: PeerNode, host: ProtocolHost, book: PeerBook, rates: LinkRates }, audit: AuditLog, unwind: Unwind): Promise<FileTransfer> {
+  const { libp2p, host, book, rates } = peering
   const blobService = new BlobProtocol({ host, store: core.blobs, isShared: async sha => await core.refs.isReferenced(sha) })
   await blobService.start()
   unwind.push(async () => { await blobService.stop() })
@@ -34,7 +37,9 @@ export async function startFileTransfer (core: Core, dataDir: string, config: No
     transport: blobService.transport,
     perPeer: config.transfers?.perPeer,
     bytesPerSecond: config.transfers?.bytesPerSecond,
-    onLie: (peer, sha256) => { void audit.append({ type: 'blob.mismatch', peer, outcome: 'error', details: { sha256 } }).catch(() => {}) }
+    onLie: (peer, sha256) => { void audit.append({ type: 'blob.mismatch', peer, outcome: 'error', details: { sha256 } }).catch(() => {}) },
+    receivePacer: peer => rates.pacer(peer, 'receive'),
+    backgroundRefusal: peer => backgroundRefusal(book.link(peer), new Date())
   })
   const queue = new WantQueue(fetcher, core.blobs)
   queue.start()
@@ -47,7 +52,9 @@ export async function startFileTransfer (core: Core, dataDir: string, config: No
     soon = setTimeout(() => { queue.kick(true) }, 200)
   }
   libp2p.addEventListener('peer:connect', onConnect)
-  unwind.push(async () => { libp2p.removeEventListener('peer:connect', onConnect); clearTimeout(soon) })
+  // A link profile that changed may let a held-back file come now.
+  book.on('link', onConnect)
+  unwind.push(async () => { libp2p.removeEventListener('peer:connect', onConnect); book.off('link', onConnect); clearTimeout(soon) })
   const settings = resolveFilesConfig(config.files)
   // Background work fails again and again while its cause lasts (a full disk): one line a minute at most.
   let warnedAt = 0
@@ -106,7 +113,7 @@ export async function startFileTransfer (core: Core, dataDir: string, config: No
     holders: sha => holdings.holders(sha),
     present: async sha => await files.present(sha),
     connectedPeers: () => blobService.transport.connectedPeers(),
-    fetch: async (sha, size) => { await fetcher.fetch(sha, size > 0 ? { size } : {}) },
+    fetch: async (sha, size) => { await fetcher.fetch(sha, { ...(size > 0 ? { size } : {}), background: true }) },
     fetched: async (sha, records) => {
       await core.refs.vouch(sha, records)
       holdings.mark(sha)

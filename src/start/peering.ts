@@ -9,6 +9,7 @@ import { SyncService } from '../peer/sync/service.ts'
 import { QuotaLedger, resolveSyncQuotas } from '../peer/sync/quota.ts'
 import { DwError } from '../errors.ts'
 import { ProtocolHost } from '../peer/protocol-host.ts'
+import { LinkRates } from '../peer/link-rates.ts'
 import type { Checkpoint } from '../peer/sync/types.ts'
 import { ReplicationLog, type ServedEntry } from '../peer/sync/replication-log.ts'
 import type { Core } from './core.ts'
@@ -16,7 +17,14 @@ import type { Refusal } from '../crdt/doc-store.ts'
 import { auditRefusals } from '../trust/refusals.ts'
 import type { Unwind } from './unwind.ts'
 
-export interface Peering { book: PeerBook, libp2p: PeerNode, sync: SyncService, host: ProtocolHost }
+export interface Peering {
+  book: PeerBook
+  libp2p: PeerNode
+  sync: SyncService
+  host: ProtocolHost
+  /** Per-peer byte budgets from the link profiles in the peer book. */
+  rates: LinkRates
+}
 
 /**
  * The peer book, libp2p (admitting only peers in the book) and record sync,
@@ -48,7 +56,9 @@ export async function startPeering (core: Core, identity: { key: PrivateKey, pee
     })
   })
   unwind.push(async () => { await libp2p.stop() })
-  const host = new ProtocolHost({ node: libp2p, book, audit })
+  // A peer's rate cap holds for everything sent to it, sync frames and file bytes alike.
+  const rates = new LinkRates(peer => book.link(peer)?.maxRate)
+  const host = new ProtocolHost({ node: libp2p, book, audit, pacer: peer => rates.pacer(peer, 'send') })
   const sync = new SyncService({
     node: libp2p,
     host,
@@ -86,5 +96,5 @@ export async function startPeering (core: Core, identity: { key: PrivateKey, pee
   const onRefused = (refused: Refusal[]): void => { void auditRefusals(audit, undefined, refused).catch(() => {}) }
   core.docs.on('refused', onRefused)
   unwind.push(async () => { core.docs.off('refused', onRefused) })
-  return { book, libp2p, sync, host }
+  return { book, libp2p, sync, host, rates }
 }

@@ -176,7 +176,7 @@ export class Files {
     return this.#fetcher?.transfers() ?? []
   }
 
-  wanted (): Array<{ sha256: string, size: number }> {
+  wanted (): Array<{ sha256: string, size: number, waiting?: string }> {
     return this.#queue?.pending() ?? []
   }
 

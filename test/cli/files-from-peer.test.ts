@@ -64,7 +64,8 @@ void t.test('a pinned file arriving from a peer: transfer progress and availabil
   }, 90_000, 'a status taken while the transfer is under way')
   if (status === undefined) throw new Error('unreachable: eventually() saw a status')
   t.match(status.stdout, /\ntransfers:\nFILE SHA256\s+FROM\s+DONE\s+TOTAL\s+PERCENT\n/)
-  t.match(status.stdout, new RegExp(`${bigSha}\\s+alpha\\s+\\d+(\\.\\d)? (B|KiB|MiB)\\s+2\\.0 MiB\\s+\\d{1,2}%\\n`), 'bytes done of total, with a percentage')
+  // The bytes already in flight when alpha froze may complete the file before the row leaves the list: 100% is a fine answer too.
+  t.match(status.stdout, new RegExp(`${bigSha}\\s+alpha\\s+\\d+(\\.\\d)? (B|KiB|MiB)\\s+2\\.0 MiB\\s+\\d{1,3}%\\n`), 'bytes done of total, with a percentage')
 
   await eventually(async () => (await dwJson(['dataset', 'availability', dataset.id, '--data', beta]))[0].complete === true, 90_000, 'the file to arrive')
   const after = await dw(['dataset', 'availability', dataset.id, '--data', beta])

@@ -48,7 +48,7 @@ void t.test('peer, sync and audit against a running node', async (t) => {
     t.equal(peers.length, 1)
     t.match(peers[0], { peerId: STRANGER, name: 'beta', addrs: [addr], connected: false, bytesIn: 0, bytesOut: 0 })
     const table = await dw(['peer', 'ls', ...at])
-    t.match(table.stdout, /^NAME\s+PEER ID\s+ADDRESSES\s+CONNECTED\s+LAST SYNC\s+TO PULL\s+TO PUSH\s+IN\s+OUT\s+THROTTLED\s+LAST ERROR/)
+    t.match(table.stdout, /^NAME\s+PEER ID\s+ADDRESSES\s+CONNECTED\s+LAST SYNC\s+TO PULL\s+TO PUSH\s+IN\s+OUT\s+LINK\s+THROTTLED\s+LAST ERROR/)
     t.match(table.stdout, new RegExp(`beta\\s+${STRANGER}\\s+${addr}\\s+no\\s+never`))
     const status = await dw(['status', ...at])
     t.match(status.stdout, new RegExp(`beta\\s+${STRANGER}\\s+no\\s+never`), 'status shows the peer too')
@@ -72,6 +72,32 @@ void t.test('peer, sync and audit against a running node', async (t) => {
     t.match(text.stdout, /^TIME\s+TYPE\s+ACTOR\s+PEER\s+OUTCOME\s+DETAILS/)
     t.match(text.stdout, new RegExp(`peer\\.remove\\s+admin\\s+${STRANGER}\\s+ok`))
     t.notMatch(text.stdout, 'peer.add', '--limit is honoured')
+  })
+
+  // Unknown peers, API refusals and the audit entry: test/integration/link-profiles.test.ts.
+  t.test('peer set: a link profile shown by peer ls, bad input refused before anything changes', async (t) => {
+    const addr = `/ip4/127.0.0.1/tcp/9/p2p/${STRANGER}`
+    await dwJson(['peer', 'add', addr, '--name', 'gamma', ...at])
+    t.teardown(async () => { await dw(['peer', 'rm', STRANGER, ...at]) })
+
+    const set = await dw(['peer', 'set', STRANGER, '--max-rate', '256kbit', '--files-window', '22:00-6:00', '--metered', ...at])
+    t.equal(set.code, 0, set.stderr)
+    t.equal(set.stdout, 'peer gamma: 256 kbit/s, files 22:00-06:00, metered\n')
+    const table = await dw(['peer', 'ls', ...at])
+    t.match(table.stdout, new RegExp(`gamma\\s+${STRANGER}\\s.*\\s256 kbit/s, files 22:00-06:00, metered\\s`))
+
+    const refused: Array<[string[], string]> = [
+      [['--max-rate', '64kb'], 'ambiguous: write 64kbit for bits or 64kB for bytes per second'],
+      [['--files-window', '25:00-01:00'], 'hours run 0-23'],
+      [[], 'nothing to set: give --max-rate, --files-window, --metered or --no-metered']
+    ]
+    for (const [args, message] of refused) {
+      const run = await dw(['peer', 'set', STRANGER, ...args, ...at])
+      t.equal(run.code, 1, args.join(' '))
+      t.match(run.stderr, message)
+    }
+    const cleared = await dwJson(['peer', 'set', STRANGER, '--max-rate', 'none', '--no-metered', ...at])
+    t.same(cleared.link, { filesWindow: '22:00-06:00' }, 'only what was cleared changed; refused runs changed nothing')
   })
 
   t.test('pending and approve', async (t) => {

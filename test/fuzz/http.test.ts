@@ -38,7 +38,7 @@ interface Route {
 
 /** Routes only an admin may call (members get 403): from the route definitions in src/api/routes. */
 const ADMIN_ONLY = [
-  /^POST \/users$/, /^DELETE \/users\//, /^GET \/users\/conflicts$/, /^(GET|POST|DELETE) \/peers/, /^POST \/sync\/now$/,
+  /^POST \/users$/, /^DELETE \/users\//, /^GET \/users\/conflicts$/, /^(GET|POST|PATCH|DELETE) \/peers/, /^POST \/sync\/now$/,
   /^GET \/audit$/, /^(GET|POST|DELETE) \/pins/, /^POST \/blobs\/gc$/
 ]
 const PUBLIC = [/^GET \/healthz$/, /^POST \/auth\/login$/, /^GET \/openapi\.json$/]

@@ -9,6 +9,7 @@ import type { NodeRole } from '../../trust/roster.ts'
 import { DwError } from '../../errors.ts'
 import { parsePeerAddress } from '../../peer/peer-address.ts'
 import { nodeRole, peerIdParams } from '../schemas.ts'
+import { MAX_RATE, MIN_RATE, type LinkPatch, type LinkProfile } from '../../peer/link-profile.ts'
 
 export interface MeshApi {
   book: PeerBook
@@ -21,12 +22,20 @@ export interface MeshApi {
   nodes?: Nodes
 }
 
+/** Each peer's sync status with its link profile from the peer book. */
+function withLinks (mesh: MeshApi): Array<ReturnType<SyncService['status']>[number] & { link?: LinkProfile }> {
+  return mesh.sync.status().map(status => {
+    const link = mesh.book.link(status.peerId)
+    return link === undefined ? status : { ...status, link: { ...link } }
+  })
+}
+
 export const adminOnly = async (request: FastifyRequest): Promise<void> => { requireAdmin(who(request)) }
 
 /** The peer book, admins only. */
 export function peerRoutes (app: FastifyInstance, mesh: MeshApi): void {
   app.get('/peers', { preHandler: adminOnly, schema: { tags: ['peers'], summary: 'Trusted peers with connection and sync status (admins)' } }, async () =>
-    ({ items: mesh.sync.status() }))
+    ({ items: withLinks(mesh) }))
 
   app.post('/peers', {
     preHandler: adminOnly,
@@ -65,6 +74,31 @@ export function peerRoutes (app: FastifyInstance, mesh: MeshApi): void {
     await mesh.sync.peerRemoved(peerId)
     await mesh.audit.append({ type: 'peer.remove', actor: who(request).userId, peer: peerId })
     return await reply.status(204).send()
+  })
+
+  app.patch('/peers/:peerId', {
+    preHandler: adminOnly,
+    schema: {
+      tags: ['peers'],
+      summary: 'Set a peer\'s link profile (admins): maxRate caps bytes per second each way (file transfers, and sync sent to it); filesWindow ("HH:MM-HH:MM", local time) confines background file fetches from it; metered: no background file fetches from it at all. null (metered: false) clears a setting.',
+      params: peerIdParams,
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
+        properties: {
+          maxRate: { type: ['integer', 'null'], minimum: MIN_RATE, maximum: MAX_RATE },
+          filesWindow: { type: ['string', 'null'], maxLength: 32 },
+          metered: { type: 'boolean' }
+        }
+      }
+    }
+  }, async (request) => {
+    const { peerId } = request.params as { peerId: string }
+    const patch = request.body as LinkPatch
+    const entry = await mesh.book.setLink(peerId, patch)
+    await mesh.audit.append({ type: 'peer.link', actor: who(request).userId, peer: entry.peerId, details: { set: patch, link: entry.link ?? {} } })
+    return entry
   })
 
   app.get('/peers/pending', { preHandler: adminOnly, schema: { tags: ['peers'], summary: 'Untrusted peers that tried to connect (admins)' } }, async () =>
@@ -111,7 +145,7 @@ async function refuseRevoked (mesh: MeshApi, peerId: string): Promise<void> {
 export function syncRoutes (app: FastifyInstance, mesh: MeshApi): void {
   app.get('/sync/status', { schema: { tags: ['sync'], summary: 'This node and, per peer, connection, last sync, lag, bytes, last error' } }, async () => {
     const self = mesh.self()
-    return { peerId: self.peerId, addresses: self.addresses, feedHead: self.seq, epoch: self.epoch, peers: mesh.sync.status(), ...mesh.transfers?.() }
+    return { peerId: self.peerId, addresses: self.addresses, feedHead: self.seq, epoch: self.epoch, peers: withLinks(mesh), ...mesh.transfers?.() }
   })
 
   app.post('/sync/now', {

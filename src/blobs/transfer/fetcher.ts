@@ -7,7 +7,7 @@ import { DwError, isDwError } from '../../errors.ts'
 import type { MessageStream } from '../../message-stream.ts'
 import type { BlobStore } from '../blob-store.ts'
 import { BLOB_PROTOCOL_VERSION, parseBlobResponse } from './messages.ts'
-import { RateLimit } from './rate-limit.ts'
+import { RateLimit } from '../../rate-limit.ts'
 
 /** How the fetcher reaches peers; the node provides it over libp2p. */
 export interface BlobTransport {
@@ -27,6 +27,15 @@ export interface FetcherOptions {
   bytesPerSecond?: number
   /** A peer sent bytes that do not hash to what was asked. */
   onLie?: (peerId: string, sha256: string) => void
+  /** A per-peer cap on received bytes (its link profile), on top of `bytesPerSecond`. */
+  receivePacer?: (peerId: string) => { take: (bytes: number) => Promise<void> } | undefined
+  /**
+   * Why a background fetch may not use this peer right now (metered,
+   * outside its files window), or undefined when it may. Asked when a
+   * source is chosen and again for every chunk, so a window that closes
+   * pauses the transfer (it resumes from its partial file).
+   */
+  backgroundRefusal?: (peerId: string) => string | undefined
 }
 
 /**
@@ -78,6 +87,8 @@ interface Running {
    * run). A mismatch proves a peer lied only when it supplied every byte.
    */
   sources: Set<string>
+  /** Nobody waits for it (a pin, a copy, a queued file): link profiles may hold it back. A caller who waits makes it false. */
+  background: boolean
 }
 
 /** What a caller of `fetch` knows of the blob. */
@@ -90,6 +101,13 @@ export interface FetchOptions {
   size?: number
   /** Fetch even though the store has the blob (its references here are not trusted; a peer serving it vouches for it). */
   force?: boolean
+  /**
+   * Nobody is waiting (pins, copies, the want queue): peers whose link
+   * profile refuses background transfers now are not used, and when only
+   * they could serve, `fetch` rejects with BLOB_UNAVAILABLE saying so
+   * (`details.heldBack`). A download someone waits for uses any peer.
+   */
+  background?: boolean
 }
 
 /**
@@ -124,10 +142,10 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
     return join(this.#o.partialDir, sha256)
   }
 
-  /** Which of `hashes` each connected peer has. */
-  async whoHas (hashes: string[]): Promise<Map<string, string[]>> {
+  /** Which of `hashes` each of `peers` (default: every connected peer) has. */
+  async whoHas (hashes: string[], peers: string[] = this.#o.transport.connectedPeers()): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>()
-    await Promise.all(this.#o.transport.connectedPeers().map(async peer => {
+    await Promise.all(peers.map(async peer => {
       // A peer that does not answer in time (see #ask) counts as having nothing.
       out.set(peer, await this.#ask(peer, hashes).catch(() => []))
     }))
@@ -144,13 +162,24 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
     let running = this.#running.get(sha256)
     if (running === undefined) {
       const transfer: Transfer = { sha256, peer: undefined, done: 0, total: undefined }
-      const entry: Running = { transfer, size: options.size, generation: 0, promise: Promise.resolve(), sources: new Set() }
+      const entry: Running = { transfer, size: options.size, generation: 0, promise: Promise.resolve(), sources: new Set(), background: options.background === true }
       entry.promise = this.#run(entry).finally(() => {
         this.#running.delete(sha256)
         this.emit('progress', sha256)
       })
       this.#running.set(sha256, entry)
       running = entry
+    } else if (options.background !== true) {
+      running.background = false
+      try {
+        await running.promise
+      } catch (err) {
+        // The background fetch joined here had already left out the peers
+        // its link profiles hold back; someone waiting may use them.
+        if (!isDwError(err, 'BLOB_UNAVAILABLE') || err.details?.heldBack === undefined) throw err
+        await this.fetch(sha256, { ...options, background: false })
+      }
+      return
     }
     await running.promise
   }
@@ -166,9 +195,21 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
     const { sha256 } = entry.transfer
     await mkdir(this.#o.partialDir, { recursive: true })
     const liars = this.#liars.get(sha256)
-    const havers = [...(await this.whoHas([sha256]))]
+    // Peers held back are not even asked: a `has` costs bytes on a metered link too.
+    const heldBack: Array<{ peer: string, reason: string }> = []
+    const askable = this.#o.transport.connectedPeers().filter(peer => {
+      const reason = entry.background ? this.#o.backgroundRefusal?.(peer) : undefined
+      if (reason !== undefined) heldBack.push({ peer, reason })
+      return reason === undefined
+    })
+    const havers = [...(await this.whoHas([sha256], askable))]
       .filter(([peer, has]) => has.includes(sha256) && liars?.has(peer) !== true)
       .map(([peer]) => peer)
+    if (havers.length === 0 && heldBack.length > 0) {
+      throw new DwError('BLOB_UNAVAILABLE', `held back by link profiles: ${heldBack.map(h => `peer ${h.peer} is ${h.reason}`).join('; ')}, and no other connected peer has this file; it is fetched in the background once allowed, or now by a download`, {
+        details: { retryAfterSeconds: 30, heldBack }
+      })
+    }
     if (havers.length === 0) {
       throw new DwError('BLOB_UNAVAILABLE', 'no connected peer has this file right now; it will be fetched when one does', { details: { retryAfterSeconds: 30 } })
     }
@@ -263,13 +304,17 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
         const msg = parseBlobResponse(next.value)
         if (msg.t === 'end') break
         if (msg.t !== 'chunk') throw new DwError('INVALID_MESSAGE', `unexpected ${msg.t} during a transfer`)
+        const refusal = entry.background ? this.#o.backgroundRefusal?.(peer) : undefined
+        if (refusal !== undefined) {
+          throw new DwError('BLOB_UNAVAILABLE', `paused at ${at} of ${head.size} bytes: peer ${peer} is ${refusal} now; the transfer resumes from there once allowed`, { details: { retryAfterSeconds: 30, heldBack: [{ peer, reason: refusal }] } })
+        }
         if (at + msg.data.length > head.size) throw new DwError('INTEGRITY_MISMATCH', `peer ${peer} sent more bytes than the ${head.size} it announced`)
         await file.write(msg.data)
         hash.update(msg.data)
         at += msg.data.length
         entry.transfer.done = at
         this.emit('progress', sha256)
-        await this.#rate?.take(msg.data.length)
+        await Promise.all([this.#rate?.take(msg.data.length), this.#o.receivePacer?.(peer)?.take(msg.data.length)])
       }
       if (at !== head.size) throw new DwError('INTEGRITY_MISMATCH', `peer ${peer} sent ${at} of ${head.size} bytes`)
       await file.sync()

@@ -2,7 +2,13 @@ import { isDwError } from '../../errors.ts'
 import type { BlobStore } from '../blob-store.ts'
 import type { BlobFetcher } from './fetcher.ts'
 
-interface Want { sha256: string, size: number, triedAt: number }
+interface Want {
+  sha256: string
+  size: number
+  triedAt: number
+  /** Why the last attempt did not bring it (no peer has it, a link profile held it back). */
+  waiting?: string
+}
 
 /**
  * Blobs this node wants but does not have: pinned files and files someone
@@ -10,7 +16,8 @@ interface Want { sha256: string, size: number, triedAt: number }
  * first (many small files become useful sooner than one huge one), retried
  * when a peer connects and every `retryMs`. A blob whose record declares a
  * size no peer's copy has is dropped (retrying cannot help); another record
- * wanting it asks again.
+ * wanting it asks again. Nobody waits for these: they are background
+ * fetches, which peers' link profiles may hold back (`waiting` says so).
  */
 export class WantQueue {
   readonly #fetcher: BlobFetcher
@@ -39,8 +46,8 @@ export class WantQueue {
     clearInterval(this.#timer)
   }
 
-  pending (): Array<{ sha256: string, size: number }> {
-    return [...this.#wants.values()].map(w => ({ sha256: w.sha256, size: w.size }))
+  pending (): Array<{ sha256: string, size: number, waiting?: string }> {
+    return [...this.#wants.values()].map(w => ({ sha256: w.sha256, size: w.size, ...(w.waiting === undefined ? {} : { waiting: w.waiting }) }))
   }
 
   async want (sha256: string, size: number): Promise<void> {
@@ -58,11 +65,12 @@ export class WantQueue {
       next.triedAt = Date.now()
       this.#active += 1
       // 0 may mean "unknown" (a summary from before sizes were kept): an empty file needs no check anyway.
-      this.#fetcher.fetch(next.sha256, next.size > 0 ? { size: next.size } : {}).then(() => {
+      this.#fetcher.fetch(next.sha256, { ...(next.size > 0 ? { size: next.size } : {}), background: true }).then(() => {
         this.#wants.delete(next.sha256)
       }, (err: unknown) => {
-        // Otherwise it stays wanted; retried on the next connect or timer tick.
+        // Otherwise it stays wanted; retried on the next connect, timer tick or link profile change.
         if (isDwError(err, 'CONFLICT')) this.#wants.delete(next.sha256)
+        else next.waiting = (err as Error)?.message ?? String(err)
       }).finally(() => {
         this.#active -= 1
         this.kick()

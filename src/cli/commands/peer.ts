@@ -1,5 +1,7 @@
 import { Command } from 'commander'
-import { apiCommand, connect, type ConnectionOptions } from '../options.ts'
+import { DwError } from '../../errors.ts'
+import { formatLink, formatWindow, parseRate, parseWindow, type LinkPatch, type LinkProfile } from '../../peer/link-profile.ts'
+import { apiCommand, asOption, connect, type ConnectionOptions } from '../options.ts'
 import { bytes, duration, fields, json, table } from '../output.ts'
 
 /** One trusted peer as GET /peers and GET /sync/status report it (PeerSyncStatus on the node). */
@@ -16,8 +18,10 @@ export interface PeerStatus {
   lastError?: string
   /** Over a sync quota: why, and until when (absent: its next session). */
   throttled?: { reason: string, until?: string }
+  /** Its link profile: rate cap, files window, metered. */
+  link?: LinkProfile
 }
-interface PeerEntry { peerId: string, name?: string, addrs: string[] }
+interface PeerEntry { peerId: string, name?: string, addrs: string[], link?: LinkProfile }
 interface PendingPeer { peerId: string, addr: string, firstSeenAt: number, lastSeenAt: number, attempts: number }
 
 /** "3m 2s ago" for an ISO time or epoch milliseconds; `never` when absent. */
@@ -40,6 +44,7 @@ export function peerTable (peers: PeerStatus[], withAddresses: boolean): void {
     { header: 'TO PUSH', value: p => p.peerBehind ?? '?' },
     { header: 'IN', value: p => bytes(p.bytesIn ?? 0) },
     { header: 'OUT', value: p => bytes(p.bytesOut ?? 0) },
+    { header: 'LINK', value: p => formatLink(p.link) },
     { header: 'THROTTLED', value: p => p.throttled === undefined ? '-' : `${p.throttled.reason}${p.throttled.until === undefined ? '' : ` until ${p.throttled.until}`}` },
     { header: 'LAST ERROR', value: p => p.lastError }
   ], '(no peers yet; add one with: dw peer add <multiaddr>)')
@@ -73,6 +78,31 @@ function list (): Command {
       const { items } = await client.request<{ items: PeerStatus[] }>('GET', '/peers')
       if (options.json === true) return json(items)
       peerTable(items, true)
+    })
+}
+
+// Commander turns an option parser's null into '', so 'none' stays a word until the action.
+interface SetOptions extends ConnectionOptions { maxRate?: number | 'none', filesWindow?: string, metered?: boolean }
+
+function set (): Command {
+  return apiCommand('set', 'set how this node uses its link to a peer: a rate cap, a window for background file transfers, metered')
+    .argument('<peerId>')
+    .option('--max-rate <rate>', 'cap bytes each way to this peer (files; sync sent to it), e.g. 256kbit, 1mbit, 64kB, 2MB; none to lift it',
+      asOption(v => v === 'none' ? 'none' : parseRate(v)))
+    .option('--files-window <HH:MM-HH:MM>', 'fetch files from this peer in the background only inside this local-time window (may cross midnight, e.g. 22:00-06:00); none for any time',
+      asOption(v => v === 'none' ? 'none' : formatWindow(parseWindow(v))))
+    .option('--metered', 'never fetch files from this peer in the background (downloads someone asks for still may)')
+    .option('--no-metered', 'fetch files from this peer in the background again')
+    .action(async (peerId: string, options: SetOptions) => {
+      const patch: LinkPatch = {}
+      if (options.maxRate !== undefined) patch.maxRate = options.maxRate === 'none' ? null : options.maxRate
+      if (options.filesWindow !== undefined) patch.filesWindow = options.filesWindow === 'none' ? null : options.filesWindow
+      if (options.metered !== undefined) patch.metered = options.metered
+      if (Object.keys(patch).length === 0) throw new DwError('INVALID_INPUT', 'nothing to set: give --max-rate, --files-window, --metered or --no-metered')
+      const client = await connect(options)
+      const entry = await client.request<PeerEntry>('PATCH', `/peers/${encodeURIComponent(peerId)}`, { json: patch })
+      if (options.json === true) return json(entry)
+      process.stdout.write(`peer ${entry.name ?? entry.peerId}: ${entry.link === undefined ? 'no link profile (no rate cap, files any time)' : formatLink(entry.link)}\n`)
     })
 }
 
@@ -134,6 +164,7 @@ export function peerCommand (): Command {
   return new Command('peer').description('manage the peer book: the other sites this node trusts')
     .addCommand(add())
     .addCommand(list())
+    .addCommand(set())
     .addCommand(remove())
     .addCommand(pending())
     .addCommand(approve())

@@ -11,7 +11,7 @@ interface SyncStatus {
   peers?: PeerStatus[]
   transfers?: Transfer[]
   /** Files this node wants (pinned, or asked for) that no connected peer has yet. */
-  wanted?: Array<{ sha256: string, size: number }>
+  wanted?: Array<{ sha256: string, size: number, waiting?: string }>
   blobBytesOut?: number
   /** Files of live records held by fewer sites than their copy target (docs/files.md, "Copies"). */
   copies?: CopyStatus
@@ -63,8 +63,15 @@ function printTransfers (sync: SyncStatus, peers: PeerStatus[]): void {
   ], '(no transfers in progress)')
   fields([
     ['waiting for a peer', `${wanted.length} file${wanted.length === 1 ? '' : 's'}, ${bytes(wanted.reduce((n, w) => n + w.size, 0))}`],
+    ['held back by link profiles', heldBack(wanted)],
     ['served to peers', sync.blobBytesOut === undefined ? undefined : bytes(sync.blobBytesOut)]
   ])
+}
+
+/** How many waiting files only a metered peer, or one outside its files window, could bring now. */
+function heldBack (wanted: Array<{ waiting?: string }>): string | undefined {
+  const n = wanted.filter(w => w.waiting?.startsWith('held back by link profiles') === true).length
+  return n === 0 ? undefined : `${n} file${n === 1 ? '' : 's'} (dw peer ls shows the profiles)`
 }
 
 function printSync (sync: SyncStatus): void {

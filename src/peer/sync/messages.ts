@@ -29,14 +29,20 @@ export type HeadsItem = [string, string[]]
 export type DocItem = [string, Uint8Array, Uint8Array]
 
 export type PullerMessage =
-  /** `session`: the server's session under which the puller's checkpoint was acknowledged (see serve.ts). */
-  | { t: 'hello', v: number, epoch: string, since: number, live: boolean, session?: string }
+  /**
+   * `session`: the server's session under which the puller's checkpoint was acknowledged (see serve.ts).
+   * `z`: the compression codecs the puller reads (compression.ts); absent from older pullers.
+   */
+  | { t: 'hello', v: number, epoch: string, since: number, live: boolean, session?: string, z?: string[] }
   | { t: 'want', batch: number, items: HeadsItem[] }
   | { t: 'ack', through: number }
 
 export type ServerMessage =
-  /** `session`: names this session in the server's replication log; the puller keeps it with its checkpoint. */
-  | { t: 'welcome', v: number, epoch: string, head: number, from: number, session?: string }
+  /**
+   * `session`: names this session in the server's replication log; the puller keeps it with its checkpoint.
+   * `z`: the codec every later message uses, both ways; absent: none (an older server, or the puller offered none).
+   */
+  | { t: 'welcome', v: number, epoch: string, head: number, from: number, session?: string, z?: string }
   | { t: 'offer', batch: number, through: number, items: HeadsItem[] }
   | { t: 'docs', batch: number, items: DocItem[], last: boolean }
   | { t: 'caught-up', head: number }
@@ -58,6 +64,18 @@ function session (v: unknown): { session?: string } {
   if (v === undefined) return {}
   if (typeof v !== 'string' || !/^[0-9a-f]{1,64}$/.test(v)) bad('session must be up to 64 hex characters')
   return { session: v }
+}
+
+function codecs (v: unknown): { z?: string[] } {
+  if (v === undefined) return {}
+  if (!Array.isArray(v) || v.length > 8 || v.some(c => typeof c !== 'string' || c.length > 16)) bad('z must be a short list of codec names')
+  return { z: v as string[] }
+}
+
+function codec (v: unknown): { z?: string } {
+  if (v === undefined) return {}
+  if (typeof v !== 'string' || v.length > 16) bad('z must be a codec name')
+  return { z: v }
 }
 
 function key (v: unknown): string {
@@ -96,7 +114,7 @@ export function parsePullerMessage (m: unknown): PullerMessage {
       if (m.v !== PROTOCOL_VERSION) throw new DwError('INVALID_MESSAGE', `unsupported sync protocol version ${String(m.v)}`)
       if (typeof m.epoch !== 'string' || m.epoch.length > 64) bad('epoch')
       if (typeof m.live !== 'boolean') bad('live')
-      return { t: 'hello', v: m.v, epoch: m.epoch, since: seq(m.since, 'since'), live: m.live, ...session(m.session) }
+      return { t: 'hello', v: m.v, epoch: m.epoch, since: seq(m.since, 'since'), live: m.live, ...session(m.session), ...codecs(m.z) }
     case 'want':
       return { t: 'want', batch: seq(m.batch, 'batch'), items: items(m.items, headsItem) }
     case 'ack':
@@ -112,7 +130,7 @@ export function parseServerMessage (m: unknown): ServerMessage {
     case 'welcome':
       if (m.v !== PROTOCOL_VERSION) throw new DwError('INVALID_MESSAGE', `unsupported sync protocol version ${String(m.v)}`)
       if (typeof m.epoch !== 'string' || m.epoch.length === 0 || m.epoch.length > 64) bad('epoch')
-      return { t: 'welcome', v: m.v, epoch: m.epoch, head: seq(m.head, 'head'), from: seq(m.from, 'from'), ...session(m.session) }
+      return { t: 'welcome', v: m.v, epoch: m.epoch, head: seq(m.head, 'head'), from: seq(m.from, 'from'), ...session(m.session), ...codec(m.z) }
     case 'offer':
       return { t: 'offer', batch: seq(m.batch, 'batch'), through: seq(m.through, 'through'), items: items(m.items, headsItem) }
     case 'docs':

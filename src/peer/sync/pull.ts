@@ -3,6 +3,7 @@ import { PROTOCOL_VERSION, parseServerMessage, type HeadsItem } from './messages
 import type { Refusal, RemoteDoc } from '../../crdt/doc-store.ts'
 import type { QuotaLimits } from './quota.ts'
 import { emptyStats, type Checkpoint, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
+import { CODECS, compressed, isCodec, type Codec } from './compression.ts'
 
 /** Bytes of one batch held before they are applied (a batch may hold 256 documents of up to 16 MiB each). */
 const MAX_BUFFERED_BYTES = 32 * 1024 * 1024
@@ -24,6 +25,8 @@ export interface PullOptions {
   charge?: (usage: Partial<QuotaLimits>) => void
   /** The peer could not vouch for the checkpoint (it was restored or rolled back): this session compares everything from `from`. */
   onRewind?: (info: { from: number, was: number }) => void
+  /** Offer compression to the server (compression.ts). @default true */
+  compression?: boolean
   /** After every applied batch. */
   onProgress?: (info: { through: number, remoteHead: number, stats: SessionStats }) => void
 }
@@ -35,13 +38,16 @@ export interface PullOptions {
  * cut at any point loses nothing acknowledged; the next one resumes from the
  * last saved checkpoint.
  */
-export async function pullSync (stream: MessageStream, store: SyncableStore, checkpoint: Checkpoint, options: PullOptions): Promise<SessionStats> {
+export async function pullSync (plain: MessageStream, store: SyncableStore, checkpoint: Checkpoint, options: PullOptions): Promise<SessionStats> {
   const stats = emptyStats()
-  await stream.send({ t: 'hello', v: PROTOCOL_VERSION, epoch: checkpoint.epoch, since: checkpoint.through, live: options.live, ...(checkpoint.session === undefined ? {} : { session: checkpoint.session }) })
-  const first = await stream.read()
+  const offered = options.compression === false ? {} : { z: [...CODECS] }
+  await plain.send({ t: 'hello', v: PROTOCOL_VERSION, epoch: checkpoint.epoch, since: checkpoint.through, live: options.live, ...(checkpoint.session === undefined ? {} : { session: checkpoint.session }), ...offered })
+  const first = await plain.read()
   if (first.done === true) throw new DwError('INVALID_MESSAGE', 'stream ended before welcome')
   const welcome = parseServerMessage(first.value)
   if (welcome.t !== 'welcome') throw new DwError('INVALID_MESSAGE', `expected welcome, got ${welcome.t}`)
+  if (welcome.z !== undefined && (offered.z === undefined || !isCodec(welcome.z))) throw new DwError('INVALID_MESSAGE', `the server chose compression ${JSON.stringify(welcome.z)}, which was not offered`)
+  const stream = welcome.z === undefined ? plain : compressed(plain, welcome.z as Codec)
   // Checkpoints from here on carry the server's session, which its log records with our acknowledgements.
   let current: Checkpoint = { epoch: welcome.epoch, through: welcome.from, ...(welcome.session === undefined ? {} : { session: welcome.session }) }
   // Behind our checkpoint: the server's log could not vouch for it, or its feed has a new epoch (a restore or a copy).

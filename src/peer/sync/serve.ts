@@ -3,6 +3,7 @@ import { DwError } from '../../errors.ts'
 import { FIRST_MESSAGE_MS, readFirst } from '../../message-stream.ts'
 import { DOCS_MESSAGE_BYTES, OFFER_BATCH, PROTOCOL_VERSION, parsePullerMessage, type DocItem, type HeadsItem } from './messages.ts'
 import { emptyStats, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
+import { chooseCodec, compressed } from './compression.ts'
 
 /** Offers in flight before the server waits for the puller's wants. */
 const WINDOW = 4
@@ -24,6 +25,8 @@ export interface ServeOptions {
   }
   /** The puller's checkpoint could not be trusted: it starts again from the beginning of the feed. */
   onRewind?: (info: { since: number, reason: string }) => void
+  /** Compress the session when the puller can read it (compression.ts). @default true */
+  compression?: boolean
 }
 
 /**
@@ -54,15 +57,18 @@ async function startFrom (hello: { epoch: string, since: number, session?: strin
  * window. In live mode it then keeps offering as the feed grows.
  */
 /** `stats` fills in as the session goes, so a caller can report a live session while it lasts. */
-export async function serveSync (stream: MessageStream, store: SyncableStore, options: ServeOptions = {}, stats: SessionStats = emptyStats()): Promise<SessionStats> {
-  const first = await readFirst(stream, options.firstMessageMs ?? FIRST_MESSAGE_MS)
+export async function serveSync (plain: MessageStream, store: SyncableStore, options: ServeOptions = {}, stats: SessionStats = emptyStats()): Promise<SessionStats> {
+  const first = await readFirst(plain, options.firstMessageMs ?? FIRST_MESSAGE_MS)
   if (first.done === true) throw new DwError('INVALID_MESSAGE', 'stream ended before hello')
   const hello = parsePullerMessage(first.value)
   if (hello.t !== 'hello') throw new DwError('INVALID_MESSAGE', `expected hello, got ${hello.t}`)
   const session = randomBytes(8).toString('hex')
   const { from, reason } = await startFrom(hello, store, options.log)
   if (reason !== undefined) options.onRewind?.({ since: hello.since, reason })
-  await stream.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: store.epoch, head: store.seq, from, session })
+  const codec = chooseCodec(hello.z, options.compression !== false)
+  await plain.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: store.epoch, head: store.seq, from, session, ...(codec === undefined ? {} : { z: codec }) })
+  // Everything after the welcome, both ways, in the codec it names.
+  const stream = codec === undefined ? plain : compressed(plain, codec)
 
   let cursor = from
   let batch = 0

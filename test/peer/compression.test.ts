@@ -1,0 +1,124 @@
+// Sync sessions negotiate compression (issue 11): fewer bytes for the same
+// records, sessions with peers of the previous wire version stay plain, and
+// a compressed frame is held to the same limits as a plain one.
+import t from 'tap'
+import { zstdCompressSync } from 'node:zlib'
+import { encode as cborEncode } from 'cborg'
+import { openDb } from '../../src/db.ts'
+import { DocStore } from '../../src/crdt/doc-store.ts'
+import { summarise } from '../../src/crdt/summary.ts'
+import { initDataset } from '../../src/crdt/records/dataset.ts'
+import { docKey, newId } from '../../src/crdt/keys.ts'
+import { serveSync } from '../../src/peer/sync/serve.ts'
+import { pullSync } from '../../src/peer/sync/pull.ts'
+import { MAX_SYNC_MESSAGE, PROTOCOL_VERSION } from '../../src/peer/sync/messages.ts'
+import type { MessageStream } from '../../src/message-stream.ts'
+import { streamPair } from '../helpers/stream-pair.ts'
+import { tempDir } from '../helpers/tmp.ts'
+
+const actor = { userId: 'u', at: '2026-01-01T00:00:00.000Z' }
+
+async function store (t: any): Promise<DocStore> {
+  const db = await openDb(await tempDir(t))
+  t.teardown(async () => { await db.close() })
+  return await DocStore.open(db, { summarise })
+}
+
+async function filled (t: any, n: number): Promise<DocStore> {
+  const s = await store(t)
+  for (let i = 0; i < n; i++) {
+    const id = newId()
+    await s.create(docKey('dataset', id), d => initDataset(d, 'dataset', id, { name: `survey ${i}`, description: 'CTD casts along the transect, station by station', tags: ['ocean', 'ctd'] }, actor))
+  }
+  return s
+}
+
+/** Records every message a side sends, and its bytes as a frame would carry them (CBOR). */
+function watched (stream: MessageStream): MessageStream & { sent: unknown[], bytes: () => number } {
+  const sent: unknown[] = []
+  let bytes = 0
+  return {
+    ...stream,
+    sent,
+    bytes: () => bytes,
+    send: async (m: unknown) => { sent.push(m); bytes += cborEncode(m).byteLength; await stream.send(m) }
+  }
+}
+
+async function session (from: DocStore, to: DocStore, options: { serve?: boolean, pull?: boolean } = {}): Promise<{ serverBytes: number, pullerBytes: number, serverSent: unknown[], received: number }> {
+  const [client, server] = streamPair()
+  const watchedServer = watched(server)
+  const watchedClient = watched(client)
+  const serving = serveSync(watchedServer, from, { compression: options.serve })
+  const stats = await pullSync(watchedClient, to, { epoch: '', through: 0 }, { live: false, saveCheckpoint: async () => {}, compression: options.pull })
+  await serving
+  return { serverBytes: watchedServer.bytes(), pullerBytes: watchedClient.bytes(), serverSent: watchedServer.sent, received: stats.recordsReceived }
+}
+
+t.test('a compressed session moves the same records in fewer bytes, both ways', async t => {
+  const a = await filled(t, 300)
+  const plain = await session(a, await store(t), { serve: false })
+  const packed = await session(a, await store(t))
+  t.equal(plain.received, 300)
+  t.equal(packed.received, 300)
+  t.ok(packed.serverBytes < plain.serverBytes * 0.9, `server sent ${packed.serverBytes} bytes compressed, ${plain.serverBytes} plain`)
+  t.ok(packed.pullerBytes < plain.pullerBytes * 0.9, `puller sent ${packed.pullerBytes} bytes compressed, ${plain.pullerBytes} plain`)
+  t.match(packed.serverSent[0], { t: 'welcome', z: 'zstd' })
+  t.ok(packed.serverSent.slice(1).every(m => m instanceof Object && Object.keys(m).join() === 'z'), 'everything after the welcome is compressed')
+})
+
+t.test('peers of the previous wire version: sessions stay plain either way round', async t => {
+  const a = await filled(t, 20)
+  // An older server ignores hello.z: its welcome names no codec.
+  const oldServer = await session(a, await store(t), { serve: false })
+  t.equal(oldServer.received, 20)
+  t.notOk((oldServer.serverSent[0] as { z?: string }).z, 'no codec in the welcome')
+  t.ok(oldServer.serverSent.slice(1).every(m => (m as { t?: string }).t !== undefined), 'plain messages')
+  // An older puller offers none.
+  const oldPuller = await session(a, await store(t), { pull: false })
+  t.equal(oldPuller.received, 20)
+  t.notOk((oldPuller.serverSent[0] as { z?: string }).z)
+})
+
+t.test('compressed frames are held to the limits of plain ones', async t => {
+  const a = await filled(t, 1)
+  const hello = { t: 'hello', v: PROTOCOL_VERSION, epoch: '', since: 0, live: false, z: ['zstd'] }
+
+  // A small frame that would inflate past the frame limit is a violation, not an allocation.
+  {
+    const [client, server] = streamPair()
+    const serving = serveSync(server, a)
+    await client.send(hello)
+    await client.read()
+    const bomb = zstdCompressSync(cborEncode({ t: 'ack', through: 1, pad: new Uint8Array(MAX_SYNC_MESSAGE + 1024) }))
+    t.ok(bomb.length < 64 * 1024, `the bomb is small on the wire (${bomb.length} bytes)`)
+    await client.send({ z: new Uint8Array(bomb) })
+    await t.rejects(serving, { code: 'INVALID_MESSAGE', message: /does not decompress within/ })
+  }
+  // After a welcome that named a codec, a plain message is a violation.
+  {
+    const [client, server] = streamPair()
+    const serving = serveSync(server, a)
+    await client.send(hello)
+    await client.read()
+    await client.send({ t: 'ack', through: 0 })
+    await t.rejects(serving, { code: 'INVALID_MESSAGE', message: /expected a compressed frame/ })
+  }
+  // Bytes that are not the codec's.
+  {
+    const [client, server] = streamPair()
+    const serving = serveSync(server, a)
+    await client.send(hello)
+    await client.read()
+    await client.send({ z: new Uint8Array([1, 2, 3, 4]) })
+    await t.rejects(serving, { code: 'INVALID_MESSAGE' })
+  }
+  // A server that picks a codec the puller did not offer.
+  {
+    const [client, server] = streamPair()
+    const pulling = pullSync(client, await store(t), { epoch: '', through: 0 }, { live: false, saveCheckpoint: async () => {}, compression: false })
+    await server.read()
+    await server.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: 'e', head: 0, from: 0, session: 'ab', z: 'zstd' })
+    await t.rejects(pulling, { code: 'INVALID_MESSAGE', message: /was not offered/ })
+  }
+})
