@@ -108,6 +108,13 @@ export class Cluster {
    * holds a roster that names it full.
    */
   async setUp (timeoutMs = 120_000): Promise<void> {
+    await this.init()
+    await Promise.all(this.nodes.map(async node => { await this.start(node.index) }))
+    await this.peer(timeoutMs)
+  }
+
+  /** Builds the network and `dw init`s every node (node 0 founds the mesh, the others `--join`); starts none. */
+  async init (): Promise<void> {
     const { nodes: n, root, network } = this.#opts
     await network.setUp(n)
     await Promise.all(Array.from({ length: n }, async (_, i) => {
@@ -138,7 +145,11 @@ export class Cluster {
         crashes: []
       }
     }))
-    await Promise.all(this.nodes.map(async node => { await this.start(node.index) }))
+  }
+
+  /** Fills the peer books of running nodes and waits (bounded) until every node holds a roster naming it full. */
+  async peer (timeoutMs = 120_000): Promise<void> {
+    const { nodes: n, network } = this.#opts
     // The founder first: its peer adds also enrol every other node as full.
     for (const node of this.nodes) {
       for (const other of this.nodes) {

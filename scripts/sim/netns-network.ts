@@ -2,7 +2,7 @@ import { connect } from 'node:net'
 import type { LinkFaults, NetnsNetworkStats, Network } from './network.ts'
 import { freeSubnet, listNamespaces, netnsNames, sweepStale, type NetnsNames } from './netns-host.ts'
 import type { NetnsTools } from './netns-preflight.ts'
-import { DEV, TABLE, describeShape, linkShape, nftCounters, nftRules, nftTable, sentBytes, tcLink, tcSetup } from './netns-rules.ts'
+import { DEV, TABLE, classCounters, classMinor, describeShape, linkShape, nftCounters, nftRules, nftTable, sentBytes, tcLink, tcSetup } from './netns-rules.ts'
 import { sh, shSync } from './shell.ts'
 
 /** Every node listens on this port on its own address; namespaces keep them apart. */
@@ -184,6 +184,16 @@ export class NetnsNetwork implements Network {
       total.linkBytes += sentBytes(await this.#inNs(i, this.#tools.tc, ['-s', 'class', 'show', 'dev', DEV]).catch(() => ''))
     }))
     return total
+  }
+
+  /**
+   * What node i has put on the wire towards node j: its HTB class's
+   * counters, so every frame counts (TCP/IP headers, retransmissions,
+   * acknowledgements), after the loss rule and never the simulator's own
+   * HTTP traffic, which no class matches.
+   */
+  async linkCounters (i: number, j: number): Promise<{ bytes: number, packets: number }> {
+    return classCounters(await this.#inNs(i, this.#tools.tc, ['-s', 'class', 'show', 'dev', DEV, 'classid', `1:${classMinor(j)}`]))
   }
 
   /**

@@ -141,6 +141,12 @@ export function sentBytes (tcStats: string): number {
   return total
 }
 
+/** The `Sent N bytes M pkt` of one class in `tc -s class show`: bytes as HTB accounts them (link-layer frames, GSO split into segments). */
+export function classCounters (tcStats: string): { bytes: number, packets: number } {
+  const m = /Sent (\d+) bytes (\d+) pkt/.exec(tcStats)
+  return { bytes: Number(m?.[1] ?? 0), packets: Number(m?.[2] ?? 0) }
+}
+
 /** Reads the two named counters out of `nft -j list counters`. */
 export function nftCounters (json: string): { cut: number, loss: number } {
   const out = { cut: 0, loss: 0 }

@@ -90,7 +90,12 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     peerDiscovery: [],
     services: {
       identify: identify(),
-      ping: ping()
+      // The responder side has its own limit (10 s by default): it resets a
+      // ping stream whose echo waits longer, which on a thin link with a file
+      // queued ahead is the norm, and the asker's monitor then cuts the whole
+      // connection (bench:link saw 8-10 cuts per 10,000-record sync at 1 Mbit/s).
+      // As patient as the monitor itself.
+      ping: ping({ timeout: 60_000 })
     },
     start: false
   })

@@ -36,11 +36,16 @@ export class ReplicationLog {
     return this.#entries.get(peer)
   }
 
+  /** How far `peer` acknowledged feed `epoch` in `session`, as this log holds it; undefined for a session it does not know. */
+  async acknowledged (peer: string, epoch: string, session: string | undefined): Promise<number | undefined> {
+    const entry = await this.#entry(peer)
+    if (entry === undefined || entry.epoch !== epoch || session === undefined) return undefined
+    return entry.sessions.find(([s]) => s === session)?.[1]
+  }
+
   /** True when `peer` acknowledged at least `since` of feed `epoch` in `session`. */
   async vouches (peer: string, epoch: string, session: string | undefined, since: number): Promise<boolean> {
-    const entry = await this.#entry(peer)
-    if (entry === undefined || entry.epoch !== epoch || session === undefined) return false
-    const through = entry.sessions.find(([s]) => s === session)?.[1]
+    const through = await this.acknowledged(peer, epoch, session)
     return through !== undefined && through >= since
   }
 

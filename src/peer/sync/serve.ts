@@ -20,10 +20,10 @@ export interface ServeOptions {
    * checkpoint is trusted on the puller's word.
    */
   log?: {
-    vouches: (epoch: string, session: string | undefined, since: number) => Promise<boolean>
+    acknowledged: (epoch: string, session: string | undefined) => Promise<number | undefined>
     record: (epoch: string, session: string, through: number) => Promise<void>
   }
-  /** The puller's checkpoint could not be trusted: it starts again from the beginning of the feed. */
+  /** The puller's checkpoint could not be trusted: it starts from an earlier position (`from` in the welcome; 0 at worst). */
   onRewind?: (info: { since: number, reason: string }) => void
   /** Compress the session when the puller can read it (compression.ts). @default true */
   compression?: boolean
@@ -31,21 +31,33 @@ export interface ServeOptions {
 
 /**
  * Where the puller's session starts, and why not where it asked. A
- * checkpoint is trusted only if this store's log says this puller
- * acknowledged that far in the session it names: a store restored from a
- * backup, or rolled back with its disk, has an older log (and may reuse the
- * sequence numbers the checkpoint covers), so the two disagree and the
- * puller compares everything by heads instead of skipping what it never
- * received. CouchDB compares replication logs the same way.
+ * checkpoint is trusted only as far as this store's log says this puller
+ * acknowledged in the session it names: a store restored from a backup, or
+ * rolled back with its disk, has an older log (and may reuse the sequence
+ * numbers the checkpoint covers), so the two disagree and the puller
+ * compares by heads from the last position both agree on (from 0 when the
+ * log does not know the session) instead of skipping what it never
+ * received. CouchDB compares replication logs the same way. A session cut
+ * after the puller saved a checkpoint but before its acknowledgement was
+ * logged here resumes from the last logged one, not from 0.
  */
 async function startFrom (hello: { epoch: string, since: number, session?: string }, store: SyncableStore, log: ServeOptions['log']): Promise<{ from: number, reason?: string }> {
   if (hello.since === 0) return { from: 0 }
   if (hello.epoch !== store.epoch) return { from: 0, reason: 'its checkpoint is from another epoch of this store' }
-  if (hello.since > store.seq) return { from: 0, reason: `its checkpoint (${hello.since}) is past this store's feed (${store.seq}): the store went back (a restore or a rollback)` }
-  if (log !== undefined && !await log.vouches(hello.epoch, hello.session, hello.since)) {
-    return { from: 0, reason: 'this store\'s replication log does not know its checkpoint (this store was restored or rolled back, or an acknowledgement was lost)' }
+  if (log === undefined) {
+    if (hello.since > store.seq) return { from: 0, reason: `its checkpoint (${hello.since}) is past this store's feed (${store.seq}): the store went back (a restore or a rollback)` }
+    return { from: hello.since }
   }
-  return { from: hello.since }
+  const acknowledged = await log.acknowledged(hello.epoch, hello.session)
+  if (acknowledged === undefined) {
+    return { from: 0, reason: 'this store\'s replication log does not know its checkpoint\'s session (this store was restored or rolled back, or the session is old)' }
+  }
+  // Never past the feed: a log restored with its store is as old as it.
+  const from = Math.min(hello.since, acknowledged, store.seq)
+  if (from < hello.since) {
+    return { from, reason: `this store's log holds its acknowledgement up to ${from} in that session, not ${hello.since} (an acknowledgement lost with a cut connection, or this store was restored or rolled back): resuming from there` }
+  }
+  return { from }
 }
 
 /**

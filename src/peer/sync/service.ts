@@ -276,7 +276,7 @@ export class SyncService {
       await serveSync(framed, this.#init.store, {
         signal: this.#abort.signal,
         log: {
-          vouches: async (epoch, session, since) => await this.#init.served.vouches(peerId, epoch, session, since),
+          acknowledged: async (epoch, session) => await this.#init.served.acknowledged(peerId, epoch, session),
           record: async (epoch, session, through) => { await this.#init.served.record(peerId, epoch, session, through) }
         },
         onRewind: ({ since, reason }) => {
