@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises'
 import type { FastifyInstance } from 'fastify'
 import { jsonSublevel } from './db.ts'
 import type { DocStore } from './crdt/doc-store.ts'
+import type { RecordSummary } from './crdt/summary.ts'
 import type { BlobStore } from './blobs/blob-store.ts'
 import type { Users } from './warehouse/users.ts'
 import type { Records } from './warehouse/records.ts'
@@ -54,7 +55,7 @@ export interface RunningNode {
   peerId: string
   /** The HTTP API's base URL, e.g. http://127.0.0.1:8080 */
   url: string
-  docs: DocStore
+  docs: DocStore<RecordSummary>
   blobs: BlobStore
   users: Users
   records: Records

@@ -1,5 +1,5 @@
 import type { Sublevel } from '../db.ts'
-import type { BatchOp, DocMeta } from './doc-store.ts'
+import type { BatchOp, DocIndex, DocMeta } from './doc-store.ts'
 import type { RecordSummary } from './summary.ts'
 
 /** Past every reference key ("~" sorts after lowercase hex), so those stay one range. */
@@ -32,6 +32,9 @@ const SEQ_WIDTH = 16
  * replicated verdict: honest nodes may differ, which only decides who
  * serves the bytes.
  */
+/** What the index reads of a document's summary. */
+export type ReferencingSummary = Pick<RecordSummary, 'deleted' | 'blobs'>
+
 export class BlobRefs {
   readonly #db: Sublevel<string>
 
@@ -40,7 +43,7 @@ export class BlobRefs {
   }
 
   /** The DocStore index hook. */
-  readonly index = (key: string, before: DocMeta | undefined, after: DocMeta): BatchOp[] => {
+  readonly index: DocIndex<ReferencingSummary> = (key, before, after) => {
     // Only records reference files: the roster and node documents (which
     // list the files a node holds) never keep a blob alive or make it servable.
     if (key.startsWith('mesh/') || key.startsWith('node/')) return []
@@ -124,8 +127,7 @@ export class BlobRefs {
   }
 }
 
-function referenced (meta: DocMeta | undefined): string[] {
+function referenced (meta: DocMeta<ReferencingSummary> | undefined): string[] {
   if (meta === undefined || meta.local === true) return []
-  const s = meta.summary as unknown as RecordSummary
-  return s.deleted ? [] : s.blobs ?? []
+  return meta.summary.deleted ? [] : meta.summary.blobs ?? []
 }

@@ -12,16 +12,20 @@ import { changeHeader, splitChunks } from './chunks.ts'
 import type { CheckItem, CheckVerdict } from './doc-checker.ts'
 import { quarantineId, type Quarantine } from './quarantine.ts'
 
-/** What the store knows about a document without loading it. */
-export interface DocMeta {
+/**
+ * What the store knows about a document without loading it. `S` is the
+ * summary the injected summariser derives (DocStoreOptions.summarise): the
+ * store keeps it without looking inside.
+ */
+export interface DocMeta<S extends object = object> {
   /** Automerge heads: two stores hold the same document iff their heads match. */
   heads: string[]
   /** Position in this node's changes feed of the latest change to this document. */
   seq: number
   /** Incremental chunks stored after the snapshot; compaction folds them in. */
   chunks: number
-  /** Small JSON the indexes and list endpoints use (name, owner, tags...). */
-  summary: Record<string, unknown>
+  /** Small JSON the indexes and list endpoints use, from the summariser. */
+  summary: S
   /** Never offered to peers: this node's own bootstrap admin, for one. */
   local?: true
 }
@@ -30,7 +34,7 @@ export interface FeedEntry { seq: number, key: string }
 
 export type ChangeOrigin = 'local' | 'remote'
 
-export interface DocChangeEvent { key: string, seq: number, origin: ChangeOrigin, meta: DocMeta }
+export interface DocChangeEvent<S extends object = object> { key: string, seq: number, origin: ChangeOrigin, meta: DocMeta<S> }
 
 /**
  * One document received from a peer: its bytes (a full save or changes)
@@ -135,18 +139,26 @@ export function unpackSigs (packed: Uint8Array | undefined): Map<string, Uint8Ar
   return out
 }
 
-export interface DocStoreOptions {
+/**
+ * A secondary index kept in step with the documents: given the meta before
+ * and after a change, the writes to add to the same atomic batch.
+ */
+export type DocIndex<S extends object = object> = (key: string, before: DocMeta<S> | undefined, after: DocMeta<S>) => BatchOp[]
+
+export interface DocStoreOptions<S extends object = object> {
   /** Live documents kept in memory (default 500). */
   cacheSize?: number
   /** Incremental chunks after which a document is re-saved whole (default 32). */
   compactAfter?: number
-  /** Derives the summary kept in the document's meta. */
-  summarise: (key: string, doc: A.Doc<any>) => Record<string, unknown>
   /**
-   * Secondary indexes kept in step with the documents: given the meta
-   * before and after a change, the writes to add to the same atomic batch.
+   * Derives the summary kept in the document's meta. It must not throw:
+   * documents arrive from peers in any shape, and one that defeats the
+   * summariser is still stored, so the summariser decides what such a
+   * document's summary is (src/crdt/summary.ts).
    */
-  indexes?: Array<(key: string, before: DocMeta | undefined, after: DocMeta) => BatchOp[]>
+  summarise: (key: string, doc: A.Doc<any>) => S
+  /** Secondary indexes kept in step with the documents (see DocIndex). */
+  indexes?: Array<DocIndex<S>>
   /** Judges and signs changes; without it every change is taken as it comes (tests of the store alone). */
   admission?: ChangeAdmission
   /**
@@ -157,7 +169,7 @@ export interface DocStoreOptions {
   renewEpoch?: boolean
 }
 
-interface Live { doc: A.Doc<any>, meta: DocMeta }
+interface Live<S extends object> { doc: A.Doc<any>, meta: DocMeta<S> }
 
 const SEQ_WIDTH = 16
 
@@ -194,9 +206,15 @@ function sameHeads (a: string[], b: string[]): boolean {
  * caller hears of it. Documents are loaded on demand into a bounded cache, so
  * start-up costs the same whatever the store holds.
  */
-export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: [Refusal[]] }> {
+export class DocStore<out S extends object = object> extends EventEmitter<{ change: [DocChangeEvent<S>], refused: [Refusal[]] }> {
   readonly #snap: Sublevel<Uint8Array>
   readonly #chunk: Sublevel<Uint8Array>
+  /**
+   * Typed by what every summary is (an object), so that the store is
+   * covariant in S: a DocStore<RecordSummary> is a DocStore to the layers
+   * that never read a summary (sync). Every meta in it was written by
+   * #stage with a summary from #summarise, so #stored hands it out as S.
+   */
   readonly #meta: Sublevel<DocMeta>
   readonly #feed: Sublevel<string>
   readonly #state: Sublevel<unknown>
@@ -212,10 +230,11 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
    * sequence number that an unflushed change already took.
    */
   readonly #lock = new KeyLock()
-  readonly #cache: Lru<string, Live>
+  readonly #cache: Lru<string, Live<S>>
   readonly #compactAfter: number
-  readonly #summarise: DocStoreOptions['summarise']
-  readonly #indexes: NonNullable<DocStoreOptions['indexes']>
+  readonly #summarise: DocStoreOptions<S>['summarise']
+  /** The indexes behind a method: unlike a field of function type, it leaves the store covariant in S (see #meta). */
+  readonly #indexes: { ops (key: string, before: DocMeta<S> | undefined, after: DocMeta<S>): BatchOp[] }
   #admission: ChangeAdmission | undefined
   #guard: DocGuard | undefined
   #parkedCount = 0
@@ -226,7 +245,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   #epoch = ''
   readonly #renewEpoch: boolean
 
-  private constructor (db: Db, options: DocStoreOptions) {
+  private constructor (db: Db, options: DocStoreOptions<S>) {
     super()
     this.#snap = binarySublevel(db, 'snap')
     this.#chunk = binarySublevel(db, 'chunk')
@@ -240,14 +259,15 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
     this.#cache = new Lru(options.cacheSize ?? 500)
     this.#compactAfter = options.compactAfter ?? 32
     this.#summarise = options.summarise
-    this.#indexes = options.indexes ?? []
+    const indexes = options.indexes ?? []
+    this.#indexes = { ops (key, before, after) { return indexes.flatMap(index => index(key, before, after)) } }
     this.#admission = options.admission
     this.#renewEpoch = options.renewEpoch === true
     this.setMaxListeners(0)
   }
 
-  static async open (db: Db, options: DocStoreOptions): Promise<DocStore> {
-    const store = new DocStore(db, options)
+  static async open<S extends object = object> (db: Db, options: DocStoreOptions<S>): Promise<DocStore<S>> {
+    const store = new DocStore<S>(db, options)
     await store.#init()
     return store
   }
@@ -305,23 +325,23 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   /** The sequence number of the latest committed change. */
   get seq (): number { return this.#seq }
 
-  async meta (key: string): Promise<DocMeta | undefined> {
+  async meta (key: string): Promise<DocMeta<S> | undefined> {
     const live = this.#cache.get(key)
     if (live !== undefined) return live.meta
-    return await this.#meta.get(key)
+    return await this.#stored(key)
   }
 
-  async metas (keys: string[]): Promise<Array<DocMeta | undefined>> {
+  async metas (keys: string[]): Promise<Array<DocMeta<S> | undefined>> {
     if (keys.length === 0) return []
-    return await this.#meta.getMany(keys)
+    return await this.#storedMany(keys)
   }
 
   /** Metas of every document whose key starts with `prefix`, in key order. */
-  async * scan (prefix: string, options: { after?: string } = {}): AsyncGenerator<[string, DocMeta]> {
+  async * scan (prefix: string, options: { after?: string } = {}): AsyncGenerator<[string, DocMeta<S>]> {
     const range = options.after !== undefined && options.after >= prefix
       ? { gt: options.after, lt: prefix + '\xff' }
       : { gte: prefix, lt: prefix + '\xff' }
-    for await (const entry of this.#meta.iterator(range)) yield entry
+    for await (const [key, meta] of this.#meta.iterator(range)) yield [key, meta as DocMeta<S>]
   }
 
   /** Feed entries after `since`, oldest first, at most `limit`. */
@@ -345,11 +365,11 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
    * the end, and a document written meanwhile comes back without a meta
    * rather than with heads that are not its own.
    */
-  async savedMany (keys: string[]): Promise<Array<{ bytes: Uint8Array, meta: DocMeta | undefined, sigs: Uint8Array } | undefined>> {
+  async savedMany (keys: string[]): Promise<Array<{ bytes: Uint8Array, meta: DocMeta<S> | undefined, sigs: Uint8Array } | undefined>> {
     if (keys.length === 0) return []
     // Meta strictly before the bytes: a compaction between a snapshot read
     // and a meta read would otherwise pair an old snapshot with new heads.
-    const metas = await this.#meta.getMany(keys)
+    const metas = await this.#storedMany(keys)
     const snaps = await this.#snap.getMany(keys)
     const bytes = await Promise.all(keys.map(async (key, i) => {
       const meta = metas[i]
@@ -357,7 +377,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
     }))
     // Signatures after the bytes: a change written meanwhile adds one too many, never one too few.
     const sigs = await Promise.all(keys.map(async key => await this.#allSigs(key)))
-    const after = await this.#meta.getMany(keys)
+    const after = await this.#storedMany(keys)
     return keys.map((_key, i) => {
       const b = bytes[i]
       const meta = metas[i]
@@ -367,13 +387,22 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
     })
   }
 
+  /** The stored meta (see #meta for why it is an S). */
+  async #stored (key: string): Promise<DocMeta<S> | undefined> {
+    return await this.#meta.get(key) as DocMeta<S> | undefined
+  }
+
+  async #storedMany (keys: string[]): Promise<Array<DocMeta<S> | undefined>> {
+    return await this.#meta.getMany(keys) as Array<DocMeta<S> | undefined>
+  }
+
   async #allSigs (key: string): Promise<Uint8Array> {
     const entries: Array<[string, Uint8Array]> = []
     for await (const [k, sig] of this.#sig.iterator({ gt: `${key}\x00`, lt: `${key}\x01` })) entries.push([k.slice(key.length + 1), sig])
     return packSigs(entries)
   }
 
-  async #withChunks (key: string, meta: DocMeta, snap: Uint8Array | undefined): Promise<Uint8Array> {
+  async #withChunks (key: string, meta: DocMeta<S>, snap: Uint8Array | undefined): Promise<Uint8Array> {
     const parts = snap !== undefined ? [snap] : []
     if (meta.chunks > 0) {
       for await (const chunk of this.#chunk.values({ gte: chunkKey(key, 0), lt: `${key}\x01` })) parts.push(chunk)
@@ -382,7 +411,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   }
 
   /** Runs `fn` on the current document (undefined when absent) under the key's lock. */
-  async read<T> (key: string, fn: (doc: A.Doc<any> | undefined, meta: DocMeta | undefined) => T): Promise<T> {
+  async read<T> (key: string, fn: (doc: A.Doc<any> | undefined, meta: DocMeta<S> | undefined) => T): Promise<T> {
     return await this.#lock.run(key, async () => {
       const live = await this.#live(key)
       return fn(live?.doc, live?.meta)
@@ -395,7 +424,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
    * peers, and needs no author. Any other change names its `author` and
    * passes the admission check before anything is written.
    */
-  async create (key: string, init: (doc: any) => void, options: { time?: number, local?: boolean, author?: string } = {}): Promise<DocChangeEvent> {
+  async create (key: string, init: (doc: any) => void, options: { time?: number, local?: boolean, author?: string } = {}): Promise<DocChangeEvent<S>> {
     const local = options.local === true
     const message = local ? undefined : await this.#claims(options.author)
     return await this.#lock.run(key, async () => {
@@ -411,7 +440,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
    * Applies `fn` to the document and commits. `fn` may throw to refuse the
    * change (nothing is written); it may return false to signal "no change".
    */
-  async change (key: string, fn: (doc: any) => void | boolean, options: { time?: number, author?: string } = {}): Promise<DocChangeEvent> {
+  async change (key: string, fn: (doc: any) => void | boolean, options: { time?: number, author?: string } = {}): Promise<DocChangeEvent<S>> {
     // Local-only documents never leave this node: no claims to make.
     const message = (await this.meta(key))?.local === true ? undefined : await this.#claims(options.author)
     return await this.#lock.run(key, async () => {
@@ -431,7 +460,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   }
 
   /** Judges this node's own new change by the rules its peers will apply, and signs it. */
-  async #admitLocal (key: string, doc: A.Doc<any>, before: Live | undefined): Promise<BatchOp[]> {
+  async #admitLocal (key: string, doc: A.Doc<any>, before: Live<S> | undefined): Promise<BatchOp[]> {
     const maxOps = this.#guard?.maxOps
     if (maxOps !== undefined && A.stats(doc).numOps > maxOps) {
       if (before !== undefined) this.#cache.delete(key)
@@ -463,7 +492,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
       if (inBatch !== undefined) return atHeads(inBatch, heads, fn)
       const cached = this.#cache.get(key)
       if (cached !== undefined) return atHeads(cached.doc, heads, fn)
-      const meta = await this.#meta.get(key)
+      const meta = await this.#stored(key)
       if (meta === undefined) return undefined
       const mine = new Set(meta.heads)
       const bytes = await this.#withChunks(key, meta, await this.#snap.get(key))
@@ -508,13 +537,13 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
       // Merge and judge first (this awaits loads), then number and stage the
       // results in one synchronous step: feed order must equal commit order,
       // or a feed reader could checkpoint past a sequence number not yet on disk.
-      const merged = new Map<string, { doc: A.Doc<any>, before: Live | undefined, received: Uint8Array | undefined }>()
+      const merged = new Map<string, { doc: A.Doc<any>, before: Live<S> | undefined, received: Uint8Array | undefined }>()
       const batch = new Map<string, A.Doc<any>>()
       const touched = new Set<string>()
       const refused: Refusal[] = []
       const ops: BatchOp[] = []
       let parked = 0
-      const metas = await this.#meta.getMany(keys)
+      const metas = await this.#storedMany(keys)
       const { kept: screened, quarantined } = await this.#screen(keys, byKey, metas, options.peer)
       const forget = (): void => { for (const key of touched) this.#cache.delete(key) }
       for (const [i, key] of keys.entries()) {
@@ -640,7 +669,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
         batch.set(key, doc)
         merged.set(key, { doc, before, received })
       }
-      const updated: Array<{ key: string, live: Live }> = []
+      const updated: Array<{ key: string, live: Live<S> }> = []
       for (const [key, { doc, before, received }] of merged) {
         if (before !== undefined && sameHeads(A.getHeads(doc), before.meta.heads)) {
           // Nothing new, but loadIncremental may have replaced the document object.
@@ -681,7 +710,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
    * breaks a limit (or was quarantined before) is quarantined and left out.
    * Bytes that do not decode at all reject the batch, as without a guard.
    */
-  async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[] }>, metas: Array<DocMeta | undefined>, peer: string | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[] }> {
+  async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[] }>, metas: Array<DocMeta<S> | undefined>, peer: string | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[] }> {
     const kept = new Set(keys)
     const quarantined: Quarantined[] = []
     const guard = this.#guard
@@ -843,10 +872,10 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
   }
 
   /** The cached document, or it loaded from disk; `known` skips the meta read when the caller has it (null: known absent). */
-  async #live (key: string, known?: DocMeta | null): Promise<Live | undefined> {
+  async #live (key: string, known?: DocMeta<S> | null): Promise<Live<S> | undefined> {
     const cached = this.#cache.get(key)
     if (cached !== undefined) return cached
-    const meta = known === undefined ? await this.#meta.get(key) : known ?? undefined
+    const meta = known === undefined ? await this.#stored(key) : known ?? undefined
     if (meta === undefined) return undefined
     const bytes = await this.#withChunks(key, meta, await this.#snap.get(key))
     const live = { doc: A.load<any>(bytes, { actor: this.actor }), meta }
@@ -854,7 +883,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
     return live
   }
 
-  async #commitLocal (key: string, doc: A.Doc<any>, before: Live | undefined, local = false, extra: BatchOp[] = []): Promise<DocChangeEvent> {
+  async #commitLocal (key: string, doc: A.Doc<any>, before: Live<S> | undefined, local = false, extra: BatchOp[] = []): Promise<DocChangeEvent<S>> {
     const ops: BatchOp[] = [...extra]
     const seq = this.#seq + 1
     this.#seq = seq
@@ -866,18 +895,9 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
       throw err
     }
     this.#cache.set(key, live)
-    const event: DocChangeEvent = { key, seq, origin: 'local', meta: live.meta }
+    const event: DocChangeEvent<S> = { key, seq, origin: 'local', meta: live.meta }
     this.emit('change', event)
     return event
-  }
-
-  /** A document whose shape defeats the summariser still gets stored, with an empty summary. */
-  #summary (key: string, doc: A.Doc<any>): Record<string, unknown> {
-    try {
-      return this.#summarise(key, doc)
-    } catch {
-      return { kind: key.slice(0, key.indexOf('/')), name: '', owner: '', tags: [], deleted: false, createdAt: '', updatedAt: '', blobs: [], sizes: [] }
-    }
   }
 
   /**
@@ -885,12 +905,12 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
    * `snapshot` is the peer's bytes of a document we did not have: stored as
    * received, which saves re-encoding it.
    */
-  #stage (ops: BatchOp[], key: string, doc: A.Doc<any>, before: Live | undefined, seq: number, snapshot: Uint8Array | undefined, local = false): Live {
-    const meta: DocMeta = {
+  #stage (ops: BatchOp[], key: string, doc: A.Doc<any>, before: Live<S> | undefined, seq: number, snapshot: Uint8Array | undefined, local = false): Live<S> {
+    const meta: DocMeta<S> = {
       heads: A.getHeads(doc),
       seq,
       chunks: before?.meta.chunks ?? 0,
-      summary: this.#summary(key, doc)
+      summary: this.#summarise(key, doc)
     }
     if (local || before?.meta.local === true) meta.local = true
     if (before === undefined) {
@@ -907,7 +927,7 @@ export class DocStore extends EventEmitter<{ change: [DocChangeEvent], refused: 
     if (before !== undefined) ops.push({ type: 'del', sublevel: this.#feed, key: seqKey(before.meta.seq) })
     ops.push({ type: 'put', sublevel: this.#feed, key: seqKey(seq), value: key })
     ops.push({ type: 'put', sublevel: this.#meta, key, value: meta })
-    for (const index of this.#indexes) ops.push(...index(key, before?.meta, meta))
+    ops.push(...this.#indexes.ops(key, before?.meta, meta))
     return { doc, meta }
   }
 }

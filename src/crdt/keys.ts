@@ -4,6 +4,15 @@ import { DwError } from '../errors.ts'
 export const RecordKinds = ['user', 'dataset', 'model', 'report'] as const
 export type RecordKind = typeof RecordKinds[number]
 
+/**
+ * Every kind of document that replicates: the records, the mesh roster
+ * (`mesh/<meshId>`) and each node's own document (`node/<id>`, the files it
+ * holds). The one list: the sync wire refuses a key of any other kind
+ * (src/peer/sync/messages.ts), so a new kind is added here.
+ */
+export const ReplicatedKinds = [...RecordKinds, 'mesh', 'node'] as const
+export type ReplicatedKind = typeof ReplicatedKinds[number]
+
 /** `<kind>/<id>`: the address of one record document everywhere (store, feed, wire). */
 export type DocKey = `${RecordKind}/${string}`
 
@@ -14,6 +23,10 @@ export function newId (): string {
 
 export function isRecordKind (value: unknown): value is RecordKind {
   return typeof value === 'string' && (RecordKinds as readonly string[]).includes(value)
+}
+
+export function isReplicatedKind (value: unknown): value is ReplicatedKind {
+  return typeof value === 'string' && (ReplicatedKinds as readonly string[]).includes(value)
 }
 
 export function isRecordId (value: unknown): value is string {

@@ -6,11 +6,9 @@
 export class Lru<K, V> {
   readonly #max: number
   readonly #map = new Map<K, V>()
-  readonly #onEvict: ((key: K, value: V) => void) | undefined
 
-  constructor (max: number, onEvict?: (key: K, value: V) => void) {
+  constructor (max: number) {
     this.#max = Math.max(1, max)
-    this.#onEvict = onEvict
   }
 
   get size (): number { return this.#map.size }
@@ -28,10 +26,7 @@ export class Lru<K, V> {
     this.#map.delete(key)
     this.#map.set(key, value)
     while (this.#map.size > this.#max) {
-      const oldest = this.#map.keys().next().value as K
-      const evicted = this.#map.get(oldest) as V
-      this.#map.delete(oldest)
-      this.#onEvict?.(oldest, evicted)
+      this.#map.delete(this.#map.keys().next().value as K)
     }
   }
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { openDb, jsonSublevel, type Db } from '../db.ts'
 import { DocStore } from '../crdt/doc-store.ts'
-import { summarise } from '../crdt/summary.ts'
+import { summarise, type RecordSummary } from '../crdt/summary.ts'
 import { BlobRefs } from '../crdt/blob-refs.ts'
 import { FsBlobStore } from '../blobs/fs-store.ts'
 import { S3BlobStore } from '../blobs/s3-store.ts'
@@ -19,7 +19,7 @@ import { ChangeSigner } from '../trust/signatures.ts'
 import { Nodes } from '../warehouse/nodes.ts'
 
 /** A node's stores and the domain objects over them: everything `dw init` and `dw start` share. */
-export interface Core { db: Db, docs: DocStore, blobs: BlobStore, refs: BlobRefs, users: Users, records: Records, trust: TrustGate, nodes: Nodes }
+export interface Core { db: Db, docs: DocStore<RecordSummary>, blobs: BlobStore, refs: BlobRefs, users: Users, records: Records, trust: TrustGate, nodes: Nodes }
 
 async function openDbClearly (dataDir: string): Promise<Db> {
   try {

@@ -27,7 +27,7 @@ export interface CopyStatus {
 
 export interface CopierInit {
   self: string
-  docs: DocStore
+  docs: DocStore<RecordSummary>
   /** The mesh-wide targets and the non-revoked roster members. */
   mesh: () => Promise<{ targets: CopyTargets, members: string[] }>
   /** Peer ids whose node documents list the blob. */
@@ -149,7 +149,7 @@ export class Copier implements Startable {
     for (const kind of ['dataset', 'model', 'report']) {
       for await (const [key, meta] of this.#o.docs.scan(`${kind}/`)) {
         if (this.#stopped) return
-        const s = meta.summary as unknown as RecordSummary
+        const s = meta.summary
         if (s.deleted || s.blobs === undefined || s.blobs.length === 0) continue
         const target = copyTarget(targets, s)
         for (const [i, sha] of s.blobs.entries()) {

@@ -16,7 +16,7 @@ export interface HoldingsInit {
   self: string
   /** The author of this node's own changes to its node document: its bootstrap admin. */
   author: string
-  docs: DocStore
+  docs: DocStore<RecordSummary>
   store: BlobStore
   refs: BlobRefs
   /** Whether this node may write now: a non-revoked member of its mesh's roster. */
@@ -62,7 +62,7 @@ export class Holdings implements Startable {
   /** Not a member of the roster (yet): publishing waits for a roster change. */
   #blocked = false
   #stopped = false
-  readonly #onChange = (event: DocChangeEvent): void => { this.#changed(event) }
+  readonly #onChange = (event: DocChangeEvent<RecordSummary>): void => { this.#changed(event) }
 
   constructor (init: HoldingsInit) {
     this.#o = init
@@ -102,7 +102,7 @@ export class Holdings implements Startable {
     this.#schedule()
   }
 
-  #changed (event: DocChangeEvent): void {
+  #changed (event: DocChangeEvent<RecordSummary>): void {
     if (event.key.startsWith('node/')) {
       this.#stale.add(event.key)
       this.#reading = this.#reading.then(async () => { await this.#refresh() }).catch(err => this.#o.onError?.(err))
@@ -115,7 +115,7 @@ export class Holdings implements Startable {
     }
     // An upload here: the blobs of the new version are here for an accepted reference.
     if (event.origin !== 'local' || !isRecordKind(event.key.slice(0, event.key.indexOf('/')))) return
-    const s = event.meta.summary as unknown as RecordSummary
+    const s = event.meta.summary
     if (s.deleted) return
     const own = this.own()
     for (const sha of s.blobs ?? []) if (!own.has(sha)) this.mark(sha)

@@ -21,18 +21,18 @@ export interface BlobWanter { want: (sha256: string, size: number) => Promise<vo
  */
 export class Pins {
   readonly #db: Sublevel<Pin>
-  readonly #docs: DocStore
+  readonly #docs: DocStore<RecordSummary>
   readonly #wanter: BlobWanter
   readonly #pins = new Map<string, Pin>()
-  readonly #onChange = (event: { key: string, meta: DocMeta }): void => { void this.#consider(event.key, event.meta) }
+  readonly #onChange = (event: { key: string, meta: DocMeta<RecordSummary> }): void => { void this.#consider(event.key, event.meta) }
 
-  private constructor (db: Sublevel<Pin>, docs: DocStore, wanter: BlobWanter) {
+  private constructor (db: Sublevel<Pin>, docs: DocStore<RecordSummary>, wanter: BlobWanter) {
     this.#db = db
     this.#docs = docs
     this.#wanter = wanter
   }
 
-  static async open (db: Sublevel<Pin>, docs: DocStore, wanter: BlobWanter): Promise<Pins> {
+  static async open (db: Sublevel<Pin>, docs: DocStore<RecordSummary>, wanter: BlobWanter): Promise<Pins> {
     const pins = new Pins(db, docs, wanter)
     for await (const pin of db.values()) pins.#pins.set(pin.id, pin)
     docs.on('change', pins.#onChange)
@@ -86,8 +86,8 @@ export class Pins {
     return false
   }
 
-  async #consider (key: string, meta: DocMeta): Promise<void> {
-    const s = meta.summary as unknown as RecordSummary
+  async #consider (key: string, meta: DocMeta<RecordSummary>): Promise<void> {
+    const s = meta.summary
     if (s.deleted || s.blobs === undefined || s.blobs.length === 0 || !this.matches(key, s)) return
     for (const [i, sha] of s.blobs.entries()) await this.#wanter.want(sha, s.sizes?.[i] ?? 0)
   }

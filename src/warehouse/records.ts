@@ -34,9 +34,9 @@ export interface ListPage {
  * permission rules, on top of the document store.
  */
 export class Records {
-  readonly #docs: DocStore
+  readonly #docs: DocStore<RecordSummary>
 
-  constructor (docs: DocStore) {
+  constructor (docs: DocStore<RecordSummary>) {
     this.#docs = docs
   }
 
@@ -117,7 +117,7 @@ export class Records {
     const after = query.cursor !== undefined ? prefix + query.cursor : undefined
     const q = query.q?.toLowerCase()
     for await (const [key, meta] of this.#docs.scan(prefix, { after })) {
-      const s = meta.summary as unknown as RecordSummary
+      const s = meta.summary
       if (s.deleted && query.includeDeleted !== true) continue
       if (query.tag !== undefined && !s.tags.includes(query.tag)) continue
       if (query.owner !== undefined && s.owner !== query.owner) continue
@@ -128,7 +128,7 @@ export class Records {
     return { items, next: undefined }
   }
 
-  async meta (kind: RecordKind, id: string): Promise<DocMeta | undefined> {
+  async meta (kind: RecordKind, id: string): Promise<DocMeta<RecordSummary> | undefined> {
     return await this.#docs.meta(docKey(kind, id))
   }
 

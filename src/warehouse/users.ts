@@ -42,7 +42,7 @@ export function validateUsername (username: string): void {
 
 /** User accounts, login and the username-claim rule. */
 export class Users {
-  readonly #docs: DocStore
+  readonly #docs: DocStore<RecordSummary>
   readonly #sessions: SessionStore
   readonly #loginGuard: LoginGuard
   readonly #claims = new UsernameClaims()
@@ -56,7 +56,7 @@ export class Users {
   readonly #seen: Sublevel<number>
   #seenCount = 0
 
-  private constructor (docs: DocStore, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: Sublevel<number>) {
+  private constructor (docs: DocStore<RecordSummary>, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: Sublevel<number>) {
     this.#seen = seen
     this.#docs = docs
     this.#sessions = sessions
@@ -64,12 +64,12 @@ export class Users {
     this.#localAdminId = localAdminId
   }
 
-  static async open (docs: DocStore, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: Sublevel<number>): Promise<Users> {
+  static async open (docs: DocStore<RecordSummary>, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: Sublevel<number>): Promise<Users> {
     const users = new Users(docs, sessions, loginGuard, localAdminId, seen)
     const known = new Map<string, number>()
     for await (const [id, n] of seen.iterator()) { known.set(id, n); users.#seenCount = Math.max(users.#seenCount, n) }
     const found: Array<[string, RecordSummary, boolean]> = []
-    for await (const [key, meta] of docs.scan('user/')) found.push([key, meta.summary as unknown as RecordSummary, meta.local === true])
+    for await (const [key, meta] of docs.scan('user/')) found.push([key, meta.summary, meta.local === true])
     // Accounts not yet numbered (a store from before the rule) count as seen in creation order.
     found.sort(([ka, a], [kb, b]) => a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : ka < kb ? -1 : 1)
     for (const [key, summary, local] of found) {
@@ -82,9 +82,9 @@ export class Users {
     return users
   }
 
-  readonly #onChange = (event: { key: string, meta: DocMeta }): void => {
+  readonly #onChange = (event: { key: string, meta: DocMeta<RecordSummary> }): void => {
     if (!event.key.startsWith('user/')) return
-    const summary = event.meta.summary as unknown as RecordSummary
+    const summary = event.meta.summary
     this.#claim(event.key, summary, event.meta.local === true, this.#firstSeen(event.key.slice('user/'.length)))
     // A password, role, disable or delete made on any site ends the sessions here too.
     const id = event.key.slice('user/'.length)
@@ -187,7 +187,7 @@ export class Users {
     const out = []
     for await (const [key, meta] of this.#docs.scan('user/')) {
       const id = key.slice('user/'.length)
-      out.push({ id, ...(meta.summary as unknown as RecordSummary), usernameConflict: this.#claims.isConflicted(id) })
+      out.push({ id, ...meta.summary, usernameConflict: this.#claims.isConflicted(id) })
     }
     return out
   }

@@ -2,7 +2,7 @@
 // records does not make them servable again; a restore, an upload and a
 // reference made while the blob was readable do.
 import t from 'tap'
-import { BlobRefs } from '../../src/crdt/blob-refs.ts'
+import { BlobRefs, type ReferencingSummary } from '../../src/crdt/blob-refs.ts'
 import type { DocMeta } from '../../src/crdt/doc-store.ts'
 import { openDb, jsonSublevel } from '../../src/db.ts'
 import { tempDir } from '../helpers/tmp.ts'
@@ -14,11 +14,11 @@ async function setup (t: Parameters<typeof tempDir>[0]): Promise<{ refs: BlobRef
   const db = await openDb(await tempDir(t, 'dw-refs-'))
   t.teardown(async () => { await db.close() })
   const refs = new BlobRefs(jsonSublevel<string>(db, 'blobrefs'))
-  const metas = new Map<string, DocMeta>()
+  const metas = new Map<string, DocMeta<ReferencingSummary>>()
   let seq = 0
   const write = async (ops: unknown[]): Promise<void> => { await db.batch(ops as any) }
   const state = async (key: string, blobs: string[], deleted = false): Promise<void> => {
-    const meta: DocMeta = { heads: [], seq: ++seq, chunks: 0, summary: { deleted, blobs, sizes: blobs.map(() => 1) } }
+    const meta: DocMeta<ReferencingSummary> = { heads: [], seq: ++seq, chunks: 0, summary: { deleted, blobs } }
     await write(refs.index(key, metas.get(key), meta))
     metas.set(key, meta)
   }
@@ -67,7 +67,7 @@ t.test('references older than the log count, and keep the ones made beside them'
 
 /** The sublevel a BlobRefs writes to, taken from an index operation it produces. */
 async function legacySublevel (refs: BlobRefs): Promise<unknown> {
-  const ops = refs.index('probe/x', undefined, { heads: [], seq: 0, chunks: 0, summary: { deleted: false, blobs: ['b'.repeat(64)], sizes: [1] } })
+  const ops = refs.index('probe/x', undefined, { heads: [], seq: 0, chunks: 0, summary: { deleted: false, blobs: ['b'.repeat(64)] } })
   return (ops[0] as { sublevel: unknown }).sublevel
 }
 

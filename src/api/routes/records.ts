@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { RecordKind } from '../../crdt/keys.ts'
 import type { FileRef } from '../../crdt/records/versions.ts'
-import type { RecordSummary } from '../../crdt/summary.ts'
 import type { ContentKind, ListQuery, Records } from '../../warehouse/records.ts'
 import type { Files } from '../../warehouse/files.ts'
 import { DwError } from '../../errors.ts'
@@ -132,7 +131,7 @@ async function checkFileRefs (records: Records, files: Files, refs: FileRef[]): 
     const declared = new Set<number>()
     for (const key of through) {
       const slash = key.indexOf('/')
-      const s = (await records.meta(key.slice(0, slash) as RecordKind, key.slice(slash + 1)))?.summary as RecordSummary | undefined
+      const s = (await records.meta(key.slice(0, slash) as RecordKind, key.slice(slash + 1)))?.summary
       const at = s?.blobs?.indexOf(ref.sha256) ?? -1
       if (s !== undefined && at >= 0 && s.sizes[at] !== undefined) declared.add(s.sizes[at] as number)
     }

@@ -1,4 +1,5 @@
 import { DwError } from '../../errors.ts'
+import { ReplicatedKinds } from '../../crdt/keys.ts'
 
 /**
  * Wire messages of `/dw/sync/2.0.0` (CBOR, varint length-prefixed). See
@@ -18,6 +19,12 @@ export const MAX_SYNC_MESSAGE = 16 * 1024 * 1024
 
 const MAX_ITEMS = 1024
 const MAX_HEADS = 256
+/**
+ * A document key: `<kind>/<uuid>` for a kind that replicates (records, the
+ * mesh roster, each node's own document). A key of any other kind is a
+ * protocol violation here; the trust rules refuse anything else later too.
+ */
+const DOC_KEY = new RegExp(`^(${ReplicatedKinds.join('|')})/[0-9a-f-]{36}$`)
 
 /** [document key, its Automerge heads] */
 export type HeadsItem = [string, string[]]
@@ -79,9 +86,7 @@ function codec (v: unknown): { z?: string } {
 }
 
 function key (v: unknown): string {
-  // Keys are `<kind>/<uuid>`: records, the mesh roster, and each node's own
-  // document (the files it holds); the trust rules refuse anything else later too.
-  if (typeof v !== 'string' || v.length > 64 || !/^(user|dataset|model|report|mesh|node)\/[0-9a-f-]{36}$/.test(v)) bad('bad document key')
+  if (typeof v !== 'string' || v.length > 64 || !DOC_KEY.test(v)) bad('bad document key')
   return v
 }
 
