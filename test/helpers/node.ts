@@ -22,7 +22,7 @@ const founded = new WeakSet<object>()
  * directory. The first node a test starts founds a mesh and the rest join
  * it (`link` then adds them to its roster); `found: true` starts another mesh.
  */
-export async function startTestNode (t: T, options: { dataDir?: string, found?: boolean, join?: boolean, files?: NodeConfig['files'] } = {}): Promise<TestNode> {
+export async function startTestNode (t: T, options: { dataDir?: string, found?: boolean, join?: boolean, files?: NodeConfig['files'], warn?: (message: string) => void } = {}): Promise<TestNode> {
   let dataDir = options.dataDir
   if (dataDir === undefined) {
     dataDir = await tempDir(t, 'dw-node-')
@@ -34,7 +34,7 @@ export async function startTestNode (t: T, options: { dataDir?: string, found?: 
     const files = options.files ?? { copy: false }
     await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join, files })
   }
-  const node = await startNode({ dataDir })
+  const node = await startNode({ dataDir, ...(options.warn === undefined ? {} : { warn: options.warn }) })
   t.teardown(async () => { await node.stop() })
   const login = async (username: string, password: string): Promise<{ authorization: string }> => {
     const res = await node.api.inject({ method: 'POST', url: '/auth/login', payload: { username, password } })

@@ -9,7 +9,7 @@
 import t, { type Test } from 'tap'
 import { cp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { initNode, startNode } from '../../src/node.ts'
+import { initNode } from '../../src/node.ts'
 import { ADMIN_PASSWORD, startTestNode, type TestNode } from '../helpers/node.ts'
 import { eventually, link, linkThroughProxies } from '../helpers/mesh.ts'
 import { tempDir } from '../helpers/tmp.ts'
@@ -125,16 +125,9 @@ t.test('a site rolled back in place (VM snapshot) loses nothing it writes next',
   t.ok(audit.json().items.some((e: any) => e.details.side === 'puller'), 'A audited that B could not vouch for its checkpoint')
 })
 
-/** Like startTestNode, for an initialised directory, with the node's warnings collected. */
+/** A node of an initialised directory, with its warnings collected. */
 async function startWarned (t: Test, dataDir: string, warnings: string[]): Promise<TestNode> {
-  const node = await startNode({ dataDir, warn: message => { warnings.push(message) } })
-  t.teardown(async () => { await node.stop() })
-  const login = async (username: string, password: string): Promise<{ authorization: string }> => {
-    const res = await node.api.inject({ method: 'POST', url: '/auth/login', payload: { username, password } })
-    if (res.statusCode !== 200) throw new Error(`login ${username}: ${res.statusCode} ${res.body}`)
-    return { authorization: `Bearer ${res.json().token as string}` }
-  }
-  return { node, dataDir, login, admin: await login('admin', ADMIN_PASSWORD) }
+  return await startTestNode(t, { dataDir, warn: message => { warnings.push(message) } })
 }
 
 // A copy started while the original still runs (the same site twice, with
