@@ -5,7 +5,6 @@ import { join } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Command } from 'commander'
-import { verifyBackup } from '../../backup/restore.ts'
 import { DwError } from '../../errors.ts'
 import { apiCommand, connect, type ConnectionOptions } from '../options.ts'
 import { bytes, json } from '../output.ts'
@@ -50,6 +49,8 @@ export function backupCommand (): Command {
         await pipeline(response, counting(n => { size += n; bar.add(n) }), createWriteStream(partial, { flags: 'wx', mode: 0o600 })).finally(() => { bar.done() })
         let verified
         if (options.verify !== false) {
+          // Loaded here, not at the top: it brings Automerge and LevelDB, which every other dw command would pay for at start.
+          const { verifyBackup } = await import('../../backup/restore.ts')
           const check = progress('verifying', size)
           verified = await verifyBackup(partial, n => { check.add(n) }).finally(() => { check.done() })
         }

@@ -1,5 +1,4 @@
 import type { Command } from 'commander'
-import { restoreBackup } from '../../backup/restore.ts'
 import { DwError } from '../../errors.ts'
 import { command, type DataOptions } from '../options.ts'
 import { bytes, fields, json } from '../output.ts'
@@ -16,6 +15,8 @@ export function restoreCommand (): Command {
     .action(async (options: RestoreOptions) => {
       const from = options.from as string
       const size = await stat(from).then(s => s.size, () => { throw new DwError('NOT_FOUND', `no backup archive at ${from}`) })
+      // Loaded here, not at the top: it brings Automerge and LevelDB, which every other dw command would pay for at start.
+      const { restoreBackup } = await import('../../backup/restore.ts')
       const bar = progress('restoring', size)
       const result = await restoreBackup(from, options.data, n => { bar.add(n) }).finally(() => { bar.done() })
       if (options.json === true) return json({ data: options.data, ...result })
