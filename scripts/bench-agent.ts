@@ -9,18 +9,12 @@ import { Session } from 'node:inspector/promises'
 import type { DocMeta } from '../src/crdt/doc-store.ts'
 import { patchDataset } from '../src/crdt/records/dataset.ts'
 import {
-  type BenchNode, createDatasetsDirect, initBenchDir, loopbackAddress, now, removeDir, startBenchNode
+  type BenchNode, type HeadsEntry, createDatasetsDirect, initBenchDir, loopbackAddress, now, removeDir, startBenchNode, waitForHeads
 } from './bench-util.ts'
 
-export type HeadsEntry = [string, string[]]
+export type { HeadsEntry }
 
 export interface NodeInfo { url: string, token: string, peerId: string, address: string, dataDir: string }
-
-function sameHeads (a: string[] | undefined, b: string[]): boolean {
-  if (a === undefined || a.length !== b.length) return false
-  const set = new Set(a)
-  return b.every(h => set.has(h))
-}
 
 export class Agent {
   #n: BenchNode | undefined
@@ -81,54 +75,9 @@ export class Agent {
     return { ms: now() - t, heads: events.map(e => [e.key, e.meta.heads]) }
   }
 
-  /**
-   * Resolves once every key has exactly the expected heads here. Watches the
-   * store's change events and re-checks with `metas` every `pollMs` (a
-   * bounded loop): the answer does not depend on catching an event.
-   */
+  /** Resolves once every expected key holds exactly the expected heads here (bench-util's waitForHeads). */
   async waitHeads (args: { expected: HeadsEntry[], timeoutMs: number, pollMs?: number }): Promise<{ ms: number, ok: boolean, missing: number }> {
-    const { docs } = this.#node.node
-    const t = now()
-    const want = new Map(args.expected)
-    const check = async (): Promise<void> => {
-      const keys = [...want.keys()]
-      for (let i = 0; i < keys.length; i += 10_000) {
-        const slice = keys.slice(i, i + 10_000)
-        const metas = await docs.metas(slice)
-        slice.forEach((key, j) => {
-          const h = want.get(key)
-          if (h !== undefined && sameHeads((metas[j] as DocMeta | undefined)?.heads, h)) want.delete(key)
-        })
-      }
-    }
-    let wake: (() => void) | undefined
-    const onChange = (e: { key: string, meta: DocMeta }): void => {
-      const h = want.get(e.key)
-      if (h !== undefined && sameHeads(e.meta.heads, h)) {
-        want.delete(e.key)
-        if (want.size === 0) wake?.()
-      }
-    }
-    // Listen first, then check: a change landing during the check is not missed.
-    docs.on('change', onChange)
-    try {
-      await check()
-      const deadline = t + args.timeoutMs
-      // Many keys: the events do the work and a full re-check is rare (it
-      // costs this node CPU while it syncs); few keys: poll tightly.
-      const pollMs = args.pollMs ?? (want.size > 1000 ? 2000 : 5)
-      while (want.size > 0 && now() < deadline) {
-        await new Promise<void>(resolve => {
-          wake = resolve
-          setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - now())))
-        })
-        wake = undefined
-        if (want.size > 0) await check()
-      }
-      return { ms: now() - t, ok: want.size === 0, missing: want.size }
-    } finally {
-      docs.off('change', onChange)
-    }
+    return await waitForHeads(this.#node.node.docs, args.expected, args.timeoutMs, args.pollMs)
   }
 
   /** Resolves once `key`'s name (from its stored summary) is `name`; polls every ms and on change events. */

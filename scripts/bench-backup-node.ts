@@ -7,21 +7,14 @@
  * stays (the driver copies, backs up and removes it). Every wait here is
  * bounded; the driver bounds every command as well.
  */
-import type { DocMeta } from '../src/crdt/doc-store.ts'
-import { type BenchNode, createDatasetsDirect, loopbackAddress, now, startBenchNode } from './bench-util.ts'
+import { type BenchNode, type HeadsEntry, createDatasetsDirect, loopbackAddress, now, startBenchNode, waitForHeads } from './bench-util.ts'
 
-export type HeadsEntry = [string, string[]]
+export type { HeadsEntry }
 
 export interface NodeInfo { url: string, token: string, peerId: string, address: string, dataDir: string, pid: number }
 
 /** The replicated kinds test/helpers/mesh.ts `stateOf` compares (local-only documents never leave a node). */
 const KINDS = ['user', 'dataset', 'model', 'report', 'mesh']
-
-function sameHeads (a: string[] | undefined, b: string[]): boolean {
-  if (a === undefined || a.length !== b.length) return false
-  const set = new Set(a)
-  return b.every(h => set.has(h))
-}
 
 class BackupBenchNode {
   #n: BenchNode | undefined
@@ -62,52 +55,9 @@ class BackupBenchNode {
     return out
   }
 
-  /**
-   * Resolves once every expected key holds exactly the expected heads here
-   * (or `timeoutMs` passes): change events wake it, and a re-check with
-   * `metas` every `pollMs` makes the answer independent of catching one.
-   */
+  /** Resolves once every expected key holds exactly the expected heads here (bench-util's waitForHeads). */
   async waitHeads (args: { expected: HeadsEntry[], timeoutMs: number, pollMs?: number }): Promise<{ ms: number, ok: boolean, missing: number }> {
-    const { docs } = this.#node.node
-    const t = now()
-    const want = new Map(args.expected)
-    const check = async (): Promise<void> => {
-      const keys = [...want.keys()]
-      for (let i = 0; i < keys.length; i += 5000) {
-        const slice = keys.slice(i, i + 5000)
-        const metas = await docs.metas(slice)
-        slice.forEach((key, j) => {
-          const h = want.get(key)
-          if (h !== undefined && sameHeads((metas[j] as DocMeta | undefined)?.heads, h)) want.delete(key)
-        })
-      }
-    }
-    let wake: (() => void) | undefined
-    const onChange = (e: { key: string, meta: DocMeta }): void => {
-      const h = want.get(e.key)
-      if (h !== undefined && sameHeads(e.meta.heads, h)) {
-        want.delete(e.key)
-        if (want.size === 0) wake?.()
-      }
-    }
-    // Listen first, then check: a change landing during the check is not missed.
-    docs.on('change', onChange)
-    try {
-      await check()
-      const deadline = t + args.timeoutMs
-      const pollMs = args.pollMs ?? 500
-      while (want.size > 0 && now() < deadline) {
-        await new Promise<void>(resolve => {
-          wake = resolve
-          setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - now())))
-        })
-        wake = undefined
-        if (want.size > 0) await check()
-      }
-      return { ms: now() - t, ok: want.size === 0, missing: want.size }
-    } finally {
-      docs.off('change', onChange)
-    }
+    return await waitForHeads(this.#node.node.docs, args.expected, args.timeoutMs, args.pollMs)
   }
 
   async stop (): Promise<void> {

@@ -306,3 +306,63 @@ export function intOption (value: string | undefined, name: string, fallback: nu
   }
   return n
 }
+
+// ---------------------------------------------------------------- waiting for heads
+
+/** [document key, its heads]: what a bench node reports and waits for. */
+export type HeadsEntry = [string, string[]]
+
+export function sameHeads (a: string[] | undefined, b: string[]): boolean {
+  if (a === undefined || a.length !== b.length) return false
+  const set = new Set(a)
+  return b.every(h => set.has(h))
+}
+
+/**
+ * Resolves once every expected key holds exactly the expected heads in
+ * `docs` (or `timeoutMs` passes). Change events do the work; a re-check
+ * with `metas` every `pollMs` (a bounded loop) makes the answer independent
+ * of catching an event. By default, many keys are re-checked rarely (it
+ * costs the node CPU while it syncs) and few keys tightly.
+ */
+export async function waitForHeads (docs: DocStore, expected: HeadsEntry[], timeoutMs: number, pollMs?: number): Promise<{ ms: number, ok: boolean, missing: number }> {
+  const t = now()
+  const want = new Map(expected)
+  const check = async (): Promise<void> => {
+    const keys = [...want.keys()]
+    for (let i = 0; i < keys.length; i += 10_000) {
+      const slice = keys.slice(i, i + 10_000)
+      const metas = await docs.metas(slice)
+      slice.forEach((key, j) => {
+        const h = want.get(key)
+        if (h !== undefined && sameHeads(metas[j]?.heads, h)) want.delete(key)
+      })
+    }
+  }
+  let wake: (() => void) | undefined
+  const onChange = (e: { key: string, meta: { heads: string[] } }): void => {
+    const h = want.get(e.key)
+    if (h !== undefined && sameHeads(e.meta.heads, h)) {
+      want.delete(e.key)
+      if (want.size === 0) wake?.()
+    }
+  }
+  // Listen first, then check: a change landing during the check is not missed.
+  docs.on('change', onChange)
+  try {
+    await check()
+    const deadline = t + timeoutMs
+    const every = pollMs ?? (want.size > 1000 ? 2000 : 5)
+    while (want.size > 0 && now() < deadline) {
+      await new Promise<void>(resolve => {
+        wake = resolve
+        setTimeout(resolve, Math.min(every, Math.max(0, deadline - now())))
+      })
+      wake = undefined
+      if (want.size > 0) await check()
+    }
+    return { ms: now() - t, ok: want.size === 0, missing: want.size }
+  } finally {
+    docs.off('change', onChange)
+  }
+}
