@@ -11,6 +11,7 @@ import { patchDataset } from '../src/crdt/records/dataset.ts'
 import {
   type BenchNode, type HeadsEntry, createDatasetsDirect, initBenchDir, loopbackAddress, now, removeDir, startBenchNode, waitForHeads
 } from './bench-util.ts'
+import { serveAgent } from './bench-ipc.ts'
 
 export type { HeadsEntry }
 
@@ -148,30 +149,5 @@ export class Agent {
   }
 }
 
-type Command = { id: number, cmd: string, args: unknown }
-
 // Child-process mode: serve commands from the parent over IPC.
-if (process.send !== undefined && process.argv[1] !== undefined && import.meta.filename === process.argv[1]) {
-  const agent = new Agent() as unknown as Record<string, (args: unknown) => unknown>
-  process.on('message', (msg: Command) => {
-    void (async () => {
-      try {
-        const fn = agent[msg.cmd]
-        if (typeof fn !== 'function') throw new Error(`unknown command ${msg.cmd}`)
-        const result = await fn.call(agent, msg.args)
-        process.send?.({ id: msg.id, ok: true, result })
-        // Exit explicitly once the node is stopped: nothing else is left to do.
-        if (msg.cmd === 'stop') setTimeout(() => { process.exit(0) }, 50)
-      } catch (err) {
-        process.send?.({ id: msg.id, ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) })
-      }
-    })()
-  })
-  process.on('disconnect', () => {
-    // The parent went away: stop cleanly and leave no temp directory behind.
-    void (async () => {
-      await Promise.resolve(agent.stop?.call(agent, undefined as unknown)).catch(() => {})
-      process.exit(0)
-    })()
-  })
-}
+if (process.send !== undefined && process.argv[1] !== undefined && import.meta.filename === process.argv[1]) serveAgent(new Agent())

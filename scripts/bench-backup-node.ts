@@ -8,6 +8,7 @@
  * bounded; the driver bounds every command as well.
  */
 import { type BenchNode, type HeadsEntry, createDatasetsDirect, loopbackAddress, now, startBenchNode, waitForHeads } from './bench-util.ts'
+import { serveAgent } from './bench-ipc.ts'
 
 export type { HeadsEntry }
 
@@ -67,29 +68,4 @@ class BackupBenchNode {
   }
 }
 
-type Command = { id: number, cmd: string, args: unknown }
-
-if (process.send !== undefined) {
-  const agent = new BackupBenchNode() as unknown as Record<string, (args: unknown) => unknown>
-  process.on('message', (msg: Command) => {
-    void (async () => {
-      try {
-        const fn = agent[msg.cmd]
-        if (typeof fn !== 'function') throw new Error(`unknown command ${msg.cmd}`)
-        const result = await fn.call(agent, msg.args)
-        process.send?.({ id: msg.id, ok: true, result })
-        // One node per process: once it is stopped there is nothing left to do.
-        if (msg.cmd === 'stop') setTimeout(() => { process.exit(0) }, 50)
-      } catch (err) {
-        process.send?.({ id: msg.id, ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) })
-      }
-    })()
-  })
-  process.on('disconnect', () => {
-    // The driver went away: stop the node cleanly (the driver removes the directories).
-    void (async () => {
-      await Promise.resolve(agent.stop?.call(agent, undefined as unknown)).catch(() => {})
-      process.exit(0)
-    })()
-  })
-}
+if (process.send !== undefined) serveAgent(new BackupBenchNode())

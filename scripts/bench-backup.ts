@@ -33,7 +33,7 @@
  * or the restored node does not converge. Progress on stderr, the markdown
  * report on stdout. Temp directories are removed at the end, also on failure.
  */
-import { execFile, fork, type ChildProcess } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream, rmSync } from 'node:fs'
 import { readFile, rm, stat } from 'node:fs/promises'
@@ -52,6 +52,7 @@ import {
   ADMIN_PASSWORD, bytes, count, datasetPayload, enrol, httpJson, intOption, machineLine, mib, now, progress, rate, ratio,
   removeTempDirs, secs, sleep, table, tempDir, waitUntil, withTimeout
 } from './bench-util.ts'
+import { forkAgent } from './bench-ipc.ts'
 import { writeRandomFile } from './random-file.ts'
 
 const MiB = 1024 * 1024
@@ -101,34 +102,13 @@ interface Remote {
 const children = new Set<ChildProcess>()
 
 function spawnNode (name: string): Remote {
-  const proc = fork(NODE_SCRIPT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const { proc, call, exited } = forkAgent(NODE_SCRIPT, name, TIMEOUT)
   children.add(proc)
-  let nextId = 0
-  const waiting = new Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>()
-  proc.on('message', (msg: { id: number, ok: boolean, result?: unknown, error?: string }) => {
-    const w = waiting.get(msg.id)
-    waiting.delete(msg.id)
-    if (msg.ok) w?.resolve(msg.result)
-    else w?.reject(new Error(`${name}: ${msg.error ?? 'failed'}`))
-  })
-  proc.on('error', (err) => { progress(`${name}: ${err.message}`) })
-  proc.on('exit', (code) => {
-    children.delete(proc)
-    for (const w of waiting.values()) w.reject(new Error(`${name} exited (${String(code)})`))
-    waiting.clear()
-  })
-  const call = async <T>(cmd: string, args?: unknown, timeoutMs = TIMEOUT): Promise<T> => {
-    if (!proc.connected) throw new Error(`${name} has exited`)
-    const id = nextId++
-    const reply = new Promise<T>((resolve, reject) => { waiting.set(id, { resolve, reject }) })
-    proc.send({ id, cmd, args })
-    return await withTimeout(reply, timeoutMs, `${name} ${cmd}`)
-  }
+  proc.on('exit', () => { children.delete(proc) })
   const stop = async (): Promise<void> => {
     if (proc.exitCode !== null || proc.signalCode !== null) return
-    const exited = new Promise<void>(resolve => { proc.once('exit', () => { resolve() }) })
     await call('stop', undefined, 60_000).catch((err: Error) => { progress(`${name}: stop: ${err.message}`) })
-    await withTimeout(exited, 20_000, `${name} to exit`).catch(() => { proc.kill('SIGKILL') })
+    await exited()
   }
   return { name, proc, call, stop }
 }

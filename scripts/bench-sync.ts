@@ -30,7 +30,6 @@
  * incremental phases, written to DIR/<phase>-<size>-<A|B>.cpuprofile).
  * Progress goes to stderr, the markdown report to stdout.
  */
-import { fork } from 'node:child_process'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -38,6 +37,7 @@ import { Agent, type HeadsEntry, type NodeInfo } from './bench-agent.ts'
 import {
   bytes, count, enrol, httpJson, intOption, machineLine, median, ms, now, progress, rate, ratio, secs, sleep, summarize, table, waitUntil, withTimeout
 } from './bench-util.ts'
+import { forkAgent } from './bench-ipc.ts'
 
 const { values } = parseArgs({
   options: {
@@ -81,36 +81,9 @@ function inProcess (): Remote {
 }
 
 function child (name: string): Remote {
-  const proc = fork(AGENT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  let nextId = 0
-  const waiting = new Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>()
-  proc.on('message', (msg: { id: number, ok: boolean, result?: unknown, error?: string }) => {
-    const w = waiting.get(msg.id)
-    waiting.delete(msg.id)
-    if (msg.ok) w?.resolve(msg.result)
-    else w?.reject(new Error(`${name}: ${msg.error ?? 'failed'}`))
-  })
-  // A send racing the child's exit fails here rather than crashing the run; the exit handler rejects the waiters.
-  proc.on('error', (err) => { progress(`${name}: ${err.message}`) })
-  proc.on('exit', (code) => {
-    for (const w of waiting.values()) w.reject(new Error(`${name} exited (${String(code)})`))
-    waiting.clear()
-  })
-  return {
-    call: async <T>(cmd: string, args?: unknown, timeoutMs = TIMEOUT): Promise<T> => {
-      if (!proc.connected) throw new Error(`${name} has exited`)
-      const id = nextId++
-      const reply = new Promise<T>((resolve, reject) => { waiting.set(id, { resolve, reject }) })
-      proc.send({ id, cmd, args })
-      return await withTimeout(reply, timeoutMs, `${name} ${cmd}`)
-    },
-    close: async () => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return
-      const exited = new Promise<void>(resolve => { proc.once('exit', () => { resolve() }) })
-      // A stopped agent exits by itself; a stuck one is killed.
-      await withTimeout(exited, 20_000, `${name} to exit`).catch(() => { proc.kill('SIGKILL') })
-    }
-  }
+  const { call, exited } = forkAgent(AGENT, name, TIMEOUT)
+  // A stopped agent exits by itself; a stuck one is killed.
+  return { call, close: exited }
 }
 
 const spawnAgent = (name: string): Remote => IN_PROCESS ? inProcess() : child(name)
