@@ -52,6 +52,11 @@ function describe (err: unknown): string {
 }
 
 export async function main (argv: string[] = process.argv): Promise<void> {
+  // `dw status | head`: the reader has all it wanted; an EPIPE is the end, not a crash.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0)
+    throw err
+  })
   try {
     await buildProgram().parseAsync(argv)
   } catch (err) {
