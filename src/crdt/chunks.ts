@@ -107,3 +107,15 @@ function deflatedChangeHeader (chunk: Uint8Array): ChangeHeader {
     bad(`an undecodable compressed change (${(err as Error).message.slice(0, 100)})`)
   }
 }
+
+/**
+ * The whole document as one chunk with its columns left uncompressed.
+ * `Automerge.save` deflates each large column, record by record, which
+ * leaves a sync compressor (zstd over a batch of documents,
+ * src/peer/sync/compression.ts) nothing to find across records: a batch
+ * of saved datasets shrank to 0.9x their JSON, uncompressed ones to 0.6x.
+ * It also loads a little faster. On disk LevelDB compresses its blocks.
+ */
+export function saveUncompressed (doc: A.Doc<unknown>): Uint8Array {
+  return A.getBackend(doc).saveNoCompress()
+}

@@ -8,7 +8,7 @@ import { GroupCommit, type BatchOp } from './group-commit.ts'
 export type { BatchOp }
 import { KeyLock } from '../key-lock.ts'
 import { Lru } from './lru.ts'
-import { changeHeader, splitChunks } from './chunks.ts'
+import { changeHeader, saveUncompressed, splitChunks } from './chunks.ts'
 import type { CheckItem, CheckVerdict } from './doc-checker.ts'
 import { quarantineId, type Quarantine } from './quarantine.ts'
 
@@ -846,7 +846,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       if (heads.length > 0 && A.hasHeads(doc, heads)) {
         return { bytes: A.saveSince(doc, heads), hashes: A.getChangesMetaSince(doc, heads).map(m => m.hash) as string[] | undefined }
       }
-      return { bytes: A.save(doc), hashes: undefined }
+      return { bytes: saveUncompressed(doc), hashes: undefined }
     })
     if (out === undefined) return undefined
     if (out.hashes === undefined) return { bytes: out.bytes, sigs: await this.#allSigs(key) }
@@ -914,10 +914,10 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
     }
     if (local || before?.meta.local === true) meta.local = true
     if (before === undefined) {
-      ops.push({ type: 'put', sublevel: this.#snap, key, value: snapshot ?? A.save(doc) })
+      ops.push({ type: 'put', sublevel: this.#snap, key, value: snapshot ?? saveUncompressed(doc) })
       meta.chunks = 0
     } else if (meta.chunks + 1 >= this.#compactAfter) {
-      ops.push({ type: 'put', sublevel: this.#snap, key, value: A.save(doc) })
+      ops.push({ type: 'put', sublevel: this.#snap, key, value: saveUncompressed(doc) })
       for (let n = 0; n < meta.chunks; n++) ops.push({ type: 'del', sublevel: this.#chunk, key: chunkKey(key, n) })
       meta.chunks = 0
     } else {

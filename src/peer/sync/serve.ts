@@ -27,6 +27,12 @@ export interface ServeOptions {
   onRewind?: (info: { since: number, reason: string }) => void
   /** Compress the session when the puller can read it (compression.ts). @default true */
   compression?: boolean
+  /**
+   * Told true when records start moving to the puller (an offer awaits its
+   * want, or documents are being sent) and false when none are: file
+   * transfers to the same peer yield to records while it is true.
+   */
+  onBusy?: (busy: boolean) => void
 }
 
 /**
@@ -117,6 +123,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
           if (msg.items.some(([key]) => !offered.keys.has(key))) throw new DwError('INVALID_MESSAGE', `want for batch ${msg.batch} names a record that was not offered`)
           await sendDocs(stream, store, msg.batch, msg.items, stats)
           outstanding -= 1
+          if (outstanding === 0) options.onBusy?.(false)
           poke()
         } else {
           throw new DwError('INVALID_MESSAGE', 'hello twice')
@@ -141,7 +148,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
         if (meta !== undefined && meta.local !== true) items.push([key, meta.heads])
       })
       if (items.length > 0) {
-        outstanding += 1
+        if (outstanding++ === 0) options.onBusy?.(true)
         inFlight.push({ batch, keys: new Set(items.map(([key]) => key)) })
         await stream.send({ t: 'offer', batch: batch++, through: cursor, items })
       }
@@ -166,7 +173,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
         if (meta !== undefined && meta.local !== true) items.push([e.key, meta.heads])
       })
       cursor = (entries.at(-1) as { seq: number }).seq
-      outstanding += 1
+      if (outstanding++ === 0) options.onBusy?.(true)
       inFlight.push({ batch, keys: new Set(items.map(([key]) => key)) })
       await stream.send({ t: 'offer', batch: batch++, through: cursor, items })
     }
@@ -180,6 +187,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
     // Non-live: everything is offered and answered; the puller closes its end.
     await answering
   } finally {
+    if (outstanding > 0) options.onBusy?.(false)
     store.off('change', onChange)
     options.signal?.removeEventListener('abort', poke)
   }
