@@ -38,12 +38,15 @@ export interface DocChangeEvent<S extends object = object> { key: string, seq: n
 
 /**
  * One document received from a peer: its bytes (a full save or changes)
- * and the signatures of the changes in them, packed (see `packSigs`).
+ * and the signatures of the changes in them, packed (see `packSigs`), each
+ * entry `sigEntry` bytes: 96 (whole hash) by default, 72 when the session
+ * sends only a hash prefix (`shortenSigs`).
  */
 export interface RemoteDoc {
   key: string
   bytes: Uint8Array
   sigs?: Uint8Array
+  sigEntry?: number
 }
 
 /** One change as an admission check sees it. */
@@ -130,11 +133,39 @@ export function packSigs (entries: Array<[string, Uint8Array]>): Uint8Array {
   return out
 }
 
-export function unpackSigs (packed: Uint8Array | undefined): Map<string, Uint8Array> {
-  const out = new Map<string, Uint8Array>()
+/** Bytes of the hash prefix that names a signature on the wire with `sig8`, and in a `SigLookup`. */
+const SIG_PREFIX = 8
+const SIG_BYTES = 64
+
+/**
+ * Signatures found by the first 8 bytes of their change's hash: enough to
+ * tell a document's changes apart, and all a `sig8` session sends. The
+ * hash a signature is verified against is always computed here from the
+ * change, so a signature matched to the wrong change only fails to verify.
+ */
+export type SigLookup = Map<string, Uint8Array>
+
+export function sigFor (sigs: SigLookup, hash: string): Uint8Array | undefined {
+  return sigs.get(hash.slice(0, SIG_PREFIX * 2))
+}
+
+/** Unpacks entries of `entry` bytes: a hash (whole, or its first 8 bytes) then a 64-byte signature. */
+export function unpackSigs (packed: Uint8Array | undefined, entry = SIG_ENTRY): SigLookup {
+  const out: SigLookup = new Map()
   if (packed === undefined) return out
-  for (let at = 0; at + SIG_ENTRY <= packed.length; at += SIG_ENTRY) {
-    out.set(Buffer.from(packed.subarray(at, at + 32)).toString('hex'), packed.slice(at + 32, at + SIG_ENTRY))
+  for (let at = 0; at + entry <= packed.length; at += entry) {
+    out.set(Buffer.from(packed.subarray(at, at + SIG_PREFIX)).toString('hex'), packed.slice(at + entry - SIG_BYTES, at + entry))
+  }
+  return out
+}
+
+/** The same entries with the hash cut to its first 8 bytes: 72 bytes each instead of 96. */
+export function shortenSigs (packed: Uint8Array): Uint8Array {
+  const n = Math.floor(packed.length / SIG_ENTRY)
+  const out = new Uint8Array(n * (SIG_PREFIX + SIG_BYTES))
+  for (let i = 0; i < n; i++) {
+    out.set(packed.subarray(i * SIG_ENTRY, i * SIG_ENTRY + SIG_PREFIX), i * (SIG_PREFIX + SIG_BYTES))
+    out.set(packed.subarray(i * SIG_ENTRY + 32, (i + 1) * SIG_ENTRY), i * (SIG_PREFIX + SIG_BYTES) + SIG_PREFIX)
   }
   return out
 }
@@ -524,11 +555,11 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    */
   async admitRemote (items: RemoteDoc[], options: { peer?: string } = {}): Promise<AdmitResult> {
     // One item per key: two for the same key (rare) are one longer chunk.
-    const byKey = new Map<string, { bytes: Uint8Array[], sigs: Map<string, Uint8Array> }>()
+    const byKey = new Map<string, { bytes: Uint8Array[], sigs: SigLookup }>()
     for (const item of items) {
-      const entry = byKey.get(item.key) ?? { bytes: [] as Uint8Array[], sigs: new Map<string, Uint8Array>() }
+      const entry = byKey.get(item.key) ?? { bytes: [] as Uint8Array[], sigs: new Map() as SigLookup }
       entry.bytes.push(item.bytes)
-      for (const [h, s] of unpackSigs(item.sigs)) entry.sigs.set(h, s)
+      for (const [h, s] of unpackSigs(item.sigs, item.sigEntry)) entry.sigs.set(h, s)
       byKey.set(item.key, entry)
     }
     const rank = (key: string): number => this.#admission?.referenceRank(key) ?? Infinity
@@ -548,7 +579,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       const forget = (): void => { for (const key of touched) this.#cache.delete(key) }
       for (const [i, key] of keys.entries()) {
         if (!screened.has(key)) continue
-        const { bytes: parts, sigs } = byKey.get(key) as { bytes: Uint8Array[], sigs: Map<string, Uint8Array> }
+        const { bytes: parts, sigs } = byKey.get(key) as { bytes: Uint8Array[], sigs: SigLookup }
         const whole = concat(parts)
         const before = await this.#live(key, metas[i] ?? null)
         if (before?.meta.local === true) {
@@ -617,7 +648,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
           fresh.forEach((f, j) => { if (parkedNow[j] !== undefined) alreadyParked.add(f.info.hash as string) })
           for (const { info } of fresh) {
             const hash = info.hash
-            const sig = sigs.get(hash)
+            const sig = sigFor(sigs, hash)
             const verdict: Verdict = info.deps.some(d => out.has(d) && !waiting.has(d))
               ? { ok: false, reason: 'it depends on a refused change', transient: info.deps.some(d => transient.has(d)) }
               : info.deps.some(d => waiting.has(d))
@@ -752,7 +783,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    * inside Automerge, unsaved and unjudged, so it is parked instead (with
    * its signature) and judged once its document changes.
    */
-  async #withDepsHere (key: string, bytes: Uint8Array, base: A.Doc<any> | undefined, sigs: Map<string, Uint8Array>, refused: Refusal[], ops: BatchOp[]): Promise<{ bytes: Uint8Array, parked: number }> {
+  async #withDepsHere (key: string, bytes: Uint8Array, base: A.Doc<any> | undefined, sigs: SigLookup, refused: Refusal[], ops: BatchOp[]): Promise<{ bytes: Uint8Array, parked: number }> {
     const chunks = splitChunks(bytes)
     if (chunks.some(c => c.type === 0)) return { bytes, parked: 0 }
     const changes = topological(chunks.map(c => ({ bytes: c.bytes, info: changeHeader(c.bytes) })))
@@ -771,7 +802,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       }
       const parkedKey = `${key}\x00${hash}`
       const wasParked = parkedNow[i] !== undefined
-      const sig = sigs.get(hash)
+      const sig = sigFor(sigs, hash)
       if (missing.some(d => refusedHere.has(d)) || await this.#wasRefused(missing)) {
         refusedHere.add(hash)
         refused.push({ key, hash, reason: 'it depends on a refused change', message: info.message })

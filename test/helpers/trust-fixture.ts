@@ -7,7 +7,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { openCore, type Core } from '../../src/start/core.ts'
-import { packSigs, unpackSigs, type AdmitResult, type Refusal, type RemoteDoc } from '../../src/crdt/doc-store.ts'
+import { packSigs, sigFor, unpackSigs, type AdmitResult, type Refusal, type RemoteDoc } from '../../src/crdt/doc-store.ts'
 import { encodeClaims, type Claims } from '../../src/trust/claims.ts'
 import { ChangeSigner } from '../../src/trust/signatures.ts'
 import type { Principal } from '../../src/warehouse/principal.ts'
@@ -108,7 +108,7 @@ export async function changesOf (node: TrustNode, key: string): Promise<SignedCh
     return A.getAllChanges(doc).map(bytes => {
       const info = A.decodeChange(bytes)
       const hash = info.hash as string
-      return { key, hash, deps: info.deps, message: info.message, bytes, sig: sigs.get(hash) }
+      return { key, hash, deps: info.deps, message: info.message, bytes, sig: sigFor(sigs, hash) }
     })
   } finally {
     A.free(doc)

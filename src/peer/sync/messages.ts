@@ -17,6 +17,24 @@ export const DOCS_MESSAGE_BYTES = 1024 * 1024
 /** Hard limit on one frame. A single document larger than this cannot sync. */
 export const MAX_SYNC_MESSAGE = 16 * 1024 * 1024
 
+/**
+ * Wire features a session may use, negotiated like compression: the puller
+ * lists those it understands in `hello.f`, the server names those in use in
+ * `welcome.f`. A node of the previous wire version sends and reads none.
+ *
+ * - `sig8`: a signature entry in `docs` is 72 bytes, the first 8 bytes of
+ *   the change hash and the 64-byte signature, instead of the whole 32-byte
+ *   hash (96): the receiver computes every hash from the change itself and
+ *   finds its signature by the prefix; a signature matched to the wrong
+ *   change simply fails to verify, so the prefix decides nothing.
+ */
+export const FEATURES = ['sig8'] as const
+export type Feature = typeof FEATURES[number]
+
+/** Bytes of one signature entry in a `docs` item: 96 (hash + signature), or 72 with `sig8`. */
+export const SIG_ENTRY_FULL = 96
+export const SIG_ENTRY_SHORT = 72
+
 const MAX_ITEMS = 1024
 const MAX_HEADS = 256
 /**
@@ -39,8 +57,9 @@ export type PullerMessage =
   /**
    * `session`: the server's session under which the puller's checkpoint was acknowledged (see serve.ts).
    * `z`: the compression codecs the puller reads (compression.ts); absent from older pullers.
+   * `f`: the wire features the puller understands (FEATURES); absent from older pullers.
    */
-  | { t: 'hello', v: number, epoch: string, since: number, live: boolean, session?: string, z?: string[] }
+  | { t: 'hello', v: number, epoch: string, since: number, live: boolean, session?: string, z?: string[], f?: string[] }
   | { t: 'want', batch: number, items: HeadsItem[] }
   | { t: 'ack', through: number }
 
@@ -48,8 +67,9 @@ export type ServerMessage =
   /**
    * `session`: names this session in the server's replication log; the puller keeps it with its checkpoint.
    * `z`: the codec every later message uses, both ways; absent: none (an older server, or the puller offered none).
+   * `f`: the wire features in use (FEATURES); absent: none.
    */
-  | { t: 'welcome', v: number, epoch: string, head: number, from: number, session?: string, z?: string }
+  | { t: 'welcome', v: number, epoch: string, head: number, from: number, session?: string, z?: string, f?: string[] }
   | { t: 'offer', batch: number, through: number, items: HeadsItem[] }
   | { t: 'docs', batch: number, items: DocItem[], last: boolean }
   | { t: 'caught-up', head: number }
@@ -79,6 +99,12 @@ function codecs (v: unknown): { z?: string[] } {
   return { z: v as string[] }
 }
 
+function features (v: unknown): { f?: string[] } {
+  if (v === undefined) return {}
+  if (!Array.isArray(v) || v.length > 8 || v.some(c => typeof c !== 'string' || c.length > 16)) bad('f must be a short list of feature names')
+  return { f: v as string[] }
+}
+
 function codec (v: unknown): { z?: string } {
   if (v === undefined) return {}
   if (typeof v !== 'string' || v.length > 16) bad('z must be a codec name')
@@ -106,9 +132,9 @@ function headsItem (x: unknown): HeadsItem {
   return [key(x[0]), heads(x[1])]
 }
 
-function docItem (x: unknown): DocItem {
+function docItem (x: unknown, sigEntry: number): DocItem {
   if (!Array.isArray(x) || x.length !== 3 || !(x[1] instanceof Uint8Array) || !(x[2] instanceof Uint8Array)) bad('a document item must be [key, bytes, signatures]')
-  if (x[2].length % 96 !== 0) bad('signatures must be 96 bytes each')
+  if (x[2].length % sigEntry !== 0) bad(`signatures must be ${sigEntry} bytes each`)
   return [key(x[0]), x[1], x[2]]
 }
 
@@ -119,7 +145,7 @@ export function parsePullerMessage (m: unknown): PullerMessage {
       if (m.v !== PROTOCOL_VERSION) throw new DwError('INVALID_MESSAGE', `unsupported sync protocol version ${String(m.v)}`)
       if (typeof m.epoch !== 'string' || m.epoch.length > 64) bad('epoch')
       if (typeof m.live !== 'boolean') bad('live')
-      return { t: 'hello', v: m.v, epoch: m.epoch, since: seq(m.since, 'since'), live: m.live, ...session(m.session), ...codecs(m.z) }
+      return { t: 'hello', v: m.v, epoch: m.epoch, since: seq(m.since, 'since'), live: m.live, ...session(m.session), ...codecs(m.z), ...features(m.f) }
     case 'want':
       return { t: 'want', batch: seq(m.batch, 'batch'), items: items(m.items, headsItem) }
     case 'ack':
@@ -129,18 +155,19 @@ export function parsePullerMessage (m: unknown): PullerMessage {
   }
 }
 
-export function parseServerMessage (m: unknown): ServerMessage {
+/** `sigEntry`: the signature entry size of this session (SIG_ENTRY_SHORT once `sig8` is in use). */
+export function parseServerMessage (m: unknown, sigEntry: number = SIG_ENTRY_FULL): ServerMessage {
   if (!isObject(m)) bad('not a map')
   switch (m.t) {
     case 'welcome':
       if (m.v !== PROTOCOL_VERSION) throw new DwError('INVALID_MESSAGE', `unsupported sync protocol version ${String(m.v)}`)
       if (typeof m.epoch !== 'string' || m.epoch.length === 0 || m.epoch.length > 64) bad('epoch')
-      return { t: 'welcome', v: m.v, epoch: m.epoch, head: seq(m.head, 'head'), from: seq(m.from, 'from'), ...session(m.session), ...codec(m.z) }
+      return { t: 'welcome', v: m.v, epoch: m.epoch, head: seq(m.head, 'head'), from: seq(m.from, 'from'), ...session(m.session), ...codec(m.z), ...features(m.f) }
     case 'offer':
       return { t: 'offer', batch: seq(m.batch, 'batch'), through: seq(m.through, 'through'), items: items(m.items, headsItem) }
     case 'docs':
       if (typeof m.last !== 'boolean') bad('last')
-      return { t: 'docs', batch: seq(m.batch, 'batch'), items: items(m.items, docItem), last: m.last }
+      return { t: 'docs', batch: seq(m.batch, 'batch'), items: items(m.items, x => docItem(x, sigEntry)), last: m.last }
     case 'caught-up':
       return { t: 'caught-up', head: seq(m.head, 'head') }
     default:

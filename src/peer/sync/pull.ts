@@ -1,5 +1,5 @@
 import { DwError } from '../../errors.ts'
-import { PROTOCOL_VERSION, parseServerMessage, type HeadsItem } from './messages.ts'
+import { FEATURES, PROTOCOL_VERSION, SIG_ENTRY_FULL, SIG_ENTRY_SHORT, parseServerMessage, type Feature, type HeadsItem } from './messages.ts'
 import type { Refusal, RemoteDoc } from '../../crdt/doc-store.ts'
 import type { QuotaLimits } from './quota.ts'
 import { emptyStats, type Checkpoint, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
@@ -27,6 +27,8 @@ export interface PullOptions {
   onRewind?: (info: { from: number, was: number }) => void
   /** Offer compression to the server (compression.ts). @default true */
   compression?: boolean
+  /** Wire features offered to the server (messages.ts FEATURES). @default all */
+  features?: readonly Feature[]
   /** After every applied batch. */
   onProgress?: (info: { through: number, remoteHead: number, stats: SessionStats }) => void
 }
@@ -41,12 +43,15 @@ export interface PullOptions {
 export async function pullSync (plain: MessageStream, store: SyncableStore, checkpoint: Checkpoint, options: PullOptions): Promise<SessionStats> {
   const stats = emptyStats()
   const offered = options.compression === false ? {} : { z: [...CODECS] }
-  await plain.send({ t: 'hello', v: PROTOCOL_VERSION, epoch: checkpoint.epoch, since: checkpoint.through, live: options.live, ...(checkpoint.session === undefined ? {} : { session: checkpoint.session }), ...offered })
+  const features = [...(options.features ?? FEATURES)]
+  await plain.send({ t: 'hello', v: PROTOCOL_VERSION, epoch: checkpoint.epoch, since: checkpoint.through, live: options.live, ...(checkpoint.session === undefined ? {} : { session: checkpoint.session }), ...offered, ...(features.length === 0 ? {} : { f: features }) })
   const first = await plain.read()
   if (first.done === true) throw new DwError('INVALID_MESSAGE', 'stream ended before welcome')
   const welcome = parseServerMessage(first.value)
   if (welcome.t !== 'welcome') throw new DwError('INVALID_MESSAGE', `expected welcome, got ${welcome.t}`)
   if (welcome.z !== undefined && (offered.z === undefined || !isCodec(welcome.z))) throw new DwError('INVALID_MESSAGE', `the server chose compression ${JSON.stringify(welcome.z)}, which was not offered`)
+  if (welcome.f?.some(f => !(features as string[]).includes(f)) === true) throw new DwError('INVALID_MESSAGE', `the server chose wire features ${JSON.stringify(welcome.f)}, not all of which were offered`)
+  const sigEntry = welcome.f?.includes('sig8') === true ? SIG_ENTRY_SHORT : SIG_ENTRY_FULL
   const stream = welcome.z === undefined ? plain : compressed(plain, welcome.z as Codec)
   // Checkpoints from here on carry the server's session, which its log records with our acknowledgements.
   let current: Checkpoint = { epoch: welcome.epoch, through: welcome.from, ...(welcome.session === undefined ? {} : { session: welcome.session }) }
@@ -94,7 +99,7 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
       if (!options.live && caughtUp && pending.length === 0) return stats
       throw new DwError('INVALID_MESSAGE', 'the peer ended the sync stream early')
     }
-    const msg = parseServerMessage(next.value)
+    const msg = parseServerMessage(next.value, sigEntry)
     switch (msg.t) {
       case 'offer': {
         if (msg.through < current.through) throw new DwError('INVALID_MESSAGE', 'offer went backwards')
@@ -115,7 +120,7 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
           // Only what this side asked for, each once: a peer cannot push
           // documents into a batch, nor send one again and again.
           if (!head.wanted.delete(key)) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} include ${key}, which was not wanted or came already`)
-          head.docs.push({ key, bytes, sigs })
+          head.docs.push({ key, bytes, sigs, sigEntry })
           head.bytes += bytes.length + sigs.length
           stats.bytesIn += bytes.length + sigs.length
         }

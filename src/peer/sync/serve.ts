@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { DwError } from '../../errors.ts'
 import { FIRST_MESSAGE_MS, readFirst } from '../../message-stream.ts'
-import { DOCS_MESSAGE_BYTES, OFFER_BATCH, PROTOCOL_VERSION, parsePullerMessage, type DocItem, type HeadsItem } from './messages.ts'
+import { DOCS_MESSAGE_BYTES, FEATURES, OFFER_BATCH, PROTOCOL_VERSION, parsePullerMessage, type DocItem, type Feature, type HeadsItem } from './messages.ts'
+import { shortenSigs } from '../../crdt/doc-store.ts'
 import { emptyStats, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
 import { chooseCodec, compressed } from './compression.ts'
 
@@ -27,6 +28,8 @@ export interface ServeOptions {
   onRewind?: (info: { since: number, reason: string }) => void
   /** Compress the session when the puller can read it (compression.ts). @default true */
   compression?: boolean
+  /** Wire features this side may use when the puller understands them (messages.ts FEATURES). @default all */
+  features?: readonly Feature[]
   /**
    * Told true when records start moving to the puller (an offer awaits its
    * want, or documents are being sent) and false when none are: file
@@ -84,7 +87,9 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
   const { from, reason } = await startFrom(hello, store, options.log)
   if (reason !== undefined) options.onRewind?.({ since: hello.since, reason })
   const codec = chooseCodec(hello.z, options.compression !== false)
-  await plain.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: store.epoch, head: store.seq, from, session, ...(codec === undefined ? {} : { z: codec }) })
+  const features = (options.features ?? FEATURES).filter(f => hello.f?.includes(f) === true)
+  const shortSigs = features.includes('sig8')
+  await plain.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: store.epoch, head: store.seq, from, session, ...(codec === undefined ? {} : { z: codec }), ...(features.length === 0 ? {} : { f: features }) })
   // Everything after the welcome, both ways, in the codec it names.
   const stream = codec === undefined ? plain : compressed(plain, codec)
 
@@ -121,7 +126,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
           const offered = inFlight.shift()
           if (offered === undefined || msg.batch !== offered.batch) throw new DwError('INVALID_MESSAGE', `want for batch ${msg.batch}, which is not the next offer awaiting one`)
           if (msg.items.some(([key]) => !offered.keys.has(key))) throw new DwError('INVALID_MESSAGE', `want for batch ${msg.batch} names a record that was not offered`)
-          await sendDocs(stream, store, msg.batch, msg.items, stats)
+          await sendDocs(stream, store, msg.batch, msg.items, stats, shortSigs)
           outstanding -= 1
           if (outstanding === 0) options.onBusy?.(false)
           poke()
@@ -194,7 +199,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
   return stats
 }
 
-async function sendDocs (stream: MessageStream, store: SyncableStore, batch: number, wants: HeadsItem[], stats: SessionStats): Promise<void> {
+async function sendDocs (stream: MessageStream, store: SyncableStore, batch: number, wants: HeadsItem[], stats: SessionStats, shortSigs: boolean): Promise<void> {
   let items: DocItem[] = []
   let size = 0
   const keys = wants.map(([key]) => key)
@@ -210,7 +215,8 @@ async function sendDocs (stream: MessageStream, store: SyncableStore, batch: num
     if (metas[i] === undefined || metas[i]?.local === true) continue
     const found = theirHeads.length === 0 ? whole[freshAt.get(key) as number] : await store.changesSince(key, theirHeads)
     if (found === undefined || found.bytes.length === 0) continue
-    const { bytes, sigs } = found
+    const bytes = found.bytes
+    const sigs = shortSigs ? shortenSigs(found.sigs) : found.sigs
     if (size > 0 && size + bytes.length > DOCS_MESSAGE_BYTES) {
       await stream.send({ t: 'docs', batch, items, last: false })
       items = []
