@@ -1,6 +1,6 @@
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { BLOB_PROTOCOL, MAX_BLOB_MESSAGE } from '../blobs/transfer/messages.ts'
-import { serveBlob } from '../blobs/transfer/serve.ts'
+import { serveBlob, type RecordsFirst } from '../blobs/transfer/serve.ts'
 import type { BlobTransport } from '../blobs/transfer/fetcher.ts'
 import type { ProtocolHost } from '../peer/protocol-host.ts'
 
@@ -11,6 +11,8 @@ export interface BlobProtocolInit {
   isShared: (sha256: string) => Promise<boolean>
   /** Concurrent blob streams one peer may open to us. */
   maxInboundStreams?: number
+  /** Records to a peer go before the file bytes sent to it (peer/link-priority.ts). */
+  priority?: RecordsFirst
 }
 
 /**
@@ -32,10 +34,12 @@ export class BlobProtocol {
       protocol: BLOB_PROTOCOL,
       maxMessageSize: MAX_BLOB_MESSAGE,
       maxInboundStreams: this.#init.maxInboundStreams ?? 8,
-      serve: async (stream) => {
+      serve: async (stream, peerId) => {
         await serveBlob(stream, this.#init.store, {
           mayServe: this.#init.isShared,
-          onBytes: n => { this.bytesServed += n }
+          onBytes: n => { this.bytesServed += n },
+          peer: peerId,
+          ...(this.#init.priority === undefined ? {} : { priority: this.#init.priority })
         })
       }
     })

@@ -9,6 +9,7 @@ import type { PeerNode } from '../peer/libp2p.ts'
 import type { ProtocolHost } from '../peer/protocol-host.ts'
 import type { PeerBook } from '../peer/peer-book.ts'
 import type { LinkRates } from '../peer/link-rates.ts'
+import type { LinkPriority } from '../peer/link-priority.ts'
 import { backgroundRefusal } from '../peer/link-profile.ts'
 import { BlobProtocol } from './blob-protocol.ts'
 import { Files } from '../warehouse/files.ts'
@@ -26,9 +27,9 @@ export interface FileTransfer { files: Files, pins: Pins, blobService: BlobProto
  * demand, the queue of files waiting for a peer that has them, and pins
  * (fetched in the background as their records arrive).
  */
-export async function startFileTransfer (core: Core, dataDir: string, config: NodeConfig, peering: { libp2p: PeerNode, host: ProtocolHost, book: PeerBook, rates: LinkRates }, audit: AuditLog, unwind: Unwind): Promise<FileTransfer> {
-  const { libp2p, host, book, rates } = peering
-  const blobService = new BlobProtocol({ host, store: core.blobs, isShared: async sha => await core.refs.isReferenced(sha) })
+export async function startFileTransfer (core: Core, dataDir: string, config: NodeConfig, peering: { libp2p: PeerNode, host: ProtocolHost, book: PeerBook, rates: LinkRates, priority: LinkPriority }, audit: AuditLog, unwind: Unwind): Promise<FileTransfer> {
+  const { libp2p, host, book, rates, priority } = peering
+  const blobService = new BlobProtocol({ host, store: core.blobs, isShared: async sha => await core.refs.isReferenced(sha), priority })
   await blobService.start()
   unwind.push(async () => { await blobService.stop() })
   const fetcher = new BlobFetcher({

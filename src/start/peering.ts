@@ -10,6 +10,7 @@ import { QuotaLedger, resolveSyncQuotas } from '../peer/sync/quota.ts'
 import { DwError } from '../errors.ts'
 import { ProtocolHost } from '../peer/protocol-host.ts'
 import { LinkRates } from '../peer/link-rates.ts'
+import { LinkPriority } from '../peer/link-priority.ts'
 import type { Checkpoint } from '../peer/sync/types.ts'
 import { ReplicationLog, type ServedEntry } from '../peer/sync/replication-log.ts'
 import type { Core } from './core.ts'
@@ -24,6 +25,8 @@ export interface Peering {
   host: ProtocolHost
   /** Per-peer byte budgets from the link profiles in the peer book. */
   rates: LinkRates
+  /** Records before files on each peer's connection: sync reports, the blob server yields. */
+  priority: LinkPriority
 }
 
 /**
@@ -59,6 +62,9 @@ export async function startPeering (core: Core, identity: { key: PrivateKey, pee
   // A peer's rate cap holds for everything sent to it, sync frames and file bytes alike.
   const rates = new LinkRates(peer => book.link(peer)?.maxRate)
   const host = new ProtocolHost({ node: libp2p, book, audit, pacer: peer => rates.pacer(peer, 'send') })
+  // One per node: sync sessions say when records move to a peer, and the
+  // blob server holds file bytes to that peer back meanwhile.
+  const priority = new LinkPriority()
   const sync = new SyncService({
     node: libp2p,
     host,
@@ -68,7 +74,8 @@ export async function startPeering (core: Core, identity: { key: PrivateKey, pee
     served: new ReplicationLog(jsonSublevel<ServedEntry>(core.db, 'sync-served')),
     audit,
     redial: config.sync,
-    quotas
+    quotas,
+    priority
   })
   await sync.start()
   unwind.push(async () => { await sync.stop() })
@@ -96,5 +103,5 @@ export async function startPeering (core: Core, identity: { key: PrivateKey, pee
   const onRefused = (refused: Refusal[]): void => { void auditRefusals(audit, undefined, refused).catch(() => {}) }
   core.docs.on('refused', onRefused)
   unwind.push(async () => { core.docs.off('refused', onRefused) })
-  return { book, libp2p, sync, host, rates }
+  return { book, libp2p, sync, host, rates, priority }
 }

@@ -21,7 +21,7 @@ export interface FetcherOptions {
   /** Where partial downloads are kept across disconnects and restarts. */
   partialDir: string
   transport: BlobTransport
-  /** Transfers at once from one peer (default 2). */
+  /** Transfers at once from one peer (default 2); more wait their turn, in priority order (see #slot). */
   perPeer?: number
   /** Optional cap on received bytes per second, all transfers together. */
   bytesPerSecond?: number
@@ -74,7 +74,14 @@ async function readWithin (stream: MessageStream, ms: number, peer: string): Pro
   }
 }
 
-export interface Transfer { sha256: string, peer: string | undefined, done: number, total: number | undefined }
+export interface Transfer {
+  sha256: string
+  peer: string | undefined
+  done: number
+  total: number | undefined
+  /** Waiting for one of `peer`'s transfer slots (`perPeer`), behind transfers that go first. */
+  queued?: true
+}
 
 interface Running {
   promise: Promise<void>
@@ -89,6 +96,17 @@ interface Running {
   sources: Set<string>
   /** Nobody waits for it (a pin, a copy, a queued file): link profiles may hold it back. A caller who waits makes it false. */
   background: boolean
+}
+
+interface SlotWait { entry: Running, arrival: number, grant: () => void }
+
+/** Whether `a` takes a free slot before `b`: waited for, then smaller (unknown last), then earlier. */
+function goesFirst (a: SlotWait, b: SlotWait): boolean {
+  if (a.entry.background !== b.entry.background) return !a.entry.background
+  const sizeA = a.entry.size ?? Infinity
+  const sizeB = b.entry.size ?? Infinity
+  if (sizeA !== sizeB) return sizeA < sizeB
+  return a.arrival < b.arrival
 }
 
 /** What a caller of `fetch` knows of the blob. */
@@ -123,6 +141,9 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
   readonly #o: FetcherOptions
   readonly #running = new Map<string, Running>()
   readonly #busy = new Map<string, number>()
+  /** Transfers waiting for a slot, per peer; see #slot for the order. */
+  readonly #slotQueue = new Map<string, SlotWait[]>()
+  #arrivals = 0
   /** Peers that sent bad bytes for a blob: never asked for that blob again. */
   readonly #liars = new Map<string, Set<string>>()
   readonly #rate: RateLimit | undefined
@@ -260,14 +281,51 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
   }
 
   async #fromPeer (entry: Running, peer: string): Promise<void> {
-    const limit = this.#o.perPeer ?? 2
-    while ((this.#busy.get(peer) ?? 0) >= limit) await new Promise(resolve => setTimeout(resolve, 50))
-    this.#busy.set(peer, (this.#busy.get(peer) ?? 0) + 1)
+    await this.#slot(entry, peer)
     try {
       await this.#download(entry, peer)
     } finally {
-      this.#busy.set(peer, (this.#busy.get(peer) ?? 1) - 1)
+      this.#release(peer)
     }
+  }
+
+  /**
+   * Takes one of `peer`'s `perPeer` slots, waiting in its queue when all
+   * are taken. The queue is served in order (issue 11): transfers someone
+   * waits for before background ones (pins, copies, the want queue); then
+   * the smaller declared size first (many small files are useful sooner
+   * than one large one; unknown sizes last); then first come. The order is
+   * decided when a slot frees, from each entry as it is then, so a waiting
+   * caller who joins a queued background fetch moves it up.
+   */
+  async #slot (entry: Running, peer: string): Promise<void> {
+    const queue = this.#slotQueue.get(peer) ?? []
+    if ((this.#busy.get(peer) ?? 0) < (this.#o.perPeer ?? 2) && queue.length === 0) {
+      this.#busy.set(peer, (this.#busy.get(peer) ?? 0) + 1)
+      return
+    }
+    this.#slotQueue.set(peer, queue)
+    entry.transfer.peer = peer
+    entry.transfer.queued = true
+    const { promise, resolve } = Promise.withResolvers<void>()
+    queue.push({ entry, arrival: this.#arrivals++, grant: resolve })
+    await promise
+    delete entry.transfer.queued
+  }
+
+  #release (peer: string): void {
+    const busy = (this.#busy.get(peer) ?? 1) - 1
+    if (busy > 0) this.#busy.set(peer, busy)
+    else this.#busy.delete(peer)
+    const queue = this.#slotQueue.get(peer)
+    if (queue === undefined) return
+    while (queue.length > 0 && (this.#busy.get(peer) ?? 0) < (this.#o.perPeer ?? 2)) {
+      const next = queue.reduce((best, w) => goesFirst(w, best) ? w : best)
+      queue.splice(queue.indexOf(next), 1)
+      this.#busy.set(peer, (this.#busy.get(peer) ?? 0) + 1)
+      next.grant()
+    }
+    if (queue.length === 0) this.#slotQueue.delete(peer)
   }
 
   async #download (entry: Running, peer: string): Promise<void> {
@@ -285,7 +343,11 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
     const stream = await this.#o.transport.openStream(peer)
     let file: FileHandle | undefined
     try {
-      await stream.send({ t: 'get', v: BLOB_PROTOCOL_VERSION, sha256, offset })
+      // `ack`: this fetcher acknowledges what it takes in, so the server can
+      // keep the bytes in flight short of what delays a sync message on
+      // the same connection (messages.ts). It acknowledges only if the
+      // server's answer says it reads them: an older one never would.
+      await stream.send({ t: 'get', v: BLOB_PROTOCOL_VERSION, sha256, offset, ack: true })
       const head = parseBlobResponse((await readWithin(stream, IDLE_MS, peer)).value)
       if (head.t === 'error') {
         if (head.code === 'INVALID_INPUT' && offset > 0) await this.#restart(entry)
@@ -315,6 +377,9 @@ export class BlobFetcher extends EventEmitter<{ progress: [string] }> {
         entry.transfer.done = at
         this.emit('progress', sha256)
         await Promise.all([this.#rate?.take(msg.data.length), this.#o.receivePacer?.(peer)?.take(msg.data.length)])
+        // After the pacing: the server's window then follows the rate this
+        // node takes bytes in, not the rate they could arrive at.
+        if (head.ack === true) await stream.send({ t: 'ack', bytes: at - offset })
       }
       if (at !== head.size) throw new DwError('INTEGRITY_MISMATCH', `peer ${peer} sent ${at} of ${head.size} bytes`)
       await file.sync()

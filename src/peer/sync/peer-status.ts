@@ -1,5 +1,6 @@
 import type { FramedStream } from '../framed-stream.ts'
 import type { PeerEntry } from '../peer-book.ts'
+import { OfferedHeads } from './offered-heads.ts'
 
 /** One peer's sync state as `GET /peers` and `GET /sync/status` report it. */
 export interface PeerSyncStatus {
@@ -37,6 +38,8 @@ export interface PeerState {
   recordsOut: number
   lastError?: string
   ackWaiters: Array<() => void>
+  /** What the peer offered us in this connection: not offered back to it. */
+  offered: OfferedHeads
 }
 
 /** Per-peer sync state, and the status report made from it. */
@@ -47,7 +50,7 @@ export class PeerStates {
   get (peerId: string): PeerState {
     let s = this.#peers.get(peerId)
     if (s === undefined) {
-      s = { connected: false, pulling: false, bytesIn: 0, bytesOut: 0, recordsIn: 0, recordsOut: 0, ackWaiters: [] }
+      s = { connected: false, pulling: false, bytesIn: 0, bytesOut: 0, recordsIn: 0, recordsOut: 0, ackWaiters: [], offered: new OfferedHeads() }
       this.#peers.set(peerId, s)
     }
     return s

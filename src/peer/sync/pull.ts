@@ -27,6 +27,8 @@ export interface PullOptions {
   onRewind?: (info: { from: number, was: number }) => void
   /** Offer compression to the server (compression.ts). @default true */
   compression?: boolean
+  /** Each offer's items as they arrive: what the server holds (offered-heads.ts). */
+  onOffered?: (items: HeadsItem[]) => void
   /** Wire features offered to the server (messages.ts FEATURES). @default all */
   features?: readonly Feature[]
   /** After every applied batch. */
@@ -105,6 +107,7 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
         if (msg.through < current.through) throw new DwError('INVALID_MESSAGE', 'offer went backwards')
         remoteHead = Math.max(remoteHead, msg.through)
         caughtUp = false
+        options.onOffered?.(msg.items)
         const wants = await wantsFor(store, msg.items)
         // Before asking: a peer over its quota of new documents sends none.
         options.charge?.({ newDocuments: wants.filter(([, heads]) => heads.length === 0).length })

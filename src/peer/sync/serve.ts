@@ -28,6 +28,12 @@ export interface ServeOptions {
   onRewind?: (info: { since: number, reason: string }) => void
   /** Compress the session when the puller can read it (compression.ts). @default true */
   compression?: boolean
+  /**
+   * True when the puller is known to hold `key` at exactly these heads (it
+   * offered them to us: offered-heads.ts); such a document is not offered
+   * back to it.
+   */
+  peerHas?: (key: string, heads: string[]) => boolean
   /** Wire features this side may use when the puller understands them (messages.ts FEATURES). @default all */
   features?: readonly Feature[]
   /**
@@ -150,7 +156,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
       const items: HeadsItem[] = []
       first.forEach((key, i) => {
         const meta = metas[i]
-        if (meta !== undefined && meta.local !== true) items.push([key, meta.heads])
+        if (meta !== undefined && meta.local !== true && options.peerHas?.(key, meta.heads) !== true) items.push([key, meta.heads])
       })
       if (items.length > 0) {
         if (outstanding++ === 0) options.onBusy?.(true)
@@ -175,7 +181,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
       const items: HeadsItem[] = []
       entries.forEach((e, i) => {
         const meta = metas[i]
-        if (meta !== undefined && meta.local !== true) items.push([e.key, meta.heads])
+        if (meta !== undefined && meta.local !== true && options.peerHas?.(e.key, meta.heads) !== true) items.push([e.key, meta.heads])
       })
       cursor = (entries.at(-1) as { seq: number }).seq
       if (outstanding++ === 0) options.onBusy?.(true)

@@ -8,6 +8,7 @@ import { sleep } from '../../abortable.ts'
 import { FramedStream } from '../framed-stream.ts'
 import type { PeerNode } from '../libp2p.ts'
 import type { PeerBook } from '../peer-book.ts'
+import type { LinkPriority } from '../link-priority.ts'
 import type { ProtocolHost } from '../protocol-host.ts'
 import { MAX_SYNC_MESSAGE, SYNC_PROTOCOL } from './messages.ts'
 import { auditRefusals } from '../../trust/refusals.ts'
@@ -44,6 +45,8 @@ export interface SyncServiceInit {
   redial?: Partial<RedialOptions>
   /** What each peer may make this node take in (docs/operations.md, "Limits"). */
   quotas?: QuotaLedger
+  /** Told when records are moving to a peer, so file bytes to it wait (issue 11). */
+  priority?: Pick<LinkPriority, 'syncBusy'>
   log?: { info: (obj: object, msg: string) => void, warn: (obj: object, msg: string) => void }
 }
 
@@ -157,7 +160,12 @@ export class SyncService {
 
   readonly #onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const s = this.#peers.find(evt.detail.toString())
-    if (s !== undefined) s.connected = false
+    if (s !== undefined) {
+      s.connected = false
+      // What it offered is vouched for by this connection only: a peer
+      // restored from a backup comes back on a new one.
+      s.offered.clear()
+    }
   }
 
   #onConnected (peer: PeerId): void {
@@ -214,6 +222,7 @@ export class SyncService {
       stats = await pullSync(framed, this.#init.store, checkpoint, {
         live,
         peer: peerId,
+        onOffered: items => { s.offered.offered(items) },
         charge: this.#quotas.session(peerId),
         onRewind: ({ from, was }) => {
           s.ourCheckpoint = from
@@ -282,6 +291,8 @@ export class SyncService {
         onRewind: ({ since, reason }) => {
           void this.#init.audit.append({ type: 'sync.rewind', peer: peerId, outcome: 'ok', details: { side: 'server', since, message: `the peer's checkpoint is not trusted: ${reason}; it compares every record by heads` } }).catch(() => {})
         },
+        onBusy: busy => { this.#init.priority?.syncBusy(peerId, busy) },
+        peerHas: (key, heads) => s.offered.has(key, heads),
         onAck: (through) => {
           s.theirAck = through
           // A live session lasts as long as the link: count as it goes, not at its end.

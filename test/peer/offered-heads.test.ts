@@ -1,0 +1,74 @@
+// What a node received from a peer is not offered straight back to it
+// (issue 11): its own pull from the peer notes the heads the peer offered,
+// and its serving side skips documents it holds at exactly those heads.
+// Anything else (a document changed here since, a peer that offered
+// something else) is offered as before.
+import t from 'tap'
+import { openDb } from '../../src/db.ts'
+import { DocStore } from '../../src/crdt/doc-store.ts'
+import { summarise } from '../../src/crdt/summary.ts'
+import { initDataset, patchDataset } from '../../src/crdt/records/dataset.ts'
+import { docKey, newId } from '../../src/crdt/keys.ts'
+import { serveSync } from '../../src/peer/sync/serve.ts'
+import { pullSync } from '../../src/peer/sync/pull.ts'
+import { OfferedHeads } from '../../src/peer/sync/offered-heads.ts'
+import type { MessageStream } from '../../src/message-stream.ts'
+import { streamPair } from '../helpers/stream-pair.ts'
+import { tempDir } from '../helpers/tmp.ts'
+
+const actor = { userId: 'u', at: '2026-01-01T00:00:00.000Z' }
+
+async function store (t: any): Promise<DocStore> {
+  const db = await openDb(await tempDir(t))
+  t.teardown(async () => { await db.close() })
+  return await DocStore.open(db, { summarise })
+}
+
+/** One whole pull of `to` from `from`; returns the keys the server offered. */
+async function pull (from: DocStore, to: DocStore, options: { offered?: OfferedHeads, peerHas?: OfferedHeads } = {}): Promise<string[]> {
+  const [client, server] = streamPair()
+  const offeredKeys: string[] = []
+  const watching: MessageStream = { ...server, send: async (m: any) => { if (m.t === 'offer') offeredKeys.push(...m.items.map((i: [string]) => i[0])); await server.send(m) } }
+  const peerHas = options.peerHas
+  const serving = serveSync(watching, from, { compression: false, ...(peerHas === undefined ? {} : { peerHas: (key: string, heads: string[]) => peerHas.has(key, heads) }) })
+  const offered = options.offered
+  await pullSync(client, to, { epoch: '', through: 0 }, { live: false, saveCheckpoint: async () => {}, compression: false, ...(offered === undefined ? {} : { onOffered: items => { offered.offered(items) } }) })
+  await serving
+  return offeredKeys
+}
+
+t.test('records received from a peer are not offered back to it', async t => {
+  const a = await store(t)
+  const b = await store(t)
+  const keys: string[] = []
+  for (let i = 0; i < 20; i++) {
+    const id = newId()
+    keys.push(docKey('dataset', id))
+    await a.create(docKey('dataset', id), d => initDataset(d, 'dataset', id, { name: `survey ${i}` }, actor))
+  }
+  // B's view of A: what A offered B in B's pull.
+  const aOffered = new OfferedHeads()
+  t.equal((await pull(a, b, { offered: aOffered })).length, 20, 'A offers B everything')
+  // B changes one record after receiving it; A changes nothing.
+  await b.change(keys[0] as string, d => patchDataset(d, { name: 'renamed on B' }, actor))
+  const back = await pull(b, a, { peerHas: aOffered })
+  t.same(back, [keys[0]], 'B offers A only what A does not hold exactly')
+  t.equal(await a.read(keys[0] as string, d => d?.name), 'renamed on B', 'and A gets it')
+
+  // Without the note, every record goes back (the echo this avoids).
+  const c = await store(t)
+  await pull(a, c)
+  t.equal((await pull(c, a)).length, 20, 'without it, all 20 are offered back')
+})
+
+t.test('an echo is skipped once, and only for exactly the heads offered', t => {
+  const seen = new OfferedHeads()
+  seen.offered([['dataset/x', ['b', 'a']]])
+  t.notOk(seen.has('dataset/x', ['a']), 'other heads')
+  t.ok(seen.has('dataset/x', ['a', 'b']), 'the same heads in any order')
+  t.notOk(seen.has('dataset/x', ['a', 'b']), 'used up')
+  seen.offered([['dataset/y', ['c']]])
+  seen.clear()
+  t.notOk(seen.has('dataset/y', ['c']), 'cleared with the connection')
+  t.end()
+})
