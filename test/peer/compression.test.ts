@@ -2,7 +2,8 @@
 // records, sessions with peers of the previous wire version stay plain, and
 // a compressed frame is held to the same limits as a plain one.
 import t from 'tap'
-import { zstdCompressSync } from 'node:zlib'
+import { randomBytes } from 'node:crypto'
+import { constants, zstdCompressSync } from 'node:zlib'
 import { encode as cborEncode } from 'cborg'
 import { openDb } from '../../src/db.ts'
 import { DocStore } from '../../src/crdt/doc-store.ts'
@@ -11,6 +12,7 @@ import { initDataset } from '../../src/crdt/records/dataset.ts'
 import { docKey, newId } from '../../src/crdt/keys.ts'
 import { serveSync } from '../../src/peer/sync/serve.ts'
 import { pullSync } from '../../src/peer/sync/pull.ts'
+import { compressed } from '../../src/peer/sync/compression.ts'
 import { MAX_SYNC_MESSAGE, PROTOCOL_VERSION } from '../../src/peer/sync/messages.ts'
 import type { MessageStream } from '../../src/message-stream.ts'
 import { streamPair } from '../helpers/stream-pair.ts'
@@ -63,8 +65,40 @@ t.test('a compressed session moves the same records in fewer bytes, both ways', 
   t.equal(packed.received, 300)
   t.ok(packed.serverBytes < plain.serverBytes * 0.9, `server sent ${packed.serverBytes} bytes compressed, ${plain.serverBytes} plain`)
   t.ok(packed.pullerBytes < plain.pullerBytes * 0.9, `puller sent ${packed.pullerBytes} bytes compressed, ${plain.pullerBytes} plain`)
-  t.match(packed.serverSent[0], { t: 'welcome', z: 'zstd' })
-  t.ok(packed.serverSent.slice(1).every(m => m instanceof Object && Object.keys(m).join() === 'z'), 'everything after the welcome is compressed')
+  t.equal((packed.serverSent[0] as { z?: string }).z, 'zstd-s', 'one zstd stream per direction when both sides have it')
+  t.ok(packed.serverSent.slice(1).every(m => m instanceof Object && Object.keys(m).sort().join() === 'n,s'), 'everything after the welcome is compressed')
+})
+
+t.test('a puller that reads only per-message zstd gets it', async t => {
+  const a = await filled(t, 50)
+  const [client, server] = streamPair()
+  const watchedServer = watched(server)
+  const serving = serveSync(watchedServer, a)
+  // What a node of the previous version sends: it knows `zstd` alone.
+  await client.send({ t: 'hello', v: PROTOCOL_VERSION, epoch: '', since: 0, live: false, z: ['zstd'] })
+  const welcome = (await client.read()).value as { z?: string }
+  t.equal(welcome.z, 'zstd')
+  const offer = (await client.read()).value as Record<string, unknown>
+  t.same(Object.keys(offer), ['z'], 'each message compressed on its own')
+  await client.close()
+  await serving.catch(() => {})
+})
+
+t.test('one stream per session: messages sent one at a time shrink against the ones before', async t => {
+  // 100 offers of one changed record each, as a live link sends them.
+  const messages = Array.from({ length: 100 }, (_, i) => ({ t: 'offer', batch: i, through: 1000 + i, items: [[docKey('dataset', newId()), [randomBytes(32).toString('hex')]]] }))
+  const bytes = async (codec: 'zstd' | 'zstd-s'): Promise<number> => {
+    const [a, b] = streamPair()
+    let sent = 0
+    const sender = compressed({ ...a, send: async (frame: any) => { sent += (frame.s ?? frame.z).length; await a.send(frame) } }, codec)
+    const receiver = compressed(b, codec)
+    for (const m of messages) await sender.send(m)
+    for (const m of messages) t.same((await receiver.read()).value, m)
+    return sent
+  }
+  const each = await bytes('zstd')
+  const streamed = await bytes('zstd-s')
+  t.ok(streamed < each * 0.7, `streamed ${streamed} bytes, each on its own ${each}`)
 })
 
 t.test('peers of the previous wire version: sessions stay plain either way round', async t => {
@@ -112,6 +146,27 @@ t.test('compressed frames are held to the limits of plain ones', async t => {
     await client.read()
     await client.send({ z: new Uint8Array([1, 2, 3, 4]) })
     await t.rejects(serving, { code: 'INVALID_MESSAGE' })
+  }
+  // The same limits on a session's stream.
+  const streamHello = { ...hello, z: ['zstd-s'] }
+  const streamFrame = (message: unknown, n?: number, windowLog = 19): { s: Uint8Array, n: number } => {
+    const body = cborEncode(message)
+    return { s: new Uint8Array(zstdCompressSync(body, { params: { [constants.ZSTD_c_windowLog]: windowLog } })), n: n ?? body.length }
+  }
+  for (const [what, frame, message] of [
+    ['announcing a length past the frame limit', { s: new Uint8Array(8), n: MAX_SYNC_MESSAGE + 1 }, /expected a compressed frame/],
+    ['inflating past the length it announced', streamFrame({ t: 'ack', through: 1, pad: new Uint8Array(MAX_SYNC_MESSAGE + 1024) }, 16), /more than it announced/],
+    ['needing a larger window than a session stream has', streamFrame({ t: 'ack', through: 1, pad: new Uint8Array(4 * 1024 * 1024) }, undefined, 23), /not valid zstd/],
+    ['decoding to less than it announced', streamFrame({ t: 'ack', through: 1 }, 1000), /not the 1000 it announced/],
+    ['not zstd', { s: new Uint8Array([1, 2, 3, 4]), n: 4 }, /./],
+    ['a per-message frame', { z: new Uint8Array(zstdCompressSync(cborEncode({ t: 'ack', through: 0 }))) }, /expected a compressed frame/]
+  ] as const) {
+    const [client, server] = streamPair()
+    const serving = serveSync(server, a)
+    await client.send(streamHello)
+    t.equal(((await client.read()).value as { z?: string }).z, 'zstd-s')
+    await client.send(frame)
+    await t.rejects(serving, { code: 'INVALID_MESSAGE', message }, `a stream frame ${what}`)
   }
   // A server that picks a codec the puller did not offer.
   {
