@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import { v7 as uuidv7 } from 'uuid'
 import type { Sublevel } from './db.ts'
 
@@ -8,6 +9,7 @@ export type AuditType =
   | 'peer.add' | 'peer.remove' | 'peer.approve' | 'peer.dismiss' | 'peer.refused' | 'peer.link'
   | 'user.create' | 'user.update' | 'user.delete' | 'user.restore'
   | 'blob.mismatch' | 'blob.gc' | 'pin.add' | 'pin.remove' | 'mesh.copies'
+  | 'fleet.refused'
 
 export interface AuditEntry {
   id: string
@@ -22,18 +24,22 @@ export interface AuditEntry {
 
 /**
  * An append-only log of sync sessions and admin actions, kept in LevelDB.
- * Keys are UUIDv7, so iteration order is time order.
+ * Keys are UUIDv7, so iteration order is time order. Every stored entry
+ * is also emitted as `appended`, so counters (src/metrics/) follow the one
+ * place where events are recorded instead of each place that records one.
  */
-export class AuditLog {
+export class AuditLog extends EventEmitter<{ appended: [AuditEntry] }> {
   readonly #db: Sublevel<AuditEntry>
 
   constructor (db: Sublevel<AuditEntry>) {
+    super()
     this.#db = db
   }
 
   async append (entry: Omit<AuditEntry, 'id' | 'at'>): Promise<AuditEntry> {
     const full: AuditEntry = { id: uuidv7(), at: new Date().toISOString(), ...entry }
     await this.#db.put(full.id, full)
+    this.emit('appended', full)
     return full
   }
 

@@ -7,6 +7,8 @@ import type { QuotaLimits } from './peer/sync/quota.ts'
 import type { LoginLimits } from './auth/login-guard.ts'
 import { parseS3BlobsConfig, type S3BlobsConfig } from './blobs/s3-config.ts'
 import type { BackupConfig } from './backup/schedule.ts'
+import type { FleetConfig } from './fleet/thresholds.ts'
+import type { MetricsConfig } from './metrics/config.ts'
 
 /** Everything a node reads at start, kept as `config.json` in its data directory. */
 export interface NodeConfig {
@@ -35,6 +37,10 @@ export interface NodeConfig {
   adminUserId: string
   /** Copies of files across the mesh (docs/files.md, "Copies"); each setting has a default. */
   files?: FilesConfig
+  /** How often this node publishes its status, and the fleet view's thresholds (docs/operations.md, "Fleet view"). */
+  fleet?: FleetConfig
+  /** Who may read `GET /metrics` besides admins, and an address of its own (docs/operations.md, "Metrics"). */
+  metrics?: MetricsConfig
 }
 
 /** This node's part in keeping enough copies of every file (the targets themselves are mesh-wide, in the roster). */

@@ -24,6 +24,9 @@ import { startHttp } from './start/http.ts'
 import { startPeering } from './start/peering.ts'
 import { startGuard, type Guard } from './start/guard.ts'
 import { startBackups } from './start/backups.ts'
+import { startFleet, type Fleet } from './start/fleet.ts'
+import { openMetrics, startMetrics } from './start/metrics.ts'
+import type { NodeMetrics } from './metrics/registry.ts'
 import type { Backups } from './backup/backups.ts'
 import { Unwind } from './start/unwind.ts'
 import { closeDataDir, makeDataDir, restrictTree, warnOnStderr } from './start/data-dir.ts'
@@ -74,6 +77,10 @@ export interface RunningNode {
   audit: AuditLog
   /** Backups on request and on schedule. */
   backups: Backups
+  /** Node statuses through the mesh, and the fleet view over them (`GET /fleet`). */
+  fleet: Fleet
+  /** Prometheus metrics: `GET /metrics`, and `metrics.listenUrl` when config.json asks for a listener of their own. */
+  metrics: NodeMetrics
   /** Multiaddrs other sites use to add this node (`.../p2p/<peerId>`). */
   addresses: () => string[]
   stop: () => Promise<void>
@@ -155,6 +162,7 @@ export async function startNode (options: StartOptions): Promise<RunningNode> {
       await writeConfig(dataDir, config)
     }
     const audit = new AuditLog(jsonSublevel<AuditEntry>(core.db, 'audit'))
+    const metrics = openMetrics(config, audit, unwind)
     if (incarnation.renew) {
       (options.warn ?? warnOnStderr)(renewalWarning(incarnation))
       await audit.append({ type: 'node.new-epoch', outcome: 'ok', details: { why: incarnation.why, detail: incarnation.detail, epoch: core.docs.epoch } })
@@ -167,7 +175,9 @@ export async function startNode (options: StartOptions): Promise<RunningNode> {
     const addresses = (): string[] => peering.libp2p.getMultiaddrs().map(ma => ma.toString())
     const transfer = await startFileTransfer(core, dataDir, config, peering, audit, unwind)
     const backups = await startBackups(core, dataDir, config, peerId, transfer, audit, unwind)
-    const { api, url } = await startHttp(dataDir, config, { core, peering, transfer, audit, peerId, addresses, guard, backups }, options, unwind)
+    const fleet = await startFleet(core, dataDir, config, { identity: { key, peerId }, peering, transfer, backups, guard, audit }, unwind)
+    const { api, url } = await startHttp(dataDir, config, { core, peering, transfer, audit, peerId, addresses, guard, backups, metrics, fleet }, options, unwind)
+    await startMetrics(metrics, { dataDir, config, peerId, core, peering, transfer, guard }, options.warn ?? warnOnStderr, unwind)
     unwind.push(async () => { await core.docs.flush() })
 
     let stopping: Promise<void> | undefined
@@ -177,7 +187,7 @@ export async function startNode (options: StartOptions): Promise<RunningNode> {
     }
     const { files, pins } = transfer
     const { libp2p, book, sync, host } = peering
-    return { config, dataDir, peerId, url, ...core, files, pins, api, libp2p, book, sync, host, guard, audit, backups, addresses, stop }
+    return { config, dataDir, peerId, url, ...core, files, pins, api, libp2p, book, sync, host, guard, audit, backups, metrics, fleet, addresses, stop }
   } catch (err) {
     await unwind.run()
     throw err

@@ -6,7 +6,15 @@ import type { Users } from '../warehouse/users.ts'
 
 declare module 'fastify' {
   interface FastifyRequest { principal: Principal | undefined }
-  interface FastifyContextConfig { public?: boolean }
+  interface FastifyContextConfig {
+    public?: boolean
+    /**
+     * A bearer token this route also accepts, checked before sessions: a
+     * client that cannot sign in (Prometheus on /metrics). The request then
+     * has no principal, and the route checks the token again itself.
+     */
+    acceptsToken?: (token: string) => boolean
+  }
 }
 
 export interface AuthHookOptions {
@@ -29,6 +37,7 @@ export function registerAuthHook (app: FastifyInstance, options: AuthHookOptions
     const header = request.headers.authorization
     const token = typeof header === 'string' && /^Bearer [A-Za-z0-9_-]{16,128}$/.test(header) ? header.slice(7) : undefined
     if (token === undefined) throw new DwError('UNAUTHENTICATED', 'sign in first: send "Authorization: Bearer <token>" from POST /auth/login')
+    if (request.routeOptions.config?.acceptsToken?.(token) === true) return
     if (nodeTokenDigest !== undefined && timingSafeEqual(digest(token), nodeTokenDigest)) {
       request.principal = await options.users.principal(options.nodeTokenUserId) ??
         { userId: options.nodeTokenUserId, username: 'node', role: 'admin' }

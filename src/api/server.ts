@@ -33,6 +33,8 @@ export interface ApiOptions {
   plugins?: Array<(app: FastifyInstance) => void>
   /** Serve HTTPS with this certificate (chain) and key, PEM. */
   https?: { cert: string | Buffer, key: string | Buffer }
+  /** Hooks that must see every route (request metrics): added before any route is. */
+  instrument?: (app: FastifyInstance) => void
 }
 
 export async function buildApi (services: ApiServices, options: ApiOptions): Promise<FastifyInstance> {
@@ -51,6 +53,7 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
     forceCloseConnections: true,
     ...(options.https === undefined ? {} : { https: options.https })
   })
+  options.instrument?.(app)
   limitJsonDepth(app)
   app.setValidatorCompiler(validatorCompiler())
   app.setErrorHandler(errorHandler)

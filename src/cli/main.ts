@@ -11,6 +11,7 @@ import { gcCommand } from './commands/gc.ts'
 import { initCommand } from './commands/init.ts'
 import { peerCommand } from './commands/peer.ts'
 import { nodeCommand } from './commands/node.ts'
+import { fleetCommand } from './commands/fleet.ts'
 import { meshCommand } from './commands/mesh.ts'
 import { pinCommand } from './commands/pin.ts'
 import { startCommand } from './commands/start.ts'
@@ -31,7 +32,7 @@ export function buildProgram (): Command {
     .version(packageVersion())
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()
-  for (const make of [initCommand, startCommand, statusCommand, quarantineCommand, peerCommand, nodeCommand, meshCommand, syncCommand, auditCommand, userCommand, datasetCommand, versionCommand, fileCommand, pinCommand, gcCommand, backupCommand, restoreCommand]) {
+  for (const make of [initCommand, startCommand, statusCommand, quarantineCommand, peerCommand, nodeCommand, fleetCommand, meshCommand, syncCommand, auditCommand, userCommand, datasetCommand, versionCommand, fileCommand, pinCommand, gcCommand, backupCommand, restoreCommand]) {
     program.addCommand(make())
   }
   // Subcommands copy settings only when created through the parent; these were built standalone.

@@ -9,6 +9,10 @@ import { peerRoutes, syncRoutes } from '../api/routes/peers.ts'
 import { nodeRoutes } from '../api/routes/nodes.ts'
 import { guardRoutes } from '../api/routes/guard.ts'
 import { backupRoutes } from '../api/routes/backup.ts'
+import { fleetRoutes } from '../api/routes/fleet.ts'
+import type { Fleet } from './fleet.ts'
+import { metricsRoutes } from '../api/routes/metrics.ts'
+import type { NodeMetrics } from '../metrics/registry.ts'
 import type { Backups } from '../backup/backups.ts'
 import type { Guard } from './guard.ts'
 import { buildApi } from '../api/server.ts'
@@ -42,7 +46,7 @@ export interface HttpOptions {
   warn?: (message: string) => void
 }
 
-export interface HttpParts { core: Core, peering: Peering, transfer: FileTransfer, audit: AuditLog, peerId: string, addresses: () => string[], guard: Guard, backups: Backups }
+export interface HttpParts { core: Core, peering: Peering, transfer: FileTransfer, audit: AuditLog, peerId: string, addresses: () => string[], guard: Guard, backups: Backups, metrics: NodeMetrics, fleet?: Fleet }
 
 /**
  * The HTTP API (HTTPS when a certificate is configured), listening, and the
@@ -72,7 +76,8 @@ export async function startHttp (dataDir: string, config: NodeConfig, parts: Htt
       nodeTokenUserId: config.adminUserId,
       logger: options.logger,
       https: tls,
-      plugins: [app => { peerRoutes(app, mesh) }, app => { syncRoutes(app, mesh) }, app => { nodeRoutes(app, roster) }, app => { fileRoutes(app, transfer.files, transfer.pins, audit) }, app => { guardRoutes(app, parts.guard, audit) }, app => { backupRoutes(app, parts.backups, config.name) }]
+      instrument: app => { parts.metrics.timeRequests(app) },
+      plugins: [app => { peerRoutes(app, mesh) }, app => { syncRoutes(app, mesh) }, app => { nodeRoutes(app, roster) }, app => { fileRoutes(app, transfer.files, transfer.pins, audit) }, app => { guardRoutes(app, parts.guard, audit) }, app => { backupRoutes(app, parts.backups, config.name) }, app => { if (parts.fleet !== undefined) fleetRoutes(app, parts.fleet) }, app => { metricsRoutes(app, { contentType: parts.metrics.contentType, text: async () => await parts.metrics.text(), token: parts.metrics.settings.token }) }]
     }
   )
   unwind.push(async () => { await api.close() })
