@@ -102,14 +102,16 @@ t.test('a restart in the middle of a large sync resumes where it stopped', async
   await eventually(async () => {
     const cp = first.node.sync.status()[0]
     return cp !== undefined && (cp.recordsIn ?? 0) >= 1000
-  }, 30_000, 'partial sync')
+  }, 120_000, 'partial sync')
   link.cut()
   await first.node.stop()
   const again = await startTestNode(t, { dataDir: first.dataDir })
   const partial = (await stateOf(again)).size
   t.ok(partial >= 1000 && partial < 4000, `stopped part way (${partial} of 4000 records)`)
   link.heal()
-  await eventually(async () => await converged([a, again]), 60_000, 'convergence after restart')
+  // Bounds, not budgets: up to 3,000 records still to move, which on a
+  // loaded machine (a CI box running other suites) took over 60 s.
+  await eventually(async () => await converged([a, again]), 240_000, 'convergence after restart')
   const received = again.node.sync.status()[0]?.recordsIn ?? 0
   t.ok(received <= 4000 - partial + 256, `resumed rather than restarted (received ${received} after restart)`)
 })
