@@ -9,6 +9,7 @@ import { parseS3BlobsConfig, type S3BlobsConfig } from './blobs/s3-config.ts'
 import type { BackupConfig } from './backup/schedule.ts'
 import type { FleetConfig } from './fleet/thresholds.ts'
 import type { MetricsConfig } from './metrics/config.ts'
+import type { ConfigPeer } from './start/config-peers.ts'
 
 /** Everything a node reads at start, kept as `config.json` in its data directory. */
 export interface NodeConfig {
@@ -18,6 +19,18 @@ export interface NodeConfig {
   http: { host: string, port: number, tls?: TlsFiles }
   /** libp2p listen multiaddrs. */
   listen: string[]
+  /**
+   * Addresses other sites reach this node at, announced instead of the
+   * listen addresses (a NAT's public address, a port forward, a DNS name);
+   * `dw start --announce` adds to them for one run.
+   */
+  announce?: string[]
+  /**
+   * Peers added to the peer book at start unless already there, as `dw peer
+   * add` would (docs/operations.md, "Three sites from config files");
+   * `DW_PEERS` adds more.
+   */
+  peers?: ConfigPeer[]
   /** Where file bytes live: the data directory, or an S3-compatible bucket (MinIO). */
   blobs: { type: 'fs' } | S3BlobsConfig
   /** Blob transfers: concurrent transfers per peer, optional receive cap in bytes/s. */

@@ -16,6 +16,10 @@ export const ErrorCodes = {
   INTEGRITY_MISMATCH: 'INTEGRITY_MISMATCH',
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   PEER_NOT_ALLOWED: 'PEER_NOT_ALLOWED',
+  /** A peer turned this node away (its gater closed our connection after the handshake). */
+  PEER_REFUSED: 'PEER_REFUSED',
+  /** Nothing answered at a peer's address: connection refused, no route, timeout. */
+  PEER_UNREACHABLE: 'PEER_UNREACHABLE',
   INVALID_MESSAGE: 'INVALID_MESSAGE',
   NODE_NOT_RUNNING: 'NODE_NOT_RUNNING',
   CONFIG_INVALID: 'CONFIG_INVALID',

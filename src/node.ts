@@ -22,6 +22,7 @@ import { openCore } from './start/core.ts'
 import { startFileTransfer } from './start/file-transfer.ts'
 import { startHttp } from './start/http.ts'
 import { startPeering } from './start/peering.ts'
+import { addConfigPeers, resolveAnnounce, resolveConfigPeers, type AppliedPeer } from './start/config-peers.ts'
 import { startGuard, type Guard } from './start/guard.ts'
 import { startBackups } from './start/backups.ts'
 import { startFleet, type Fleet } from './start/fleet.ts'
@@ -136,6 +137,10 @@ export interface StartOptions {
   http?: { host: string, port: number }
   /** Serve HTTPS with these files, instead of config.json's `http.tls`. */
   tls?: TlsFiles
+  /** Addresses to announce besides config.json's `announce`, for this run (`dw start --announce`). */
+  announce?: string[]
+  /** Peers to add besides config.json's `peers`: multiaddrs separated by commas or whitespace (default: `DW_PEERS`). */
+  peersEnv?: string
   /** Problems worth an admin's attention that do not stop the node (default: stderr). */
   warn?: (message: string) => void
   /** The Automerge engine in this process failed (`dw start` exits so its supervisor restarts it); default: a line on stderr, and /readyz answers 503. */
@@ -149,6 +154,9 @@ export async function startNode (options: StartOptions): Promise<RunningNode> {
   await closeDataDir(dataDir, options.warn ?? warnOnStderr)
   const key = await loadOrCreateIdentity(dataDir)
   const peerId = peerIdOf(key)
+  // Checked before anything opens: a bad entry stops the start and names itself.
+  const wantedPeers = resolveConfigPeers(config.peers, options.peersEnv ?? process.env.DW_PEERS, peerId)
+  const announce = resolveAnnounce(config.announce, options.announce ?? [], peerId)
   const incarnation = await incarnationOf(dataDir)
   const core = await openCore(dataDir, config.blobs, { key, peerId }, config.login, { renewEpoch: incarnation.renew })
   const unwind = new Unwind()
@@ -171,7 +179,18 @@ export async function startNode (options: StartOptions): Promise<RunningNode> {
     const guard = startGuard(core, dataDir, config, audit, unwind, options.onEngineFailure ?? (() => {
       process.stderr.write('dw: the Automerge engine in this process has failed; /readyz answers 503 until the node restarts\n')
     }))
-    const peering = await startPeering(core, { key, peerId }, config, audit, unwind)
+    // --announce holds for this run only: config.json is written back as read.
+    const peering = await startPeering(core, { key, peerId }, announce.length === 0 ? config : { ...config, announce }, audit, unwind)
+    await addConfigPeers({
+      book: peering.book,
+      nodes: core.nodes,
+      audit,
+      applied: jsonSublevel<AppliedPeer>(core.db, 'config-peers'),
+      admin: { userId: config.adminUserId, username: 'admin', role: 'admin' },
+      self: peerId,
+      added: peer => { peering.sync.peerAdded(peer) },
+      warn: options.warn ?? warnOnStderr
+    }, wantedPeers)
     const addresses = (): string[] => peering.libp2p.getMultiaddrs().map(ma => ma.toString())
     const transfer = await startFileTransfer(core, dataDir, config, peering, audit, unwind)
     const backups = await startBackups(core, dataDir, config, peerId, transfer, audit, unwind)

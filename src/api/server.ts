@@ -13,6 +13,7 @@ import { authRoutes } from './routes/auth.ts'
 import { recordRoutes } from './routes/records.ts'
 import { userRoutes } from './routes/users.ts'
 import { versionRoutes } from './routes/versions.ts'
+import type { SiteAdmins } from '../warehouse/site-admins.ts'
 
 export interface ApiServices {
   users: Users
@@ -21,6 +22,8 @@ export interface ApiServices {
   audit?: AuditLog
   /** Facts for /healthz. */
   health: () => Record<string, unknown>
+  /** Other sites' bootstrap admins, named `admin@<site>` wherever their ids show. */
+  siteAdmins?: SiteAdmins
 }
 
 export interface ApiOptions {
@@ -76,8 +79,14 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
   app.get('/healthz', { config: { public: true }, schema: { tags: ['node'], summary: 'Liveness' } }, async () => ({ ok: true, ...services.health() }))
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
   authRoutes(app, services.users)
-  userRoutes(app, services.users, services.audit)
-  for (const kind of ['dataset', 'model', 'report'] as const) recordRoutes(app, services.records, kind, services.files)
+  userRoutes(app, services.users, services.audit, services.siteAdmins)
+  const userNames = async (): Promise<Map<string, string>> => {
+    const names = new Map<string, string>()
+    for (const [id, admin] of await services.siteAdmins?.all() ?? []) names.set(id, admin.username)
+    for (const user of await services.users.list()) if (user.username !== undefined) names.set(user.id, user.username)
+    return names
+  }
+  for (const kind of ['dataset', 'model', 'report'] as const) recordRoutes(app, services.records, kind, services.files, userNames)
   versionRoutes(app, services.records, services.files, 'dataset')
   versionRoutes(app, services.records, services.files, 'model')
   for (const plugin of options.plugins ?? []) plugin(app)

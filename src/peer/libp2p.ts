@@ -9,6 +9,7 @@ import type { Identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import { DwError } from '../errors.ts'
+import { dialFailure } from './link-failures.ts'
 
 /** The services every dw-mesh libp2p node runs. */
 export type PeerServices = {
@@ -106,6 +107,19 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     // would keep the process alive.
     await Promise.resolve(node.stop()).catch(() => {})
     throw new DwError('CONFIG_INVALID', `libp2p could not start: ${listenFailures(err)}`, { cause: err })
+  }
+  // Every dial error, wherever it is dialled from, says in words why the
+  // peer could not be reached (PEER_UNREACHABLE) or hung up (PEER_REFUSED),
+  // with the address tried: libp2p's own are socket codes or a bare Event.
+  const dial = node.dial.bind(node)
+  node.dial = async (peer, options) => {
+    try {
+      return await dial(peer, options)
+    } catch (err) {
+      // This node's own gater said no: that is about our peer book, not the peer.
+      if (err instanceof Error && err.name === 'DialDeniedError') throw err
+      throw dialFailure(err, String(Array.isArray(peer) ? peer[0] : peer), options?.signal)
+    }
   }
   return node
 }

@@ -82,3 +82,34 @@ function stripQuotes (text: string): string {
 function bad (message: string, cause?: unknown): DwError {
   return new DwError('INVALID_INPUT', message, { cause })
 }
+
+/**
+ * Validate an address to announce instead of the listen addresses (a NAT's
+ * public address, a port forward, a DNS name): a host, then TCP, with a
+ * real port; `/p2p/<peerId>` may end it but must then be this node's own
+ * id. Returns the address without its peer id (libp2p appends it).
+ */
+export function parseAnnounceAddress (input: string, self?: string): string {
+  if (typeof input !== 'string') throw bad('an announce address must be a string')
+  const text = input.trim()
+  const example = '/ip4/203.0.113.7/tcp/4001 or /dns4/site-a.example.org/tcp/4001'
+  let components
+  try {
+    components = multiaddr(text.replace(/\/+$/, '')).getComponents()
+  } catch (err) {
+    throw bad(`"${text}" is not a valid multiaddr (expected e.g. ${example})`, err)
+  }
+  const last = components.at(-1)
+  if (last?.name === 'p2p') {
+    const peerId = parsePeerId(last.value ?? '')
+    if (self !== undefined && peerId !== self) throw bad(`"${text}" names peer ${peerId}, not this node (${self}); announce this node's own address, or leave /p2p/... off`)
+    components = components.slice(0, -1)
+  }
+  const [host, port] = components
+  if (components.length !== 2 || host === undefined || !HOST_PROTOCOLS.has(host.name) || port?.name !== 'tcp') {
+    throw bad(`"${text}" is not a TCP address other sites can dial; expected e.g. ${example}`)
+  }
+  if (host.value === '0.0.0.0' || host.value === '::') throw bad(`"${text}" uses the wildcard address ${host.value}; announce the address other sites reach this node at`)
+  if (port.value === '0') throw bad(`"${text}" uses port 0; announce the port other sites reach this node at`)
+  return `/${host.name}/${host.value}/tcp/${port.value}`
+}

@@ -5,6 +5,7 @@ import { DwError, isDwError } from '../errors.ts'
 import { FramedStream, type Pacer } from './framed-stream.ts'
 import type { PeerNode } from './libp2p.ts'
 import type { PeerBook } from './peer-book.ts'
+import { refusalMessage, refusedAfterHandshake, REFUSAL_WINDOW_MS, type Refusal } from './link-failures.ts'
 
 /** One protocol this node speaks to its peers. */
 export interface ProtocolSpec {
@@ -39,6 +40,10 @@ export class ProtocolHost implements StreamOpener {
   readonly #book: PeerBook
   readonly #audit: AuditLog
   readonly #pacer: ((peerId: string) => Pacer | undefined) | undefined
+  /** Connections a stream of ours got through on: their closing is no refusal. */
+  readonly #carried = new WeakSet<Connection>()
+  /** Per trusted peer, its last outbound connection that it cut short after the handshake. */
+  readonly #refusals = new Map<string, Refusal>()
 
   /**
    * `pacer` caps what is sent to a peer (its link profile's rate), shared
@@ -50,6 +55,28 @@ export class ProtocolHost implements StreamOpener {
     this.#book = init.book
     this.#audit = init.audit
     this.#pacer = init.pacer
+    // Lives as long as the node it listens to: both stop together.
+    this.#node.addEventListener('connection:close', (evt) => { this.#closed(evt.detail) })
+  }
+
+  /**
+   * Why the peer turned this node away, in words, if its last connection
+   * from here was cut short after the handshake (see link-failures.ts); kept
+   * until a stream to it gets through or it is removed from the book.
+   */
+  refusal (peerId: string): string | undefined {
+    const refusal = this.#refusals.get(peerId)
+    if (refusal === undefined) return undefined
+    return refusalMessage(refusal, this.#node.peerId.toString(), this.#book.get(peerId)?.lastSyncAt !== undefined)
+  }
+
+  #closed (conn: Connection): void {
+    const peerId = conn.remotePeer.toString()
+    if (!this.#book.isTrusted(peerId)) {
+      this.#refusals.delete(peerId)
+      return
+    }
+    if (refusedAfterHandshake(conn, this.#carried.has(conn))) this.#refusals.set(peerId, { addr: conn.remoteAddr.toString(), at: Date.now() })
   }
 
   /** Starts serving a protocol; `track` keeps the serving promise so a stop can await it. */
@@ -69,9 +96,29 @@ export class ProtocolHost implements StreamOpener {
   async open (peerId: string, protocol: string, options: { maxMessageSize: number, signal?: AbortSignal }): Promise<FramedStream> {
     if (!this.#book.isTrusted(peerId)) throw new DwError('PEER_NOT_ALLOWED', `peer ${peerId} is not trusted`)
     const conn = this.#node.getConnections(peerIdFromString(peerId)).find(c => c.status === 'open')
-    if (conn === undefined) throw new Error(`not connected to ${peerId}`)
-    const stream = await conn.newStream(protocol, { signal: options.signal ?? AbortSignal.timeout(10_000) })
+    if (conn === undefined) throw this.#refusedError(peerId) ?? new Error(`not connected to ${peerId}`)
+    let stream: Stream
+    try {
+      stream = await conn.newStream(protocol, { signal: options.signal ?? AbortSignal.timeout(10_000) })
+    } catch (err) {
+      // The far end closing a fresh connection is its gater refusing us,
+      // which libp2p reports as an EOF (or a bare Event): say so instead.
+      if (conn.status !== 'open' && refusedAfterHandshake(conn, this.#carried.has(conn))) {
+        this.#refusals.set(peerId, { addr: conn.remoteAddr.toString(), at: Date.now() })
+        throw this.#refusedError(peerId, err) as DwError
+      }
+      throw err
+    }
+    this.#carried.add(conn)
+    this.#refusals.delete(peerId)
     return this.#framed(stream, peerId, options.maxMessageSize)
+  }
+
+  /** PEER_REFUSED for a peer that turned this node away moments ago. */
+  #refusedError (peerId: string, cause?: unknown): DwError | undefined {
+    const refusal = this.#refusals.get(peerId)
+    if (refusal === undefined || refusal.at < Date.now() - REFUSAL_WINDOW_MS) return undefined
+    return new DwError('PEER_REFUSED', this.refusal(peerId) as string, { cause, details: { addr: refusal.addr } })
   }
 
   #framed (stream: Stream, peerId: string, maxMessageSize: number): FramedStream {

@@ -22,6 +22,7 @@ import type { Peering } from './peering.ts'
 import type { Unwind } from './unwind.ts'
 import { loadTls } from './tls.ts'
 import { warnOnStderr } from './data-dir.ts'
+import { SiteAdmins } from '../warehouse/site-admins.ts'
 
 /** Where a running node tells local `dw` commands how to reach it (mode 0600). */
 export const NODE_TOKEN_FILE = 'node-token.json'
@@ -66,11 +67,12 @@ export async function startHttp (dataDir: string, config: NodeConfig, parts: Htt
     audit,
     self: () => ({ peerId, addresses: parts.addresses(), seq: core.docs.seq, epoch: core.docs.epoch }),
     transfers: () => ({ transfers: transfer.files.transfers(), wanted: transfer.files.wanted(), blobBytesOut: transfer.blobService.bytesServed, copies: transfer.copier.status() }),
-    nodes: core.nodes
+    nodes: core.nodes,
+    refusal: (peer: string) => peering.host.refusal(peer)
   }
   const roster = { nodes: core.nodes, audit, self: peerId, name: config.name }
   const api = await buildApi(
-    { users: core.users, records: core.records, files: transfer.files, audit, health: () => ({ name: config.name, peerId, startedAt }) },
+    { users: core.users, records: core.records, files: transfer.files, audit, health: () => ({ name: config.name, peerId, startedAt }), siteAdmins: new SiteAdmins(async () => await core.nodes.list(), peerId) },
     {
       nodeToken,
       nodeTokenUserId: config.adminUserId,

@@ -50,6 +50,7 @@ export async function startPeering (core: Core, identity: { key: PrivateKey, pee
   const libp2p = await createPeerNode({
     privateKey: key,
     listen: config.listen,
+    ...(config.announce === undefined ? {} : { announce: config.announce }),
     gater: createConnectionGater(book, (refused) => {
       // One audit entry per peer per minute: a peer retrying in a loop must not flood the log.
       const id = refused.peerId.toString()

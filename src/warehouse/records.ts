@@ -27,6 +27,8 @@ export interface ListQuery {
 export interface ListPage {
   items: Array<RecordSummary & { id: string }>
   next: string | undefined
+  /** How many records match the query on every page together (the cursor and limit aside). */
+  total: number
 }
 
 /**
@@ -110,22 +112,30 @@ export class Records {
     return added as TrainingEntry
   }
 
-  /** Pages through summaries in id order (UUIDv7: creation order) without loading documents. */
+  /**
+   * Pages through summaries in id order (UUIDv7: creation order) without
+   * loading documents. The total counts every match, so the scan reads all
+   * summaries of the kind (meta only, never a document) on every page.
+   */
   async list (kind: ContentKind, query: ListQuery): Promise<ListPage> {
     const items: ListPage['items'] = []
     const prefix = `${kind}/`
     const after = query.cursor !== undefined ? prefix + query.cursor : undefined
     const q = query.q?.toLowerCase()
-    for await (const [key, meta] of this.#docs.scan(prefix, { after })) {
+    let total = 0
+    let next: string | undefined
+    for await (const [key, meta] of this.#docs.scan(prefix)) {
       const s = meta.summary
       if (s.deleted && query.includeDeleted !== true) continue
       if (query.tag !== undefined && !s.tags.includes(query.tag)) continue
       if (query.owner !== undefined && s.owner !== query.owner) continue
       if (q !== undefined && !s.name.toLowerCase().includes(q)) continue
-      if (items.length === query.limit) return { items, next: items.at(-1)?.id }
-      items.push({ id: key.slice(prefix.length), ...s })
+      total += 1
+      if (after !== undefined && key <= after) continue
+      if (items.length === query.limit) next ??= items.at(-1)?.id
+      else items.push({ id: key.slice(prefix.length), ...s })
     }
-    return { items, next: undefined }
+    return { items, next, total }
   }
 
   async meta (kind: RecordKind, id: string): Promise<DocMeta<RecordSummary> | undefined> {

@@ -20,13 +20,21 @@ export interface MeshApi {
   transfers?: () => { transfers: unknown[], wanted: unknown[], blobBytesOut: number, copies?: unknown }
   /** The roster: on a full node, adding a peer also adds it to the mesh. */
   nodes?: Nodes
+  /** Why a peer turned this node away, in words (the protocol host watches its connections). */
+  refusal?: (peerId: string) => string | undefined
 }
 
 /** Each peer's sync status with its link profile from the peer book. */
 function withLinks (mesh: MeshApi): Array<ReturnType<SyncService['status']>[number] & { link?: LinkProfile }> {
   return mesh.sync.status().map(status => {
     const link = mesh.book.link(status.peerId)
-    return link === undefined ? status : { ...status, link: { ...link } }
+    const refused = status.connected ? undefined : mesh.refusal?.(status.peerId)
+    // A refused peer's own error is an EOF at best: its refusal says why.
+    // The sync service prefixes dial errors with "unreachable: ", which
+    // PEER_UNREACHABLE's message already says.
+    const lastError = refused ?? status.lastError?.replace(/^unreachable: (?=unreachable at |refused: )/, '')
+    const explained = lastError === undefined ? status : { ...status, lastError }
+    return link === undefined ? explained : { ...explained, link: { ...link } }
   })
 }
 
@@ -161,7 +169,11 @@ export function syncRoutes (app: FastifyInstance, mesh: MeshApi): void {
     }
   }, async (request) => {
     const body = (request.body ?? {}) as { timeoutMs?: number, full?: boolean }
-    const results = await mesh.sync.syncNow(body.timeoutMs, { full: body.full })
+    const results = (await mesh.sync.syncNow(body.timeoutMs, { full: body.full })).map(r => {
+      // The session may fail on a stream the refusing peer already closed; say why it closed.
+      const refused = r.ok ? undefined : mesh.refusal?.(r.peerId)
+      return refused === undefined ? r : { ...r, error: refused }
+    })
     return { ok: results.every(r => r.ok), results }
   })
 

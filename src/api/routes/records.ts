@@ -52,8 +52,22 @@ const BODIES: Record<ContentKind, { create: object, patch: object }> = {
 
 const PLURAL: Record<ContentKind, string> = { dataset: 'datasets', model: 'models', report: 'reports' }
 
+/** Display names by user id: accounts' usernames and other sites' bootstrap admins (`admin@<site>`). */
+export type UserNames = () => Promise<Map<string, string>>
+
+/** Adds `<field>Name` beside each user id field that has a known name. */
+function named<T extends object> (view: T, names: Map<string, string>, idFields: string[]): T {
+  const out = { ...view } as Record<string, unknown>
+  for (const field of idFields) {
+    const id = out[field]
+    const name = typeof id === 'string' ? names.get(id) : undefined
+    if (name !== undefined) out[`${field}Name`] = name
+  }
+  return out as T
+}
+
 /** List, create, get, patch, delete and restore for one record kind. */
-export function recordRoutes (app: FastifyInstance, records: Records, kind: ContentKind, files: Files): void {
+export function recordRoutes (app: FastifyInstance, records: Records, kind: ContentKind, files: Files, userNames?: UserNames): void {
   const base = `/${PLURAL[kind]}`
   const tag = [PLURAL[kind]]
   const sizes = (body: Record<string, unknown>): void => {
@@ -61,8 +75,12 @@ export function recordRoutes (app: FastifyInstance, records: Records, kind: Cont
     checkNumbers('metrics', body.metrics)
   }
 
-  app.get(base, { schema: { tags: tag, summary: `List ${PLURAL[kind]} (filter by tag, owner, text in name; page with cursor)`, querystring: listQuery } }, async (request) =>
-    await records.list(kind, request.query as ListQuery))
+  app.get(base, { schema: { tags: tag, summary: `List ${PLURAL[kind]} (filter by tag, owner, text in name; page with cursor)`, querystring: listQuery } }, async (request) => {
+    const page = await records.list(kind, request.query as ListQuery)
+    if (userNames === undefined) return page
+    const names = await userNames()
+    return { ...page, items: page.items.map(item => named(item, names, ['owner'])) }
+  })
 
   app.post(base, { schema: { tags: tag, summary: `Create a ${kind}`, body: BODIES[kind].create } }, async (request, reply) => {
     const body = request.body as Record<string, any>
@@ -82,7 +100,8 @@ export function recordRoutes (app: FastifyInstance, records: Records, kind: Cont
     }
   }, async (request) => {
     const query = request.query as { includeDeleted?: boolean }
-    return await withPresence(await records.get(kind, (request.params as { id: string }).id, query), files)
+    const view = await withPresence(await records.get(kind, (request.params as { id: string }).id, query), files)
+    return userNames === undefined ? view : named(view, await userNames(), ['owner', 'createdBy', 'updatedBy'])
   })
 
   app.patch(`${base}/:id`, { schema: { tags: tag, summary: `Change a ${kind} (owner or admin)`, params: idParams, body: BODIES[kind].patch } }, async (request) => {

@@ -5,6 +5,8 @@ import { who } from '../auth-hook.ts'
 import { idParams, jsonMap } from '../schemas.ts'
 import { checkJsonSize } from '../validate.ts'
 import type { AuditLog } from '../../audit.ts'
+import { isDwError } from '../../errors.ts'
+import type { SiteAdmins } from '../../warehouse/site-admins.ts'
 
 const username = { type: 'string', minLength: 1, maxLength: 64 } as const
 const password = { type: 'string', minLength: 1, maxLength: 1024 } as const
@@ -12,8 +14,11 @@ const role = { type: 'string', enum: ['admin', 'member'] } as const
 const email = { type: 'string', maxLength: 254 } as const
 const displayName = { type: 'string', maxLength: 200 } as const
 
-export function userRoutes (app: FastifyInstance, users: Users, audit?: AuditLog): void {
-  app.get('/users', { schema: { tags: ['users'], summary: 'List accounts' } }, async () => ({ items: await users.list() }))
+export function userRoutes (app: FastifyInstance, users: Users, audit?: AuditLog, siteAdmins?: SiteAdmins): void {
+  app.get('/users', { schema: { tags: ['users'], summary: 'List accounts' } }, async () => {
+    const items = await users.list()
+    return { items, total: items.length }
+  })
 
   app.get('/users/conflicts', {
     schema: { tags: ['users'], summary: 'Usernames claimed by more than one account after a merge (admins)' }
@@ -34,8 +39,16 @@ export function userRoutes (app: FastifyInstance, users: Users, audit?: AuditLog
     return await reply.status(201).send(user)
   })
 
-  app.get('/users/:id', { schema: { tags: ['users'], params: idParams } }, async (request) =>
-    await users.get((request.params as { id: string }).id))
+  app.get('/users/:id', { schema: { tags: ['users'], summary: 'An account; for another site\'s bootstrap admin (never replicated) a read-only description naming its site', params: idParams } }, async (request) => {
+    const id = (request.params as { id: string }).id
+    try {
+      return await users.get(id)
+    } catch (err) {
+      const admin = isDwError(err, 'NOT_FOUND') ? await siteAdmins?.find(id) : undefined
+      if (admin === undefined) throw err
+      return admin
+    }
+  })
 
   app.patch('/users/:id', {
     schema: {

@@ -7,7 +7,7 @@ import { availabilityCommand } from './availability.ts'
 import { parseCopies } from './mesh.ts'
 import { resolveUser } from './user.ts'
 
-interface Summary { id: string, name: string, owner: string, tags: string[], deleted: boolean, createdAt: string, updatedAt: string }
+interface Summary { id: string, name: string, owner: string, ownerName?: string, tags: string[], deleted: boolean, createdAt: string, updatedAt: string }
 interface FileRef { name: string, sha256: string, size: number, mediaType: string }
 export interface Version { id: string, files: FileRef[], note: string, author: string, createdAt: string }
 interface Dataset extends Summary {
@@ -56,7 +56,13 @@ function create (): Command {
     })
 }
 
-interface ListOptions extends ConnectionOptions { tag?: string, owner?: string, q?: string, deleted?: boolean }
+interface ListOptions extends ConnectionOptions { tag?: string, owner?: string, q?: string, deleted?: boolean, limit?: number }
+
+function positive (value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`--limit wants a whole number from 1 up, got "${value}"`)
+  return n
+}
 
 function list (): Command {
   return apiCommand('ls', 'list datasets')
@@ -64,27 +70,32 @@ function list (): Command {
     .option('--owner <user>', 'only datasets owned by this user (username or id)')
     .option('--q <text>', 'only datasets whose name contains this text')
     .option('--deleted', 'include deleted datasets')
+    .option('--limit <n>', 'show at most this many (the first, in creation order)', positive)
     .action(async (options: ListOptions) => {
       const client = await connect(options)
       const owner = options.owner === undefined ? undefined : await resolveUser(client, options.owner)
       const items: Summary[] = []
+      const wanted = options.limit ?? Infinity
       let cursor: string | undefined
+      let total = 0
       do {
-        const page = await client.request<{ items: Summary[], next?: string }>('GET', '/datasets', {
-          query: { tag: options.tag, owner, q: options.q, includeDeleted: options.deleted, limit: 1000, cursor }
+        const page = await client.request<{ items: Summary[], next?: string, total: number }>('GET', '/datasets', {
+          query: { tag: options.tag, owner, q: options.q, includeDeleted: options.deleted, limit: Math.min(1000, wanted - items.length), cursor }
         })
         items.push(...page.items)
+        total = page.total
         cursor = page.next
-      } while (cursor !== undefined)
+      } while (cursor !== undefined && items.length < wanted)
       if (options.json === true) return json(items)
       const names = await usernames(client)
       table(items, [
         { header: 'ID', value: d => d.id },
         { header: 'NAME', value: d => d.deleted ? `${d.name} (deleted)` : d.name },
         { header: 'TAGS', value: d => d.tags },
-        { header: 'OWNER', value: d => names.get(d.owner) ?? d.owner },
+        { header: 'OWNER', value: d => d.ownerName ?? names.get(d.owner) ?? d.owner },
         { header: 'UPDATED', value: d => d.updatedAt }
       ], '(no datasets)')
+      if (items.length < total) process.stdout.write(`${items.length} of ${total} datasets (--limit)\n`)
     })
 }
 
@@ -100,7 +111,7 @@ function show (): Command {
         ['id', dataset.id],
         ['name', dataset.name],
         ['description', dataset.description],
-        ['owner', names.get(dataset.owner) ?? dataset.owner],
+        ['owner', dataset.ownerName ?? names.get(dataset.owner) ?? dataset.owner],
         ['tags', dataset.tags],
         ['created', dataset.createdAt],
         ['updated', dataset.updatedAt]

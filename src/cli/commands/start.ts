@@ -6,7 +6,8 @@ import { CONFIG_FILE, parseHostPort, readConfig, type TlsFiles } from '../../con
 import { DwError } from '../../errors.ts'
 import type { RunningNode } from '../../node.ts'
 import { generatePassword } from '../prompt.ts'
-import { asOption, command, type DataOptions } from '../options.ts'
+import { asOption, asRepeatedOption, command, type DataOptions } from '../options.ts'
+import { parseAnnounceAddress } from '../../peer/peer-address.ts'
 import { createNode, printGeneratedPassword } from './init.ts'
 
 interface StartOptions extends DataOptions {
@@ -14,6 +15,7 @@ interface StartOptions extends DataOptions {
   http?: { host: string, port: number }
   tlsCert?: string
   tlsKey?: string
+  announce?: string[]
 }
 
 /**
@@ -59,10 +61,10 @@ function tlsFiles (options: StartOptions): TlsFiles | undefined {
 /** Exit status when the node cannot go on and its supervisor should restart it (EX_SOFTWARE). */
 const EXIT_ENGINE_FAILED = 70
 
-async function start (data: string, http: StartOptions['http'], tls: TlsFiles | undefined, onEngineFailure: () => void): Promise<RunningNode> {
+async function start (data: string, http: StartOptions['http'], tls: TlsFiles | undefined, announce: string[] | undefined, onEngineFailure: () => void): Promise<RunningNode> {
   const { startNode } = await import('../../node.ts')
   try {
-    return await startNode({ dataDir: data, http, tls, logger: { level: process.env.DW_LOG_LEVEL ?? 'warn' }, onEngineFailure })
+    return await startNode({ dataDir: data, http, tls, ...(announce === undefined ? {} : { announce }), logger: { level: process.env.DW_LOG_LEVEL ?? 'warn' }, onEngineFailure })
   } catch (err: any) {
     if (err?.code !== 'EADDRINUSE') throw err
     const { host, port } = http ?? (await readConfig(data)).http
@@ -107,6 +109,7 @@ export function startCommand (): Command {
     .option('--http <host:port>', 'where the HTTP API listens this time, instead of config.json\'s "http" (port 0: any free port)', asOption(parseHostPort))
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); with --tls-key (or DW_TLS_CERT and DW_TLS_KEY)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--announce <multiaddr>', 'an address other sites reach this node at, announced instead of the listen addresses (NAT, port forward); repeatable; adds to config.json\'s "announce" for this run', asRepeatedOption(a => parseAnnounceAddress(a)))
     .action(async (options: StartOptions) => {
       process.umask(PRIVATE_UMASK)
       const tls = tlsFiles(options)
@@ -122,7 +125,10 @@ export function startCommand (): Command {
         timer.unref()
         void (running?.stop() ?? Promise.resolve()).finally(() => process.exit(EXIT_ENGINE_FAILED))
       }
-      const node = await start(options.data, options.http, tls, onEngineFailure)
+      // DW_ANNOUNCE (separated by commas or whitespace) is how a container says it; flags add to it.
+      const fromEnv = (process.env.DW_ANNOUNCE ?? '').split(/[\s,]+/).filter(a => a !== '')
+      const announce = [...fromEnv, ...(options.announce ?? [])]
+      const node = await start(options.data, options.http, tls, announce.length === 0 ? undefined : announce, onEngineFailure)
       running = node
       process.stdout.write(`dw node "${node.config.name}" serving ${node.url} as peer ${node.peerId}\n`)
       reportListening(node)

@@ -333,7 +333,8 @@ export class SyncService {
     try {
       return await this.#dialer.connection(peerId, signal)
     } catch (err) {
-      this.#peers.get(peerId).lastError = `unreachable: ${describe(err)}`
+      // The dial's own errors already say "unreachable at ..." or why the peer refused (link-failures.ts).
+      this.#peers.get(peerId).lastError = isDwError(err, 'PEER_UNREACHABLE') || isDwError(err, 'PEER_REFUSED') ? describe(err) : `unreachable: ${describe(err)}`
       throw err
     }
   }
@@ -360,6 +361,8 @@ export class SyncService {
 
 function describe (err: unknown): string {
   if (err instanceof Error) return err.message.slice(0, 300)
-  return String(err).slice(0, 300)
+  if (typeof err === 'string') return err.slice(0, 300)
+  // libp2p rejects some dials with a bare Event, which printed as "[object Event]".
+  return 'the connection closed (the peer may have refused this node: not approved yet, or removed)'
 }
 
