@@ -82,8 +82,9 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
   userRoutes(app, services.users, services.audit, services.siteAdmins)
   const userNames = async (): Promise<Map<string, string>> => {
     const names = new Map<string, string>()
-    for (const [id, admin] of await services.siteAdmins?.all() ?? []) names.set(id, admin.username)
     for (const user of await services.users.list()) if (user.username !== undefined) names.set(user.id, user.username)
+    // After the accounts: this node's own bootstrap admin reads as admin@<site> too, as on every other site.
+    for (const [id, name] of await services.siteAdmins?.names() ?? []) names.set(id, name)
     return names
   }
   for (const kind of ['dataset', 'model', 'report'] as const) recordRoutes(app, services.records, kind, services.files, userNames)

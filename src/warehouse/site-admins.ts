@@ -54,4 +54,19 @@ export class SiteAdmins {
   async find (id: string): Promise<SiteAdmin | undefined> {
     return (await this.all()).get(id)
   }
+
+  /**
+   * `admin@<site>` for the bootstrap admin of every node in the roster,
+   * this one's included: a record reads the same on every site (the
+   * simulator's checker and a repair compare records across nodes), where
+   * plain `admin` would name a different account on each.
+   */
+  async names (): Promise<Map<string, string>> {
+    const out = new Map<string, string>()
+    for (const entry of await this.#roster()) {
+      const admin = siteAdminOf(entry)
+      out.set(admin.id, admin.username)
+    }
+    return out
+  }
 }
