@@ -13,6 +13,8 @@ import { serveSync } from '../../src/peer/sync/serve.ts'
 import { pullSync } from '../../src/peer/sync/pull.ts'
 import { OfferedHeads } from '../../src/peer/sync/offered-heads.ts'
 import type { MessageStream } from '../../src/message-stream.ts'
+import type { Feature } from '../../src/peer/sync/messages.ts'
+import type { Checkpoint } from '../../src/peer/sync/types.ts'
 import { streamPair } from '../helpers/stream-pair.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
@@ -71,4 +73,34 @@ t.test('an echo is skipped once, and only for exactly the heads offered', t => {
   seen.clear()
   t.notOk(seen.has('dataset/y', ['c']), 'cleared with the connection')
   t.end()
+})
+
+t.test('skip: what the puller holds is not offered at all, and its checkpoint still reaches the head', async t => {
+  const a = await store(t)
+  const b = await store(t)
+  for (let i = 0; i < 20; i++) {
+    const id = newId()
+    await a.create(docKey('dataset', id), d => initDataset(d, 'dataset', id, { name: `survey ${i}` }, actor))
+  }
+  const aOffered = new OfferedHeads()
+  await pull(a, b, { offered: aOffered })
+  /** B serves A, which holds all B has: with and without `skip` on A's side. */
+  const back = async (features: Feature[]): Promise<{ types: string[], checkpoint: Checkpoint | undefined }> => {
+    const [client, server] = streamPair()
+    const types: string[] = []
+    const watching: MessageStream = { ...server, send: async (m: any) => { types.push(m.t); await server.send(m) } }
+    const serving = serveSync(watching, b, { compression: false, peerHas: (key, heads) => aOffered.has(key, heads) })
+    let checkpoint: Checkpoint | undefined
+    await pullSync(client, a, { epoch: '', through: 0 }, { live: false, saveCheckpoint: async c => { checkpoint = c }, compression: false, features })
+    await serving
+    return { types, checkpoint }
+  }
+  const skipping = await back(['skip'])
+  t.same(skipping.types, ['welcome', 'caught-up'], 'no offer, want or documents: only where the feed ends')
+  t.equal(skipping.checkpoint?.through, b.seq, 'the checkpoint is at the head all the same')
+  // A puller of the previous wire version gets the empty offer, as before. The notes were used up: take them again.
+  aOffered.offered(await Promise.all((await b.feedSince(0, 100)).map(async e => [e.key, (await b.metas([e.key]))[0]?.heads ?? []] as [string, string[]])))
+  const older = await back([])
+  t.same(older.types.toSorted(), ['caught-up', 'docs', 'offer', 'welcome'], 'an offer with no items, and its empty documents')
+  t.equal(older.checkpoint?.through, b.seq)
 })

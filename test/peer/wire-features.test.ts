@@ -46,7 +46,7 @@ t.test('sig8: signatures travel with a hash prefix, and every change is still ve
   const F = await founded(t)
   const J = await trustNode(t, 'J')
   const { serverSent, received, refused } = await pull(F, J)
-  t.same(serverSent[0].f, ['sig8'], 'the welcome names the feature')
+  t.same(serverSent[0].f, ['sig8', 'skip'], 'the welcome names the features')
   const lengths = sigEntries(serverSent)
   t.ok(lengths.length >= 6 && lengths.every(n => n > 0 && n % SIG_ENTRY_SHORT === 0) && lengths.some(n => n % SIG_ENTRY_FULL !== 0), '72-byte entries')
   t.equal(refused, 0)

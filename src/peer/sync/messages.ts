@@ -27,8 +27,14 @@ export const MAX_SYNC_MESSAGE = 16 * 1024 * 1024
  *   hash (96): the receiver computes every hash from the change itself and
  *   finds its signature by the prefix; a signature matched to the wrong
  *   change simply fails to verify, so the prefix decides nothing.
+ * - `skip`: the server sends no offer whose entries the puller already
+ *   holds (documents it offered us itself at those heads, or local-only
+ *   ones): such an offer would cost four messages and a round trip for
+ *   nothing, once per change echoed back on a live link. `caught-up` then
+ *   means "everything up to `head` is offered or settled", and a puller
+ *   with no offer pending moves its checkpoint there.
  */
-export const FEATURES = ['sig8'] as const
+export const FEATURES = ['sig8', 'skip'] as const
 export type Feature = typeof FEATURES[number]
 
 /** Bytes of one signature entry in a `docs` item: 96 (hash + signature), or 72 with `sig8`. */

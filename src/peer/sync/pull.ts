@@ -54,6 +54,8 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
   if (welcome.z !== undefined && (offered.z === undefined || !isCodec(welcome.z))) throw new DwError('INVALID_MESSAGE', `the server chose compression ${JSON.stringify(welcome.z)}, which was not offered`)
   if (welcome.f?.some(f => !(features as string[]).includes(f)) === true) throw new DwError('INVALID_MESSAGE', `the server chose wire features ${JSON.stringify(welcome.f)}, not all of which were offered`)
   const sigEntry = welcome.f?.includes('sig8') === true ? SIG_ENTRY_SHORT : SIG_ENTRY_FULL
+  // With `skip` the server leaves out offers of what we hold; its caught-up head covers them.
+  const skipping = welcome.f?.includes('skip') === true
   const stream = welcome.z === undefined ? plain : compressed(plain, welcome.z as Codec)
   // Checkpoints from here on carry the server's session, which its log records with our acknowledgements.
   let current: Checkpoint = { epoch: welcome.epoch, through: welcome.from, ...(welcome.session === undefined ? {} : { session: welcome.session }) }
@@ -69,6 +71,7 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
   // Offers whose documents have not all arrived and been applied, in order.
   const pending: Array<{ batch: number, through: number, docs: RemoteDoc[], wanted: Set<string>, bytes: number }> = []
   let caughtUp = false
+  let caughtUpHead = 0
   let acked = -1
   const ack = async (through: number): Promise<void> => {
     await stream.send({ t: 'ack', through })
@@ -136,6 +139,7 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
       }
       case 'caught-up': {
         remoteHead = Math.max(remoteHead, msg.head)
+        caughtUpHead = Math.max(caughtUpHead, msg.head)
         caughtUp = true
         break
       }
@@ -146,6 +150,11 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
       // Caught up with nothing new to apply, a session still says where it
       // stands: after a restart the server knows nothing of this puller, and
       // `syncNow` on its side waits for an acknowledgement.
+      // Every offer before the caught-up is applied, so what the server skipped up to its head is settled too.
+      if (skipping && caughtUpHead > current.through) {
+        current = { ...current, through: caughtUpHead }
+        await save()
+      }
       if (acked !== current.through) {
         // The acknowledgement names this session in the peer's log: our checkpoint must name it too.
         if (savedSession !== current.session) await save()

@@ -8,6 +8,22 @@ import { chooseCodec, compressed } from './compression.ts'
 
 /** Offers in flight before the server waits for the puller's wants. */
 const WINDOW = 4
+/**
+ * Offers of a live tail (a few changes each, as they are made) go out at
+ * most this often. The first change after a quiet spell goes at once; the
+ * rest of a burst gathers into one offer per interval instead of an offer,
+ * a want, the documents and an acknowledgement for every change: on a thin
+ * link each of those is a packet with ~66 bytes of TCP/IP, Noise and Yamux
+ * around it.
+ */
+const TAIL_OFFER_MS = 50
+/**
+ * With `skip`, a position reached only by skipping (changes the puller sent
+ * us itself) is announced in a `caught-up` this long after it is reached,
+ * so a burst of echoes costs one message and one acknowledgement, not one
+ * each.
+ */
+const SKIP_SETTLE_MS = 250
 
 export interface ServeOptions {
   /** Called with the puller's acknowledged feed position (for lag reporting). */
@@ -95,6 +111,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
   const codec = chooseCodec(hello.z, options.compression !== false)
   const features = (options.features ?? FEATURES).filter(f => hello.f?.includes(f) === true)
   const shortSigs = features.includes('sig8')
+  const skipEmpty = features.includes('skip')
   await plain.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: store.epoch, head: store.seq, from, session, ...(codec === undefined ? {} : { z: codec }), ...(features.length === 0 ? {} : { f: features }) })
   // Everything after the welcome, both ways, in the codec it names.
   const stream = codec === undefined ? plain : compressed(plain, codec)
@@ -112,6 +129,12 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
   const nap = async (): Promise<void> => {
     if (!dirty) await new Promise<void>(resolve => { wake = resolve })
     dirty = false
+  }
+  let timer: NodeJS.Timeout | undefined
+  /** Pokes once `ms` from now (the offer loop naps until then). */
+  const pokeIn = (ms: number): void => {
+    clearTimeout(timer)
+    timer = setTimeout(poke, Math.max(0, ms))
   }
   const onChange = (): void => { poke() }
   store.on('change', onChange)
@@ -165,17 +188,38 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
       }
     }
     let caughtUpAt = -1
+    /** Since the last caught-up: whether an offer went out, and when the first skip happened. */
+    let offeredSince = false
+    let skippedAt: number | undefined
+    let tailOfferAt = -Infinity
     while (!ended && options.signal?.aborted !== true) {
       if (outstanding >= WINDOW) { await nap(); continue }
       const entries = await store.feedSince(cursor, OFFER_BATCH)
       if (entries.length === 0) {
         if (caughtUpAt !== cursor) {
+          // Skips alone settle for a moment first (live sessions only: a one-shot pull waits for this to end).
+          const settleIn = !offeredSince && skippedAt !== undefined && hello.live ? skippedAt + SKIP_SETTLE_MS - Date.now() : 0
+          if (settleIn > 0) {
+            pokeIn(settleIn)
+            await nap()
+            continue
+          }
           caughtUpAt = cursor
+          offeredSince = false
+          skippedAt = undefined
           await stream.send({ t: 'caught-up', head: cursor })
         }
         if (!hello.live && outstanding === 0) return
         await nap()
         continue
+      }
+      // The live tail: a few entries, the feed's end. While an offer is out,
+      // or until its interval has passed, more changes gather (Nagle's idea,
+      // as TCP does for small writes); a full batch of catch-up never waits.
+      if (entries.length < OFFER_BATCH && hello.live) {
+        const waitMs = tailOfferAt + TAIL_OFFER_MS - Date.now()
+        if (outstanding > 0) { await nap(); continue }
+        if (waitMs > 0) { pokeIn(waitMs); await nap(); continue }
       }
       const metas = await store.metas(entries.map(e => e.key))
       const items: HeadsItem[] = []
@@ -184,6 +228,12 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
         if (meta !== undefined && meta.local !== true && options.peerHas?.(e.key, meta.heads) !== true) items.push([e.key, meta.heads])
       })
       cursor = (entries.at(-1) as { seq: number }).seq
+      if (items.length === 0 && skipEmpty) {
+        skippedAt ??= Date.now()
+        continue
+      }
+      if (entries.length < OFFER_BATCH) tailOfferAt = Date.now()
+      offeredSince = true
       if (outstanding++ === 0) options.onBusy?.(true)
       inFlight.push({ batch, keys: new Set(items.map(([key]) => key)) })
       await stream.send({ t: 'offer', batch: batch++, through: cursor, items })
@@ -199,6 +249,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
     await answering
   } finally {
     if (outstanding > 0) options.onBusy?.(false)
+    clearTimeout(timer)
     store.off('change', onChange)
     options.signal?.removeEventListener('abort', poke)
   }
