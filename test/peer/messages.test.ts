@@ -21,3 +21,14 @@ t.test('a key of any other kind, or not shaped <kind>/<uuid>, is refused', async
     t.throws(() => parseServerMessage(docs(key)), { code: 'INVALID_MESSAGE' }, JSON.stringify(key))
   }
 })
+
+t.test('heads arrive as 64 hex characters or as 32 bytes (hbin), and read the same', async t => {
+  const hex = 'ab'.repeat(32)
+  const bytes = new Uint8Array(32).fill(0xab)
+  const offer = (heads: unknown[]): unknown => ({ t: 'offer', batch: 0, through: 1, items: [[`dataset/${ID}`, heads]] })
+  t.same(parseServerMessage(offer([bytes])), parseServerMessage(offer([hex])), 'the same head either way')
+  t.same(parsePullerMessage({ t: 'want', batch: 0, items: [[`dataset/${ID}`, [bytes]]] }), { t: 'want', batch: 0, items: [[`dataset/${ID}`, [hex]]] })
+  for (const bad of [new Uint8Array(31), new Uint8Array(33), new Uint8Array(0), 'AB'.repeat(32), 'ab'.repeat(31), 7]) {
+    t.throws(() => parseServerMessage(offer([bad])), { code: 'INVALID_MESSAGE' }, `refused: ${String(bad)}`)
+  }
+})

@@ -33,9 +33,22 @@ export const MAX_SYNC_MESSAGE = 16 * 1024 * 1024
  *   nothing, once per change echoed back on a live link. `caught-up` then
  *   means "everything up to `head` is offered or settled", and a puller
  *   with no offer pending moves its checkpoint there.
+ * - `hbin`: heads in offers and wants travel as 32-byte CBOR byte strings
+ *   instead of 64 hex characters. Besides the bytes saved before
+ *   compression, the compressor then finds an offered head again, byte for
+ *   byte, inside the document that follows it (a saved document holds its
+ *   heads): 10% fewer bytes from the server in an initial sync, measured
+ *   in-process (scratch measurement, 1,024 datasets: 280 -> 252 B each).
+ *   Either form is read whatever was negotiated; a node of the previous
+ *   wire version is only ever sent hex.
  */
-export const FEATURES = ['sig8', 'skip'] as const
+export const FEATURES = ['sig8', 'skip', 'hbin'] as const
 export type Feature = typeof FEATURES[number]
+
+/** Offer or want items as sent: heads as bytes under `hbin`, hex otherwise. */
+export function wireItems (items: HeadsItem[], binary: boolean): Array<[string, string[] | Uint8Array[]]> {
+  return binary ? items.map(([key, heads]) => [key, heads.map(h => Buffer.from(h, 'hex'))]) : items
+}
 
 /** Bytes of one signature entry in a `docs` item: 96 (hash + signature), or 72 with `sig8`. */
 export const SIG_ENTRY_FULL = 96
@@ -124,8 +137,14 @@ function key (v: unknown): string {
 
 function heads (v: unknown): string[] {
   if (!Array.isArray(v) || v.length > MAX_HEADS) bad('heads must be a short array')
-  for (const h of v) if (typeof h !== 'string' || !/^[0-9a-f]{64}$/.test(h)) bad('a head must be 64 hex characters')
-  return v as string[]
+  return v.map((h: unknown) => {
+    if (h instanceof Uint8Array) {
+      if (h.length !== 32) bad('a binary head must be 32 bytes')
+      return Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('hex')
+    }
+    if (typeof h !== 'string' || !/^[0-9a-f]{64}$/.test(h)) bad('a head must be 64 hex characters or 32 bytes')
+    return h
+  })
 }
 
 function items<T> (v: unknown, item: (x: unknown) => T): T[] {

@@ -1,5 +1,5 @@
 import { DwError } from '../../errors.ts'
-import { FEATURES, PROTOCOL_VERSION, SIG_ENTRY_FULL, SIG_ENTRY_SHORT, parseServerMessage, type Feature, type HeadsItem } from './messages.ts'
+import { FEATURES, PROTOCOL_VERSION, SIG_ENTRY_FULL, SIG_ENTRY_SHORT, parseServerMessage, wireItems, type Feature, type HeadsItem } from './messages.ts'
 import type { Refusal, RemoteDoc } from '../../crdt/doc-store.ts'
 import type { QuotaLimits } from './quota.ts'
 import { emptyStats, type Checkpoint, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
@@ -56,6 +56,7 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
   const sigEntry = welcome.f?.includes('sig8') === true ? SIG_ENTRY_SHORT : SIG_ENTRY_FULL
   // With `skip` the server leaves out offers of what we hold; its caught-up head covers them.
   const skipping = welcome.f?.includes('skip') === true
+  const binaryHeads = welcome.f?.includes('hbin') === true
   const stream = welcome.z === undefined ? plain : compressed(plain, welcome.z as Codec)
   // Checkpoints from here on carry the server's session, which its log records with our acknowledgements.
   let current: Checkpoint = { epoch: welcome.epoch, through: welcome.from, ...(welcome.session === undefined ? {} : { session: welcome.session }) }
@@ -115,7 +116,7 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
         // Before asking: a peer over its quota of new documents sends none.
         options.charge?.({ newDocuments: wants.filter(([, heads]) => heads.length === 0).length })
         pending.push({ batch: msg.batch, through: msg.through, docs: [], wanted: new Set(wants.map(([key]) => key)), bytes: 0 })
-        await stream.send({ t: 'want', batch: msg.batch, items: wants })
+        await stream.send({ t: 'want', batch: msg.batch, items: wireItems(wants, binaryHeads) })
         break
       }
       case 'docs': {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { DwError } from '../../errors.ts'
 import { FIRST_MESSAGE_MS, readFirst } from '../../message-stream.ts'
-import { DOCS_MESSAGE_BYTES, FEATURES, OFFER_BATCH, PROTOCOL_VERSION, parsePullerMessage, type DocItem, type Feature, type HeadsItem } from './messages.ts'
+import { DOCS_MESSAGE_BYTES, FEATURES, OFFER_BATCH, PROTOCOL_VERSION, parsePullerMessage, wireItems, type DocItem, type Feature, type HeadsItem } from './messages.ts'
 import { shortenSigs } from '../../crdt/doc-store.ts'
 import { emptyStats, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
 import { chooseCodec, compressed } from './compression.ts'
@@ -112,6 +112,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
   const features = (options.features ?? FEATURES).filter(f => hello.f?.includes(f) === true)
   const shortSigs = features.includes('sig8')
   const skipEmpty = features.includes('skip')
+  const binaryHeads = features.includes('hbin')
   await plain.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: store.epoch, head: store.seq, from, session, ...(codec === undefined ? {} : { z: codec }), ...(features.length === 0 ? {} : { f: features }) })
   // Everything after the welcome, both ways, in the codec it names.
   const stream = codec === undefined ? plain : compressed(plain, codec)
@@ -184,7 +185,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
       if (items.length > 0) {
         if (outstanding++ === 0) options.onBusy?.(true)
         inFlight.push({ batch, keys: new Set(items.map(([key]) => key)) })
-        await stream.send({ t: 'offer', batch: batch++, through: cursor, items })
+        await stream.send({ t: 'offer', batch: batch++, through: cursor, items: wireItems(items, binaryHeads) })
       }
     }
     let caughtUpAt = -1
@@ -236,7 +237,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
       offeredSince = true
       if (outstanding++ === 0) options.onBusy?.(true)
       inFlight.push({ batch, keys: new Set(items.map(([key]) => key)) })
-      await stream.send({ t: 'offer', batch: batch++, through: cursor, items })
+      await stream.send({ t: 'offer', batch: batch++, through: cursor, items: wireItems(items, binaryHeads) })
     }
   }
 
