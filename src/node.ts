@@ -45,6 +45,8 @@ export interface InitOptions {
   /** This node's part in keeping copies of files (docs/files.md, "Copies"). */
   files?: NodeConfig['files']
   blobs?: NodeConfig['blobs']
+  /** Login limits and the password cost (config.json `login`); the admin's password is hashed at that cost. */
+  login?: NodeConfig['login']
   /**
    * Join an existing mesh instead of founding one: the node takes the mesh
    * of the first peer that brings it a roster, and writes once a full node
@@ -103,7 +105,7 @@ export async function initNode (options: InitOptions): Promise<{ peerId: string,
   const key = await loadOrCreateIdentity(dataDir)
   const peerId = peerIdOf(key)
   const blobs = options.blobs ?? { type: 'fs' }
-  const core = await openCore(dataDir, blobs, { key, peerId })
+  const core = await openCore(dataDir, blobs, { key, peerId }, options.login)
   try {
     const admin = await core.users.create(undefined, { username: 'admin', password: options.adminPassword, role: 'admin', displayName: 'Administrator' })
     const name = options.name ?? `node-${peerId.slice(-6)}`
@@ -118,6 +120,7 @@ export async function initNode (options: InitOptions): Promise<{ peerId: string,
     }
     if (options.sync !== undefined) config.sync = options.sync
     if (options.files !== undefined) config.files = options.files
+    if (options.login !== undefined) config.login = options.login
     await core.docs.flush()
     await writeConfig(dataDir, config)
     await stampInstance(dataDir)

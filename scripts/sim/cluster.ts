@@ -121,7 +121,8 @@ export class Cluster {
       const dataDir = join(root, `node-${i}`)
       const listen = network.listenAddress(i)
       const joining = i === 0 ? [] : ['--join']
-      const init = await run(network.commandPrefix(i), ['init', '--data', dataDir, '--name', `sim-${i}`, '--http', network.httpAddress(i), '--listen', listen, '--json', ...joining], { DW_ADMIN_PASSWORD: ADMIN_PASSWORD }, 60_000)
+      // Passwords at the least cost dw accepts: what a run measures is sync, not scrypt.
+      const init = await run(network.commandPrefix(i), ['init', '--data', dataDir, '--name', `sim-${i}`, '--http', network.httpAddress(i), '--listen', listen, '--json', '--password-cost', '14', ...joining], { DW_ADMIN_PASSWORD: ADMIN_PASSWORD }, 60_000)
       if (init.code !== 0) throw new Error(`dw init node ${i} failed (${init.code}): ${init.stderr}`)
       const made = JSON.parse(init.stdout) as { peerId: string }
       const configPath = join(dataDir, 'config.json')

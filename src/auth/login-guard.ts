@@ -2,11 +2,17 @@ import { DwError } from '../errors.ts'
 import { clientKeyOf } from './client-address.ts'
 import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.ts'
 import { PasswordCheckQueue, type PasswordCheckQueueOptions } from './password-check-queue.ts'
+import { PASSWORD_COST_RANGE } from './passwords.ts'
 
 export type LoginGuardOptions = LoginThrottleOptions & PasswordCheckQueueOptions
 
-/** The limits an operator may set in config.json under "login"; each has a default. */
-export type LoginLimits = Omit<LoginGuardOptions, 'now' | 'sleep'>
+/**
+ * The limits an operator may set in config.json under "login"; each has a
+ * default. `passwordCost` is not the guard's: it is the scrypt cost of
+ * passwords set from then on (src/auth/passwords.ts), kept beside the
+ * other login settings.
+ */
+export type LoginLimits = Omit<LoginGuardOptions, 'now' | 'sleep'> & { passwordCost?: number }
 
 // The smallest sensible value of each limit: counts of failures may be 0
 // (slow down from the first one), everything else must allow at least one.
@@ -22,7 +28,8 @@ const LIMIT_MINIMUM: Record<keyof LoginLimits, number> = {
   maxEntries: 1,
   checksAtOnce: 1,
   checksPerClient: 1,
-  queuedChecks: 0
+  queuedChecks: 0,
+  passwordCost: PASSWORD_COST_RANGE.min
 }
 
 /**
@@ -41,6 +48,9 @@ export function parseLoginLimits (value: unknown): LoginLimits {
     }
     if (!Number.isSafeInteger(limit) || (limit as number) < minimum) {
       throw new DwError('CONFIG_INVALID', `config.json "login.${name}" must be a whole number of at least ${minimum}`)
+    }
+    if (name === 'passwordCost' && (limit as number) > PASSWORD_COST_RANGE.max) {
+      throw new DwError('CONFIG_INVALID', `config.json "login.passwordCost" must be from ${PASSWORD_COST_RANGE.min} to ${PASSWORD_COST_RANGE.max} (log2 of scrypt's N; 17, the default, takes 128 MiB a check)`)
     }
   }
   return value as LoginLimits

@@ -10,6 +10,18 @@ export interface ScryptParams {
 
 /** OWASP's current recommendation for scrypt: N=2^17 (128 MiB), r=8, p=1. */
 export const DEFAULT_SCRYPT_PARAMS: Readonly<ScryptParams> = Object.freeze({ ln: 17, r: 8, p: 1 })
+/**
+ * The range of config.json's `login.passwordCost` (log2 of scrypt's N): a
+ * check takes 2^cost KiB of memory and time to match. 14 (16 MiB) is the
+ * least OWASP lists as acceptable at r=8, p=1's strength class; 20 is the
+ * most a stored hash may ask for.
+ */
+export const PASSWORD_COST_RANGE = Object.freeze({ min: 14, max: 20 })
+
+/** The parameters new hashes get at `cost` (default: DEFAULT_SCRYPT_PARAMS). */
+export function scryptParams (cost: number | undefined): Readonly<ScryptParams> {
+  return cost === undefined || cost === DEFAULT_SCRYPT_PARAMS.ln ? DEFAULT_SCRYPT_PARAMS : Object.freeze({ ...DEFAULT_SCRYPT_PARAMS, ln: cost })
+}
 
 export const PASSWORD_MIN_LENGTH = 8
 export const PASSWORD_MAX_LENGTH = 1024
@@ -56,17 +68,23 @@ export async function verifyPassword (password: string, phc: string): Promise<bo
   return timingSafeEqual(actual, parsed.hash)
 }
 
-// A hash no password can match, with the current parameters, so that
-// dummyVerify runs exactly the code path of a real verification.
-const DUMMY_PHC = formatPhc(DEFAULT_SCRYPT_PARAMS, randomBytes(SALT_BYTES), randomBytes(KEY_BYTES))
+// Per cost, a hash no password can match, so that dummyVerify runs exactly
+// the code path of a real verification of a current hash.
+const DUMMY_PHC = new Map<number, string>()
 
 /**
- * Costs what {@link verifyPassword} costs for a current hash, and always
- * resolves false. Call it when the username is unknown, so that response
- * time does not reveal which usernames exist.
+ * Costs what {@link verifyPassword} costs for a hash made with `params`
+ * (those new hashes get), and always resolves false. Call it when the
+ * username is unknown, so that response time does not reveal which
+ * usernames exist.
  */
-export async function dummyVerify (password = ''): Promise<boolean> {
-  await verifyPassword(password, DUMMY_PHC)
+export async function dummyVerify (password = '', params: ScryptParams = DEFAULT_SCRYPT_PARAMS): Promise<boolean> {
+  let phc = DUMMY_PHC.get(params.ln)
+  if (phc === undefined) {
+    phc = formatPhc(params, randomBytes(SALT_BYTES), randomBytes(KEY_BYTES))
+    DUMMY_PHC.set(params.ln, phc)
+  }
+  await verifyPassword(password, phc)
   return false
 }
 

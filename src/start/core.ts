@@ -9,6 +9,7 @@ import { resolveS3BlobStoreOptions } from '../blobs/s3-config.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { SessionStore, type SessionRecord } from '../auth/sessions.ts'
 import { LoginGuard, parseLoginLimits } from '../auth/login-guard.ts'
+import { scryptParams } from '../auth/passwords.ts'
 import { Users } from '../warehouse/users.ts'
 import { Records } from '../warehouse/records.ts'
 import type { NodeConfig } from '../config.ts'
@@ -41,7 +42,8 @@ export async function openBlobStore (dataDir: string, config: NodeConfig['blobs'
 /** Opens the blob store, then LevelDB (closing the blob store again if that fails). */
 export async function openCore (dataDir: string, blobsConfig: NodeConfig['blobs'], identity: { key: PrivateKey, peerId: string }, loginLimits?: NodeConfig['login'], options: { renewEpoch?: boolean } = {}): Promise<Core> {
   // Before anything opens: a bad setting should not leave a store locked.
-  const loginGuard = new LoginGuard(parseLoginLimits(loginLimits))
+  const limits = parseLoginLimits(loginLimits)
+  const loginGuard = new LoginGuard(limits)
   // The blob store first: a wrong S3 setting should fail before LevelDB is locked.
   const blobs = await openBlobStore(dataDir, blobsConfig)
   const db = await openDbClearly(dataDir).catch(async (err: unknown) => { await blobs.close(); throw err })
@@ -57,6 +59,6 @@ export async function openCore (dataDir: string, blobsConfig: NodeConfig['blobs'
   })
   docs.admitWith(trust)
   const sessions = new SessionStore(jsonSublevel<SessionRecord>(db, 'sessions'))
-  const users = await Users.open(docs, sessions, loginGuard, trust.localAdminId, jsonSublevel<number>(db, 'users-seen'))
+  const users = await Users.open(docs, sessions, loginGuard, trust.localAdminId, jsonSublevel<number>(db, 'users-seen'), scryptParams(limits.passwordCost))
   return { db, docs, blobs, refs, users, records: new Records(docs), trust, nodes: new Nodes(docs, trust) }
 }

@@ -6,7 +6,7 @@ import { initUser, patchUser, type Role, type UserPatch } from '../crdt/records/
 import type { RecordSummary } from '../crdt/summary.ts'
 import { UsernameClaims, type UserClaim } from '../crdt/username-claims.ts'
 import type { Sublevel } from '../db.ts'
-import { dummyVerify, hashPassword, validatePasswordPolicy, verifyPassword } from '../auth/passwords.ts'
+import { DEFAULT_SCRYPT_PARAMS, dummyVerify, hashPassword, validatePasswordPolicy, verifyPassword, type ScryptParams } from '../auth/passwords.ts'
 import type { SessionStore } from '../auth/sessions.ts'
 import type { LoginGuard } from '../auth/login-guard.ts'
 import { DwError } from '../errors.ts'
@@ -56,7 +56,11 @@ export class Users {
   readonly #seen: Sublevel<number>
   #seenCount = 0
 
-  private constructor (docs: DocStore<RecordSummary>, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: Sublevel<number>) {
+  /** What new password hashes cost (config.json `login.passwordCost`). */
+  readonly #passwordParams: ScryptParams
+
+  private constructor (docs: DocStore<RecordSummary>, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: Sublevel<number>, passwordParams: ScryptParams) {
+    this.#passwordParams = passwordParams
     this.#seen = seen
     this.#docs = docs
     this.#sessions = sessions
@@ -64,8 +68,8 @@ export class Users {
     this.#localAdminId = localAdminId
   }
 
-  static async open (docs: DocStore<RecordSummary>, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: Sublevel<number>): Promise<Users> {
-    const users = new Users(docs, sessions, loginGuard, localAdminId, seen)
+  static async open (docs: DocStore<RecordSummary>, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: Sublevel<number>, passwordParams: ScryptParams = DEFAULT_SCRYPT_PARAMS): Promise<Users> {
+    const users = new Users(docs, sessions, loginGuard, localAdminId, seen, passwordParams)
     const known = new Map<string, number>()
     for await (const [id, n] of seen.iterator()) { known.set(id, n); users.#seenCount = Math.max(users.#seenCount, n) }
     const found: Array<[string, RecordSummary, boolean]> = []
@@ -128,7 +132,7 @@ export class Users {
       throw new DwError('CONFLICT', `username ${input.username} is taken`)
     }
     const id = who === undefined ? this.#localAdminId : newId()
-    const passwordHash = await this.#slots.run(async () => await hashPassword(input.password))
+    const passwordHash = await this.#slots.run(async () => await hashPassword(input.password, this.#passwordParams))
     const actor = who !== undefined ? actorOf(who) : { userId: id, at: new Date().toISOString() }
     await this.#docs.create(docKey('user', id), doc => initUser(doc, id, { ...input, passwordHash }, actor), who === undefined ? { local: true } : { author: who.userId })
     return await this.get(id)
@@ -216,7 +220,7 @@ export class Users {
           throw new DwError('FORBIDDEN', 'the current password is wrong')
         }
       }
-      patch.passwordHash = await this.#slots.run(async () => await hashPassword(changes.password as string))
+      patch.passwordHash = await this.#slots.run(async () => await hashPassword(changes.password as string, this.#passwordParams))
     }
     await this.#docs.change(docKey('user', id), doc => {
       if (isDeleted(doc)) throw new DwError('RECORD_DELETED', `user ${id} was deleted`)
@@ -238,7 +242,7 @@ export class Users {
       const account = owner === undefined
         ? undefined
         : await this.#docs.read(docKey('user', owner), doc => doc === undefined ? undefined : { hash: String(doc.passwordHash), usable: !doc.disabled && !isDeleted(doc) })
-      const ok = await this.#slots.run(async () => account === undefined ? await dummyVerify(password) && false : await verifyPassword(password, account.hash))
+      const ok = await this.#slots.run(async () => account === undefined ? await dummyVerify(password, this.#passwordParams) && false : await verifyPassword(password, account.hash))
       return ok && account?.usable === true ? owner : undefined
     })
     if (id === undefined) throw new DwError('UNAUTHENTICATED', 'wrong username or password')

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { initNode, startNode } from '../../src/node.ts'
 import { readConfig, writeConfig } from '../../src/config.ts'
-import { ADMIN_PASSWORD, addMember, startTestNode, type TestNode } from '../helpers/node.ts'
+import { ADMIN_PASSWORD, TEST_LOGIN, addMember, startTestNode, type TestNode } from '../helpers/node.ts'
 import { addPeer, addressOf, eventually, link } from '../helpers/mesh.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { parsePrometheusText, samples, type Family } from '../helpers/prom-text.ts'
@@ -13,7 +13,7 @@ const METRICS_TOKEN = 'metrics-token-0123456789abcdefghijklmnopqrstuvwxyz'
 /** A data directory as startTestNode makes one, with `metrics` set in its config.json. */
 async function initWithMetrics (t: T, metrics: unknown, join: boolean): Promise<string> {
   const dataDir = await tempDir(t, 'dw-metrics-')
-  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join, files: { copy: false } })
+  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, login: TEST_LOGIN, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join, files: { copy: false } })
   const config = await readConfig(dataDir)
   await writeConfig(dataDir, { ...config, metrics } as typeof config)
   return dataDir

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { initNode, NODE_TOKEN_FILE, type NodeTokenFile } from '../../src/node.ts'
 import { readConfig, writeConfig, type NodeConfig } from '../../src/config.ts'
-import { ADMIN_PASSWORD, startTestNode, type TestNode } from '../helpers/node.ts'
+import { ADMIN_PASSWORD, TEST_LOGIN, startTestNode, type TestNode } from '../helpers/node.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 type T = Parameters<typeof startTestNode>[0]
@@ -11,7 +11,7 @@ type T = Parameters<typeof startTestNode>[0]
 /** A real node whose config.json sets `login` limits. */
 async function nodeWith (t: T, login: NonNullable<NodeConfig['login']>): Promise<TestNode> {
   const dataDir = await tempDir(t, 'dw-node-')
-  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
+  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, login: TEST_LOGIN, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
   const config = await readConfig(dataDir)
   await writeConfig(dataDir, { ...config, login })
   return await startTestNode(t, { dataDir })

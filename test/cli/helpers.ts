@@ -5,6 +5,8 @@ import { tempDir } from '../helpers/tmp.ts'
 
 export const DW = fileURLToPath(new URL('../../bin/dw.ts', import.meta.url))
 export const ADMIN_PASSWORD = 'field-site-admin-1'
+/** scrypt cost of test nodes' passwords: the least dw accepts (login.passwordCost). */
+export const TEST_PASSWORD_COST = 14
 
 export interface Run { code: number | null, stdout: string, stderr: string }
 
@@ -12,7 +14,9 @@ type Teardown = { teardown: (fn: () => Promise<void> | void) => void }
 
 /** Runs `dw` as a child process, bounded by `timeoutMs`; never inherits a terminal. */
 export async function dw (args: string[], options: { env?: Record<string, string | undefined>, cwd?: string, timeoutMs?: number } = {}): Promise<Run> {
-  const env: Record<string, string | undefined> = { ...process.env, DW_ADMIN_PASSWORD: undefined, DW_USER_PASSWORD: undefined, DW_PASSWORD: undefined, ...options.env }
+  // Passwords hashed at the least cost dw accepts (scrypt at 16 MiB): the
+  // suite sets hundreds, and at the default each costs a second of CPU here.
+  const env: Record<string, string | undefined> = { ...process.env, DW_ADMIN_PASSWORD: undefined, DW_USER_PASSWORD: undefined, DW_PASSWORD: undefined, DW_PASSWORD_COST: String(TEST_PASSWORD_COST), ...options.env }
   for (const key of Object.keys(env)) if (env[key] === undefined) delete env[key]
   const child = spawn(process.execPath, [DW, ...args], { cwd: options.cwd, env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''

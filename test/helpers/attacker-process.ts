@@ -144,7 +144,7 @@ async function handle (msg: any): Promise<unknown> {
 
 async function main (): Promise<void> {
   const dataDir = process.argv[2] as string
-  await initNode({ dataDir, adminPassword: 'attacker admin password', http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join: true })
+  await initNode({ dataDir, adminPassword: 'attacker admin password', login: { passwordCost: 14 }, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join: true })
   node = await startNode({ dataDir })
   node.docs.admitWith(evilGate())
   void A

@@ -3,6 +3,12 @@ import type { NodeConfig } from '../../src/config.ts'
 import { tempDir } from './tmp.ts'
 
 export const ADMIN_PASSWORD = 'correct horse battery'
+/**
+ * Test nodes hash passwords at the least cost dw accepts (scrypt at 16 MiB,
+ * config.json login.passwordCost): the suite sets and checks thousands, and
+ * at the default each costs about a second of CPU on these machines.
+ */
+export const TEST_LOGIN = Object.freeze({ passwordCost: 14 })
 
 export interface TestNode {
   node: RunningNode
@@ -32,7 +38,7 @@ export async function startTestNode (t: T, options: { dataDir?: string, found?: 
     // copying is off unless a test asks for it: most tests are about where
     // bytes go on demand, and a copy arriving on its own would change that.
     const files = options.files ?? { copy: false }
-    await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join, files })
+    await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, login: TEST_LOGIN, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join, files })
   }
   const node = await startNode({ dataDir, ...(options.warn === undefined ? {} : { warn: options.warn }) })
   t.teardown(async () => { await node.stop() })

@@ -1,6 +1,7 @@
 import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import t from 'tap'
+import { TEST_LOGIN } from '../helpers/node.ts'
 import { initNode, startNode } from '../../src/node.ts'
 import { ADMIN_PASSWORD, dw, dwJson, startedWith } from '../cli/helpers.ts'
 import { tempDir } from '../helpers/tmp.ts'
@@ -73,7 +74,7 @@ void t.test('as a library, initNode and startNode close the data directory too',
   const data = join(await tempDir(t, 'dw-at-rest-lib-'), 'data')
   await mkdir(data, { mode: 0o755 })
   await chmod(data, 0o755)
-  await initNode({ dataDir: data, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
+  await initNode({ dataDir: data, adminPassword: ADMIN_PASSWORD, login: TEST_LOGIN, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
   t.equal(await mode(data), 0o700, 'an existing empty directory is closed by init')
   t.same(await openToOthers(data), [], 'and what init wrote is the owner\'s only')
 

@@ -6,7 +6,7 @@
 import t from 'tap'
 import { initNode, startNode, type StartOptions } from '../../src/node.ts'
 import { readConfig, writeConfig } from '../../src/config.ts'
-import { ADMIN_PASSWORD, type TestNode } from '../helpers/node.ts'
+import { ADMIN_PASSWORD, TEST_LOGIN, type TestNode } from '../helpers/node.ts'
 import { enrolled, eventually } from '../helpers/mesh.ts'
 import { restartablePorts } from '../helpers/ports.ts'
 import { tempDir } from '../helpers/tmp.ts'
@@ -15,7 +15,7 @@ type T = Parameters<typeof tempDir>[0]
 
 async function initSite (t: T, name: string, port: number, join: boolean): Promise<{ dataDir: string, peerId: string, addr: string }> {
   const dataDir = await tempDir(t, `dw-${name}-`)
-  const { peerId } = await initNode({ dataDir, name, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: [`/ip4/127.0.0.1/tcp/${port}`], sync: { minMs: 100, maxMs: 800 }, join, files: { copy: false } })
+  const { peerId } = await initNode({ dataDir, name, adminPassword: ADMIN_PASSWORD, login: TEST_LOGIN, http: { host: '127.0.0.1', port: 0 }, listen: [`/ip4/127.0.0.1/tcp/${port}`], sync: { minMs: 100, maxMs: 800 }, join, files: { copy: false } })
   return { dataDir, peerId, addr: `/ip4/127.0.0.1/tcp/${port}/p2p/${peerId}` }
 }
 

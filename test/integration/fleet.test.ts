@@ -6,7 +6,7 @@ import t from 'tap'
 import { initNode, startNode } from '../../src/node.ts'
 import { readConfig, writeConfig } from '../../src/config.ts'
 import type { FleetConfig } from '../../src/fleet/thresholds.ts'
-import { ADMIN_PASSWORD, startTestNode, type TestNode } from '../helpers/node.ts'
+import { ADMIN_PASSWORD, TEST_LOGIN, startTestNode, type TestNode } from '../helpers/node.ts'
 import { eventually, link } from '../helpers/mesh.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { dw } from '../cli/helpers.ts'
@@ -25,7 +25,7 @@ const FLEET: FleetConfig = {
 
 async function fleetNode (t: Parameters<typeof startTestNode>[0], name: string, join: boolean): Promise<TestNode> {
   const dataDir = await tempDir(t, 'dw-fleet-')
-  await initNode({ dataDir, name, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join, files: { copy: false } })
+  await initNode({ dataDir, name, adminPassword: ADMIN_PASSWORD, login: TEST_LOGIN, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join, files: { copy: false } })
   const config = await readConfig(dataDir)
   config.fleet = FLEET
   await writeConfig(dataDir, config)
@@ -104,7 +104,7 @@ t.test('GET /fleet is for admins; a node never heard from is critical', async t 
 
 t.test('a bad fleet setting stops the start with CONFIG_INVALID', async t => {
   const dataDir = await tempDir(t, 'dw-fleet-')
-  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
+  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, login: TEST_LOGIN, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
   const config = await readConfig(dataDir)
   config.fleet = { warnAfter: 'soon' }
   await writeConfig(dataDir, config)

@@ -10,14 +10,14 @@ import t, { type Test } from 'tap'
 import { cp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { initNode } from '../../src/node.ts'
-import { ADMIN_PASSWORD, startTestNode, type TestNode } from '../helpers/node.ts'
+import { ADMIN_PASSWORD, TEST_LOGIN, startTestNode, type TestNode } from '../helpers/node.ts'
 import { eventually, link, linkThroughProxies } from '../helpers/mesh.ts'
 import { tempDir } from '../helpers/tmp.ts'
 import { restartablePorts } from '../helpers/ports.ts'
 
 async function site (t: Test, join: boolean): Promise<string> {
   const dataDir = await tempDir(t, 'dw-restore-')
-  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: [`/ip4/127.0.0.1/tcp/${(await restartablePorts(1))[0] as number}`], sync: { minMs: 100, maxMs: 800 }, join })
+  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, login: TEST_LOGIN, http: { host: '127.0.0.1', port: 0 }, listen: [`/ip4/127.0.0.1/tcp/${(await restartablePorts(1))[0] as number}`], sync: { minMs: 100, maxMs: 800 }, join })
   return dataDir
 }
 

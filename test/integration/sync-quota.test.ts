@@ -6,7 +6,7 @@ import { initNode } from '../../src/node.ts'
 import { readConfig, writeConfig } from '../../src/config.ts'
 import { newId } from '../../src/crdt/keys.ts'
 import { initDataset } from '../../src/crdt/records/dataset.ts'
-import { ADMIN_PASSWORD, startTestNode, type TestNode } from '../helpers/node.ts'
+import { ADMIN_PASSWORD, TEST_LOGIN, startTestNode, type TestNode } from '../helpers/node.ts'
 import { eventually, link } from '../helpers/mesh.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
@@ -18,7 +18,7 @@ async function api (n: TestNode, method: string, url: string, payload?: object):
 t.test('a flood of new records stops at the hourly quota', async t => {
   const flooder = await startTestNode(t)
   const dataDir = await tempDir(t, 'dw-quota-')
-  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join: true })
+  await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, login: TEST_LOGIN, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join: true })
   const config = await readConfig(dataDir)
   config.limits = { sync: { perHour: { newDocuments: 150 } } }
   await writeConfig(dataDir, config)

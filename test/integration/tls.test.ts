@@ -5,6 +5,7 @@ import { get as httpsGet } from 'node:https'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { TEST_LOGIN } from '../helpers/node.ts'
 import { NodeClient } from '../../src/cli/client.ts'
 import { CONFIG_FILE, readConfig, writeConfig } from '../../src/config.ts'
 import { initNode, startNode } from '../../src/node.ts'
@@ -134,7 +135,7 @@ void t.test('HTTPS from the CLI', { skip: openssl ? false : 'openssl is not inst
 
 void t.test('config.json http.tls, and what the client module trusts', { skip: openssl ? false : 'openssl is not installed' }, async (t) => {
   const data = join(await tempDir(t, 'dw-tls-lib-'), 'data')
-  await initNode({ dataDir: data, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
+  await initNode({ dataDir: data, adminPassword: ADMIN_PASSWORD, login: TEST_LOGIN, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
   const pair = await certificate(data, 'node', 'DNS:node.example')
   const other = await certificate(await tempDir(t, 'dw-tls-other-'), 'impostor', 'DNS:node.example,IP:127.0.0.1')
 
@@ -162,7 +163,7 @@ void t.test('config.json http.tls, and what the client module trusts', { skip: o
 
 void t.test('a wrong certificate or key fails the start with the file named', { skip: openssl ? false : 'openssl is not installed' }, async (t) => {
   const data = join(await tempDir(t, 'dw-tls-bad-'), 'data')
-  await initNode({ dataDir: data, adminPassword: ADMIN_PASSWORD, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
+  await initNode({ dataDir: data, adminPassword: ADMIN_PASSWORD, login: TEST_LOGIN, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'] })
   const a = await certificate(data, 'a', 'DNS:a.example')
   const b = await certificate(data, 'b', 'DNS:b.example')
   await copyFile(a.cert, join(data, 'not-a-key.pem'))

@@ -3,6 +3,7 @@ import { validatePasswordPolicy } from '../../auth/passwords.ts'
 import { parseHostPort, validateListenAddr, type NodeConfig } from '../../config.ts'
 import { S3_ENV, s3BlobsConfigFromEnv } from '../../blobs/s3-config.ts'
 import { DwError } from '../../errors.ts'
+import { PASSWORD_COST_RANGE } from '../../auth/passwords.ts'
 import { asOption, asRepeatedOption, command, type DataOptions } from '../options.ts'
 import { fields, json } from '../output.ts'
 import { generatePassword, readPassword } from '../prompt.ts'
@@ -19,13 +20,14 @@ interface InitOptions extends DataOptions {
   s3Prefix?: string
   s3Region?: string
   join?: boolean
+  passwordCost?: number
 }
 
 /**
  * Settings not given as flags come from the environment (DW_NAME, DW_HTTP,
  * DW_LISTEN, DW_BLOBS and DW_S3_*), which is how a container is configured.
  */
-function withEnvironment (options: InitOptions): { name?: string, http?: { host: string, port: number }, listen?: string[], blobs?: NodeConfig['blobs'] } {
+function withEnvironment (options: InitOptions): { name?: string, http?: { host: string, port: number }, listen?: string[], blobs?: NodeConfig['blobs'], login?: NodeConfig['login'] } {
   const env = process.env
   const listen = options.listen ?? env.DW_LISTEN?.split(',').map(a => validateListenAddr(a)).filter(a => a !== '')
   const s3 = s3BlobsConfigFromEnv({
@@ -43,7 +45,17 @@ function withEnvironment (options: InitOptions): { name?: string, http?: { host:
   if (http !== undefined) out.http = http
   if (listen !== undefined && listen.length > 0) out.listen = listen
   if (s3 !== undefined) out.blobs = s3
+  const cost = options.passwordCost ?? (env.DW_PASSWORD_COST !== undefined && env.DW_PASSWORD_COST !== '' ? passwordCost(env.DW_PASSWORD_COST) : undefined)
+  if (cost !== undefined) out.login = { passwordCost: cost }
   return out
+}
+
+function passwordCost (value: string): number {
+  const cost = Number(value)
+  if (!Number.isSafeInteger(cost) || cost < PASSWORD_COST_RANGE.min || cost > PASSWORD_COST_RANGE.max) {
+    throw new DwError('INVALID_INPUT', `the password cost must be a whole number from ${PASSWORD_COST_RANGE.min} to ${PASSWORD_COST_RANGE.max}, not ${JSON.stringify(value)}`)
+  }
+  return cost
 }
 
 /** The admin password: generated (and shown once), from DW_ADMIN_PASSWORD, or asked for. */
@@ -84,6 +96,7 @@ export function initCommand (): Command {
     .option('--s3-prefix <prefix>', 'a key prefix inside the bucket, so several nodes can share one')
     .option('--s3-region <region>', 'the S3 region, if the server needs one')
     .option('--join', 'join an existing mesh instead of founding one: it takes the mesh of the first peer that syncs with it, and writes once a full node of that mesh adds it (DW_JOIN=1)')
+    .option('--password-cost <n>', 'scrypt cost of passwords, log2 of N, 14-20 (default 17: 128 MiB and about a second of CPU a check on small hardware; 15 takes 32 MiB); config.json login.passwordCost, DW_PASSWORD_COST', asOption(passwordCost))
     .option('--generate-password', 'generate the admin password and print it once, instead of DW_ADMIN_PASSWORD or a prompt')
     .option('--json', 'print JSON')
     .action(async (options: InitOptions) => {
