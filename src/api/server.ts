@@ -13,6 +13,8 @@ import { authRoutes } from './routes/auth.ts'
 import { recordRoutes } from './routes/records.ts'
 import { userRoutes } from './routes/users.ts'
 import { versionRoutes } from './routes/versions.ts'
+import { statusPageRoutes } from './routes/status-page.ts'
+import { reportFileRoutes } from './routes/report-files.ts'
 import type { SiteAdmins } from '../warehouse/site-admins.ts'
 
 export interface ApiServices {
@@ -78,6 +80,7 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
 
   app.get('/healthz', { config: { public: true }, schema: { tags: ['node'], summary: 'Liveness' } }, async () => ({ ok: true, ...services.health() }))
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
+  statusPageRoutes(app)
   authRoutes(app, services.users)
   userRoutes(app, services.users, services.audit, services.siteAdmins)
   const userNames = async (): Promise<Map<string, string>> => {
@@ -90,6 +93,7 @@ export async function buildApi (services: ApiServices, options: ApiOptions): Pro
   for (const kind of ['dataset', 'model', 'report'] as const) recordRoutes(app, services.records, kind, services.files, userNames)
   versionRoutes(app, services.records, services.files, 'dataset')
   versionRoutes(app, services.records, services.files, 'model')
+  reportFileRoutes(app, services.records, services.files)
   for (const plugin of options.plugins ?? []) plugin(app)
   return app
 }

@@ -13,6 +13,8 @@ import { peerCommand } from './commands/peer.ts'
 import { nodeCommand } from './commands/node.ts'
 import { fleetCommand } from './commands/fleet.ts'
 import { meshCommand } from './commands/mesh.ts'
+import { modelCommand } from './commands/model.ts'
+import { reportCommand } from './commands/report.ts'
 import { pinCommand } from './commands/pin.ts'
 import { startCommand } from './commands/start.ts'
 import { statusCommand } from './commands/status.ts'
@@ -32,7 +34,7 @@ export function buildProgram (): Command {
     .version(packageVersion())
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()
-  for (const make of [initCommand, startCommand, statusCommand, quarantineCommand, peerCommand, nodeCommand, fleetCommand, meshCommand, syncCommand, auditCommand, userCommand, datasetCommand, versionCommand, fileCommand, pinCommand, gcCommand, backupCommand, restoreCommand]) {
+  for (const make of [initCommand, startCommand, statusCommand, quarantineCommand, peerCommand, nodeCommand, fleetCommand, meshCommand, syncCommand, auditCommand, userCommand, datasetCommand, modelCommand, reportCommand, versionCommand, fileCommand, pinCommand, gcCommand, backupCommand, restoreCommand]) {
     program.addCommand(make())
   }
   // Subcommands copy settings only when created through the parent; these were built standalone.

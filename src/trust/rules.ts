@@ -1,4 +1,4 @@
-import { asMap } from '../crdt/shape.ts'
+import { asList, asMap } from '../crdt/shape.ts'
 import { isCopyCount, MAX_COPIES, MIN_COPIES, meshIdOf, nodeDocIdOf, NodeRoles, type Standing } from './roster.ts'
 import { judgeFileRefs } from './file-refs.ts'
 
@@ -111,7 +111,39 @@ function judgeContent (c: ChangeFacts, who: Acting): string | undefined {
   if (touched(c, 'copies') !== undefined && c.after.copies !== undefined && c.after.copies !== null && !isCopyCount(c.after.copies)) {
     return `copies must be a whole number from ${MIN_COPIES} to ${MAX_COPIES}`
   }
-  return judgeAppendOnly(c, 'versions', 'author', who) ?? judgeAppendOnly(c, 'training', 'by', who)
+  return judgeAppendOnly(c, 'versions', 'author', who) ?? judgeAppendOnly(c, 'training', 'by', who) ??
+    (c.kind === 'report' ? judgeReportFiles(c) : undefined)
+}
+
+/**
+ * A report's files, once it exists, are only appended to (`POST
+ * /reports/{id}/files`): an attached file is never changed, reordered or
+ * removed, and a name the report has is not used again, so a file stays
+ * downloadable by the name it was shown under. Read from the diff's list
+ * positions: a change may touch only positions at or after the end of the
+ * list as it found it. Who may append is the owner-or-admin check above.
+ * Two sites appending at once are both kept (Automerge keeps concurrent
+ * inserts); each was judged against the list it saw, so a name attached on
+ * both sides at once appears twice, and downloads serve the first in list
+ * order, the same on every node.
+ */
+function judgeReportFiles (c: ChangeFacts): string | undefined {
+  const keys = touched(c, 'files')
+  if (keys === undefined || c.before === undefined || c.before.kind === undefined) return undefined
+  // A list a peer never made a list (an older or faulty writer) may be replaced by one.
+  if (!Array.isArray(c.before.files)) return undefined
+  const before = c.before.files as unknown[]
+  for (const k of keys) {
+    if (k === '' || Number(k) < before.length) return 'a report\'s files can only be appended to: attached files cannot change or go'
+  }
+  const names = new Set(before.map(f => asMap(f).name))
+  for (const f of asList(c.after.files).slice(before.length)) {
+    const name = asMap(f).name
+    if (typeof name !== 'string') continue
+    if (names.has(name)) return `the report already has a file named ${JSON.stringify(String(name).slice(0, 100))}`
+    names.add(name)
+  }
+  return undefined
 }
 
 function judgeAccount (c: ChangeFacts, who: Acting): string | undefined {

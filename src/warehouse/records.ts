@@ -4,7 +4,7 @@ import { recordView, type RecordView } from '../crdt/merge-view.ts'
 import { isDeleted, markDeleted, restore } from '../crdt/records/common.ts'
 import { initDataset, patchDataset, type DatasetInput, type DatasetPatch } from '../crdt/records/dataset.ts'
 import { addTrainingEntry, initModel, patchModel, type ModelInput, type ModelPatch, type TrainingEntry } from '../crdt/records/model.ts'
-import { initReport, patchReport, type ReportInput, type ReportPatch } from '../crdt/records/report.ts'
+import { appendReportFiles, initReport, patchReport, reportFileNames, type ReportInput, type ReportPatch } from '../crdt/records/report.ts'
 import { addVersion, type FileRef, type Version } from '../crdt/records/versions.ts'
 import type { RecordSummary } from '../crdt/summary.ts'
 import { DwError } from '../errors.ts'
@@ -98,6 +98,24 @@ export class Records {
       version = addVersion(doc, files, note, actorOf(who))
     }, { author: who.userId })
     return version as Version
+  }
+
+  /**
+   * Appends uploaded files to a report. A name the report already has is
+   * refused (CONFLICT) and nothing is appended: a report's file is named by
+   * its name in download URLs, so a second one would be unreachable.
+   */
+  async attachReportFiles (who: Principal, id: string, files: FileRef[]): Promise<FileRef[]> {
+    await this.#change('report', id, doc => {
+      requireOwnerOrAdmin(who, doc.owner, 'report')
+      const taken = new Set(reportFileNames(doc))
+      const clash = files.filter(f => taken.has(f.name)).map(f => f.name)
+      if (clash.length > 0) {
+        throw new DwError('CONFLICT', `report ${id} already has a file named ${clash.join(', ')}; a report holds each name once (upload it under another name)`)
+      }
+      appendReportFiles(doc, files, actorOf(who))
+    }, { author: who.userId })
+    return files
   }
 
   async addTrainingEntry (who: Principal, id: string, entry: Omit<TrainingEntry, 'id' | 'at' | 'by'>): Promise<TrainingEntry> {

@@ -66,6 +66,17 @@ function named<T extends object> (view: T, names: Map<string, string>, idFields:
   return out as T
 }
 
+/**
+ * A record view with names beside its user ids: owner, creator, last
+ * editor, each version's author and each training entry's `by`.
+ */
+function withNames<T extends Record<string, unknown>> (view: T, names: Map<string, string>): T {
+  const out = named(view, names, ['owner', 'createdBy', 'updatedBy']) as Record<string, unknown>
+  if (Array.isArray(view.versions)) out.versions = view.versions.map(v => named(v as object, names, ['author']))
+  if (Array.isArray(view.training)) out.training = view.training.map(e => named(e as object, names, ['by']))
+  return out as T
+}
+
 /** List, create, get, patch, delete and restore for one record kind. */
 export function recordRoutes (app: FastifyInstance, records: Records, kind: ContentKind, files: Files, userNames?: UserNames): void {
   const base = `/${PLURAL[kind]}`
@@ -74,6 +85,7 @@ export function recordRoutes (app: FastifyInstance, records: Records, kind: Cont
     for (const field of ['metadata', 'body']) checkJsonSize(field, body[field])
     checkNumbers('metrics', body.metrics)
   }
+  const shown = async <T extends Record<string, unknown>>(view: T): Promise<T> => userNames === undefined ? view : withNames(view, await userNames())
 
   app.get(base, { schema: { tags: tag, summary: `List ${PLURAL[kind]} (filter by tag, owner, text in name; page with cursor)`, querystring: listQuery } }, async (request) => {
     const page = await records.list(kind, request.query as ListQuery)
@@ -89,7 +101,7 @@ export function recordRoutes (app: FastifyInstance, records: Records, kind: Cont
       await checkSubject(records, body.subject)
       await checkFileRefs(records, files, body.files ?? [])
     }
-    return await reply.status(201).send(await records.create(who(request), kind, body as any))
+    return await reply.status(201).send(await shown(await records.create(who(request), kind, body as any)))
   })
 
   app.get(`${base}/:id`, {
@@ -100,13 +112,12 @@ export function recordRoutes (app: FastifyInstance, records: Records, kind: Cont
     }
   }, async (request) => {
     const query = request.query as { includeDeleted?: boolean }
-    const view = await withPresence(await records.get(kind, (request.params as { id: string }).id, query), files)
-    return userNames === undefined ? view : named(view, await userNames(), ['owner', 'createdBy', 'updatedBy'])
+    return await shown(await withPresence(await records.get(kind, (request.params as { id: string }).id, query), files))
   })
 
   app.patch(`${base}/:id`, { schema: { tags: tag, summary: `Change a ${kind} (owner or admin)`, params: idParams, body: BODIES[kind].patch } }, async (request) => {
     sizes(request.body as Record<string, unknown>)
-    return await records.patch(who(request), kind, (request.params as { id: string }).id, request.body as any)
+    return await shown(await records.patch(who(request), kind, (request.params as { id: string }).id, request.body as any))
   })
 
   app.delete(`${base}/:id`, { schema: { tags: tag, summary: `Delete a ${kind} (a tombstone that replicates)`, params: idParams } }, async (request, reply) => {
@@ -115,7 +126,7 @@ export function recordRoutes (app: FastifyInstance, records: Records, kind: Cont
   })
 
   app.post(`${base}/:id/restore`, { schema: { tags: tag, summary: `Restore a deleted ${kind}`, params: idParams } }, async (request) =>
-    await records.restore(who(request), kind, (request.params as { id: string }).id))
+    await shown(await records.restore(who(request), kind, (request.params as { id: string }).id)))
 }
 
 async function checkSubject (records: Records, subject: { kind: 'dataset' | 'model', id: string, versionId?: string }): Promise<void> {

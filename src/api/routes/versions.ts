@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Multipart } from '@fastify/multipart'
 import type { BlobStore } from '../../blobs/blob-store.ts'
 import type { Files } from '../../warehouse/files.ts'
@@ -12,16 +12,22 @@ import { checkFileName, checkJsonSize, checkNumbers } from '../validate.ts'
 
 const MAX_NOTE = 10_000
 
+/** What an upload route takes besides files: its form fields (text of at most MAX_NOTE characters) and what the files become, for messages. */
+export interface UploadShape { fields: string[], what: string }
+
+export interface Upload { files: FileRef[], fields: Record<string, string> }
+
 /**
  * Reads a multipart upload: every file part streams straight into the blob
- * store (hashed on the way, never held in memory); a `note` field may come
- * before or after the files. `stored` collects the blobs this upload added
- * to the store, so a refused upload can take them out again.
+ * store (hashed on the way, never held in memory); the form fields `shape`
+ * names may come before or after the files. `stored` collects the blobs
+ * this upload added to the store, so a refused upload can take them out
+ * again.
  */
-async function receiveFiles (request: FastifyRequest, blobs: BlobStore, stored: string[]): Promise<{ files: FileRef[], note: string }> {
+export async function receiveFiles (request: FastifyRequest, blobs: BlobStore, stored: string[], shape: UploadShape): Promise<Upload> {
   if (!request.isMultipart()) throw new DwError('INVALID_INPUT', 'send the files as multipart/form-data')
   const files: FileRef[] = []
-  let note = ''
+  const fields: Record<string, string> = {}
   try {
     for await (const part of request.parts()) await receivePart(part)
   } catch (err) {
@@ -31,19 +37,21 @@ async function receiveFiles (request: FastifyRequest, blobs: BlobStore, stored: 
     // busboy's own errors: a missing boundary, a truncated body, a bad header.
     throw new DwError('INVALID_INPUT', `malformed multipart upload: ${(err as Error).message}`, { cause: err })
   }
-  if (files.length === 0) throw new DwError('INVALID_INPUT', 'a version needs at least one file')
-  return { files, note }
+  if (files.length === 0) throw new DwError('INVALID_INPUT', `${shape.what} needs at least one file`)
+  return { files, fields }
 
   async function receivePart (part: Multipart): Promise<void> {
     if (part.type === 'field') {
-      if (part.fieldname !== 'note') throw new DwError('INVALID_INPUT', `unknown form field "${part.fieldname}" (only "note" and files)`)
-      if (typeof part.value !== 'string' || part.value.length > MAX_NOTE) throw new DwError('INVALID_INPUT', `note must be text of at most ${MAX_NOTE} characters`)
-      note = part.value
+      if (!shape.fields.includes(part.fieldname)) {
+        throw new DwError('INVALID_INPUT', `unknown form field "${part.fieldname}" (only ${[...shape.fields.map(f => `"${f}"`), 'files'].join(' and ')})`)
+      }
+      if (typeof part.value !== 'string' || part.value.length > MAX_NOTE) throw new DwError('INVALID_INPUT', `${part.fieldname} must be text of at most ${MAX_NOTE} characters`)
+      fields[part.fieldname] = part.value
       return
     }
     if (typeof part.filename !== 'string') throw new DwError('INVALID_INPUT', 'every file part needs a file name')
     const name = checkFileName(part.filename)
-    if (files.some(f => f.name === name)) throw new DwError('INVALID_INPUT', `two files named ${name} in one version`)
+    if (files.some(f => f.name === name)) throw new DwError('INVALID_INPUT', `two files named ${name} in one upload`)
     const mediaType = part.mimetype || 'application/octet-stream'
     if (!isMediaType(mediaType)) {
       throw new DwError('INVALID_INPUT', `${name}: invalid media type ${JSON.stringify(mediaType.slice(0, 100))}: type/subtype (RFC 6838) with optional parameters, printable ASCII, at most 255 characters`)
@@ -53,6 +61,46 @@ async function receiveFiles (request: FastifyRequest, blobs: BlobStore, stored: 
     if (part.file.truncated) throw new DwError('PAYLOAD_TOO_LARGE', `${name} is larger than this node accepts`)
     files.push({ name, sha256: blob.sha256, size: blob.size, mediaType })
   }
+}
+
+/**
+ * Receives an upload for record `key` and hands it to `commit`, which
+ * writes the record. The blobs are held against garbage collection until
+ * the record references them; if anything refuses the upload, the blobs it
+ * added are taken out again (a crash mid-upload leaves them to `dw gc`).
+ */
+export async function acceptUpload<T> (request: FastifyRequest, files: Files, key: string, shape: UploadShape, commit: (upload: Upload) => Promise<T>): Promise<T> {
+  const stored: string[] = []
+  try {
+    return await files.guard.hold(async () => {
+      const upload = await receiveFiles(request, files.store, stored, shape)
+      // The uploader holds these bytes: the record's references to them stand even if they were a deleted record's.
+      await files.vouchUploaded(key, upload.files.map(f => f.sha256))
+      return await commit(upload)
+    })
+  } catch (err) {
+    await files.discardUnreferenced(stored).catch((cleanupErr: unknown) => {
+      request.log.warn({ err: cleanupErr }, 'could not remove the blobs of a refused upload; dw gc will')
+    })
+    throw err
+  }
+}
+
+/**
+ * Streams `file` of record `key`: from this node, or fetched from a peer
+ * on demand (503 with Retry-After, and queued, when no connected peer has
+ * it; see Files.open).
+ */
+export async function sendFile (reply: FastifyReply, files: Files, file: FileRef, key: string): Promise<FastifyReply> {
+  const stream = await files.open(file, key)
+  void reply.header('content-length', String(file.size))
+  void reply.header('content-disposition', contentDisposition(file.name))
+  void reply.header('x-content-sha256', file.sha256)
+  // A member's file is the member's content, not the API's: never sniffed
+  // into something else, never rendered as a page of this origin.
+  void reply.header('x-content-type-options', 'nosniff')
+  void reply.header('content-security-policy', "default-src 'none'; sandbox")
+  return await reply.type(isMediaType(file.mediaType) ? file.mediaType : 'application/octet-stream').send(stream)
 }
 
 /**
@@ -93,23 +141,8 @@ export function versionRoutes (app: FastifyInstance, records: Records, files: Fi
     const principal = who(request)
     // Refuse early, before accepting gigabytes for a record that is gone.
     await records.get(kind, recordId)
-    const stored: string[] = []
-    let version: Version
-    try {
-      // Held against garbage collection until the version references the blobs.
-      version = await files.guard.hold(async () => {
-        const received = await receiveFiles(request, files.store, stored)
-        // The uploader holds these bytes: the version's references to them stand even if they were a deleted record's.
-        await files.vouchUploaded(`${kind}/${recordId}`, received.files.map(f => f.sha256))
-        return await records.addVersion(principal, kind, recordId, received.files, received.note)
-      })
-    } catch (err) {
-      // Nothing of a refused upload stays behind (a crash mid-upload leaves its blobs to `dw gc`).
-      await files.discardUnreferenced(stored).catch((cleanupErr: unknown) => {
-        request.log.warn({ err: cleanupErr }, 'could not remove the blobs of a refused upload; dw gc will')
-      })
-      throw err
-    }
+    const version = await acceptUpload(request, files, `${kind}/${recordId}`, { fields: ['note'], what: 'a version' },
+      async upload => await records.addVersion(principal, kind, recordId, upload.files, upload.fields.note ?? ''))
     return await reply.status(201).send(version)
   })
 
@@ -128,15 +161,7 @@ export function versionRoutes (app: FastifyInstance, records: Records, files: Fi
     const params = request.params as { id: string, versionId: string, name: string }
     const record = await records.get(kind, params.id)
     const file = findFile(record, params.versionId, params.name)
-    const stream = await files.open(file, `${kind}/${params.id}`)
-    void reply.header('content-length', String(file.size))
-    void reply.header('content-disposition', contentDisposition(file.name))
-    void reply.header('x-content-sha256', file.sha256)
-    // A member's file is the member's content, not the API's: never sniffed
-    // into something else, never rendered as a page of this origin.
-    void reply.header('x-content-type-options', 'nosniff')
-    void reply.header('content-security-policy', "default-src 'none'; sandbox")
-    return await reply.type(isMediaType(file.mediaType) ? file.mediaType : 'application/octet-stream').send(stream)
+    return await sendFile(reply, files, file, `${kind}/${params.id}`)
   })
 
   app.get(`${base}/availability`, {

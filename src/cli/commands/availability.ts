@@ -1,6 +1,8 @@
 import type { Command } from 'commander'
 import { apiCommand, connect, type ConnectionOptions } from '../options.ts'
 import { bytes, json, table } from '../output.ts'
+import { checkId, recordPath } from './records.ts'
+import { kindOf, withModelFlag } from './version.ts'
 
 /** One version as GET /datasets/:id/availability answers it (VersionAvailability on the node). */
 interface VersionAvailability {
@@ -23,13 +25,16 @@ interface VersionAvailability {
 interface AvailabilityOptions extends ConnectionOptions { model?: boolean }
 
 /** `dw dataset availability`: which files of each version are here, which connected peers have them, and how many sites hold each against its copy target. */
-export function availabilityCommand (): Command {
-  return apiCommand('availability', 'per version: whether every file is on this node, which connected peers have each, and its copies (sites that hold it) against its target')
-    .argument('<dataset-id>')
-    .option('--model', 'the id is a model, not a dataset')
+export function availabilityCommand (kind: 'dataset' | 'model' = 'dataset'): Command {
+  const command = apiCommand('availability', 'per version: whether every file is on this node, which connected peers have each, and its copies (sites that hold it) against its target')
+    .argument(`<${kind}-id>`)
+  // `dw dataset availability --model` predates `dw model availability`; it still works.
+  return withModelFlag(command, kind === 'dataset' ? undefined : kind)
     .action(async (id: string, options: AvailabilityOptions) => {
+      const which = kindOf(kind === 'dataset' ? undefined : kind, options)
+      checkId(id, which)
       const client = await connect(options)
-      const base = `/${options.model === true ? 'models' : 'datasets'}/${encodeURIComponent(id)}`
+      const base = recordPath(which, id)
       const { items } = await client.request<{ items: VersionAvailability[] }>('GET', `${base}/availability`)
       if (options.json === true) return json(items)
       if (items.length === 0) {

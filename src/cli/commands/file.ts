@@ -10,9 +10,10 @@ import { DwError } from '../../errors.ts'
 import { apiCommand, connect, type ConnectionOptions } from '../options.ts'
 import { bytes, json } from '../output.ts'
 import { progress } from '../progress.ts'
-import { recordBase } from './version.ts'
+import { checkId, recordPath } from './records.ts'
+import { kindOf, withModelFlag } from './version.ts'
 
-interface GetOptions extends ConnectionOptions { output?: string, force?: boolean, model?: boolean }
+export interface GetOptions extends ConnectionOptions { output?: string, force?: boolean, model?: boolean }
 
 /** Where the file goes: `-o` (a directory means "inside it"), else ./NAME. */
 async function targetPath (name: string, output: string | undefined): Promise<string> {
@@ -54,50 +55,66 @@ async function publish (temp: string, target: string, force: boolean): Promise<v
   await rm(temp, { force: true })
 }
 
-function get (): Command {
-  return apiCommand('get', 'download one file of a version (streamed, checked against its sha256)')
-    .argument('<dataset-id>')
-    .argument('<version-id>')
-    .argument('<name>')
+/**
+ * Downloads the file at API `path` (named `name`) to `-o`, ./NAME or
+ * stdout: streamed into a temp file beside the target, checked against the
+ * sha256 the node declares, then moved into place.
+ */
+export async function download (path: string, name: string, options: GetOptions): Promise<void> {
+  const toStdout = options.output === '-'
+  const target = toStdout ? '-' : await targetPath(name, options.output)
+  if (!toStdout && options.force !== true && await exists(target)) {
+    throw new DwError('CONFLICT', `${target} already exists; add --force to overwrite it`)
+  }
+  const client = await connect(options)
+  const response = await client.stream('GET', path) as IncomingMessage
+  const bar = progress(`downloading ${name}`, Number(response.headers['content-length'] ?? 0))
+  const expected = response.headers['x-content-sha256']
+  const { hash, count, tap } = counter(n => bar.add(n))
+  if (toStdout) {
+    await pipeline(response, tap, process.stdout, { end: false }).finally(() => bar.done())
+    return
+  }
+  const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.part`)
+  const cleanUp = (): void => { void rm(temp, { force: true }).finally(() => process.exit(130)) }
+  process.once('SIGINT', cleanUp)
+  try {
+    await pipeline(response, tap, createWriteStream(temp, { flags: 'wx' })).finally(() => bar.done())
+    const actual = hash()
+    if (expected !== undefined && actual !== expected) {
+      throw new DwError('INTEGRITY_MISMATCH', `${name} arrived damaged (sha256 ${actual}, expected ${expected}); nothing was written`)
+    }
+    await publish(temp, target, options.force === true)
+    if (options.json === true) return json({ path: target, size: count(), sha256: actual })
+    process.stdout.write(`saved ${name} (${bytes(count())}, sha256 verified) to ${target}\n`)
+  } finally {
+    process.off('SIGINT', cleanUp)
+    await rm(temp, { force: true })
+  }
+}
+
+/** A `get` command: the arguments that name the file, then -o, --force and the connection options. */
+export function getCommand (description: string, args: string[]): Command {
+  const command = apiCommand('get', description)
+  for (const arg of args) command.argument(arg)
+  return command
     .option('-o, --output <path>', 'where to write it (default: ./NAME; "-" for stdout)')
     .option('--force', 'overwrite an existing file')
-    .option('--model', 'the id is a model, not a dataset')
+}
+
+/** `get` for a file of a dataset's or model's version. */
+export function versionFileGetCommand (kind?: 'dataset' | 'model'): Command {
+  return withModelFlag(getCommand('download one file of a version (streamed, checked against its sha256)', [`<${kind ?? 'dataset'}-id>`, '<version-id>', '<name>']), kind)
     .action(async (id: string, versionId: string, name: string, options: GetOptions) => {
-      const toStdout = options.output === '-'
-      const target = toStdout ? '-' : await targetPath(name, options.output)
-      if (!toStdout && options.force !== true && await exists(target)) {
-        throw new DwError('CONFLICT', `${target} already exists; add --force to overwrite it`)
-      }
-      const client = await connect(options)
-      const path = `${recordBase(options, id)}/versions/${encodeURIComponent(versionId)}/files/${encodeURIComponent(name)}`
-      const response = await client.stream('GET', path) as IncomingMessage
-      const bar = progress(`downloading ${name}`, Number(response.headers['content-length'] ?? 0))
-      const expected = response.headers['x-content-sha256']
-      const { hash, count, tap } = counter(n => bar.add(n))
-      if (toStdout) {
-        await pipeline(response, tap, process.stdout, { end: false }).finally(() => bar.done())
-        return
-      }
-      const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.part`)
-      const cleanUp = (): void => { void rm(temp, { force: true }).finally(() => process.exit(130)) }
-      process.once('SIGINT', cleanUp)
-      try {
-        await pipeline(response, tap, createWriteStream(temp, { flags: 'wx' })).finally(() => bar.done())
-        const actual = hash()
-        if (expected !== undefined && actual !== expected) {
-          throw new DwError('INTEGRITY_MISMATCH', `${name} arrived damaged (sha256 ${actual}, expected ${expected}); nothing was written`)
-        }
-        await publish(temp, target, options.force === true)
-        if (options.json === true) return json({ path: target, size: count(), sha256: actual })
-        process.stdout.write(`saved ${name} (${bytes(count())}, sha256 verified) to ${target}\n`)
-      } finally {
-        process.off('SIGINT', cleanUp)
-        await rm(temp, { force: true })
-      }
+      const which = kindOf(kind, options)
+      checkId(id, which)
+      checkId(versionId, 'version', `dw ${which} show ${id} lists them`)
+      await download(`${recordPath(which, id)}/versions/${encodeURIComponent(versionId)}/files/${encodeURIComponent(name)}`, name, options)
     })
 }
 
-export function fileCommand (): Command {
-  return new Command('file').description('files of dataset and model versions')
-    .addCommand(get())
+/** `dw file get` (`--model` for models), and `dw dataset file get` / `dw model file get`. */
+export function fileCommand (kind?: 'dataset' | 'model'): Command {
+  return new Command('file').description(kind === undefined ? 'files of dataset and model versions' : `files of a ${kind}'s versions`)
+    .addCommand(versionFileGetCommand(kind))
 }
