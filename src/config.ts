@@ -125,7 +125,8 @@ export async function readConfig (dataDir: string): Promise<NodeConfig> {
   try {
     config = JSON.parse(text)
   } catch (err) {
-    throw new DwError('CONFIG_INVALID', `${join(dataDir, CONFIG_FILE)} is not valid JSON`, { cause: err })
+    // V8's message says where (line and column): a hand-edited file's missing comma is found at once.
+    throw new DwError('CONFIG_INVALID', `${join(dataDir, CONFIG_FILE)} is not valid JSON: ${(err as Error).message}`, { cause: err })
   }
   if (config.version !== 1 || typeof config.http?.port !== 'number' || !Array.isArray(config.listen)) {
     throw new DwError('CONFIG_INVALID', `${join(dataDir, CONFIG_FILE)} is missing required settings`)

@@ -1,4 +1,4 @@
-import { readdir, readFile, stat } from 'node:fs/promises'
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { tempDir } from '../helpers/tmp.ts'
@@ -34,6 +34,16 @@ void t.test('init --json and a second init on the same directory is refused', as
   t.not(again.code, 0)
   t.match(again.stderr, 'already holds a dw node')
   t.equal(await readFile(join(data, 'config.json'), 'utf8'), before, 'the existing node is untouched')
+  // Without a password at hand, the same answer, not a question about the password.
+  const noPassword = await dw(['init', '--data', data])
+  t.not(noPassword.code, 0)
+  t.match(noPassword.stderr, 'already holds a dw node')
+
+  // A hand-edited config.json with a missing comma: the start says where.
+  await writeFile(join(data, 'config.json'), before.replace('"version": 1,', '"version": 1'))
+  const start = await dw(['start', '--data', data])
+  t.not(start.code, 0)
+  t.match(start.stderr, /config\.json is not valid JSON: .*line 3 column/)
 })
 
 void t.test('--generate-password prints a password once, and it meets the policy', async (t) => {

@@ -1,9 +1,12 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Command } from 'commander'
 import { validatePasswordPolicy } from '../../auth/passwords.ts'
-import { parseHostPort, validateListenAddr, type NodeConfig } from '../../config.ts'
+import type { NodeConfig } from '../../config.ts'
 import { S3_ENV, s3BlobsConfigFromEnv } from '../../blobs/s3-config.ts'
 import { DwError } from '../../errors.ts'
 import { PASSWORD_COST_RANGE } from '../../auth/passwords.ts'
+import { parseHostPort, usesNodeOptions, validateListenAddr } from '../node-options.ts'
 import { asOption, asRepeatedOption, command, type DataOptions } from '../options.ts'
 import { fields, json } from '../output.ts'
 import { generatePassword, readPassword } from '../prompt.ts'
@@ -86,7 +89,7 @@ export function printGeneratedPassword (password: string): void {
 }
 
 export function initCommand (): Command {
-  return command('init', 'create a node: identity, config, database, blob store and the admin account')
+  return usesNodeOptions(command('init', 'create a node: identity, config, database, blob store and the admin account'))
     .option('--name <name>', 'a human name for this site')
     .option('--http <host:port>', 'where the HTTP API listens (port 0: any free port)', asOption(parseHostPort))
     .option('--listen <multiaddr>', 'a libp2p listen address (repeatable)', asRepeatedOption(validateListenAddr))
@@ -100,6 +103,10 @@ export function initCommand (): Command {
     .option('--generate-password', 'generate the admin password and print it once, instead of DW_ADMIN_PASSWORD or a prompt')
     .option('--json', 'print JSON')
     .action(async (options: InitOptions) => {
+      // Before asking for a password: a directory that holds a node is refused anyway (initNode checks again).
+      if (['config.json', 'db'].some(f => existsSync(join(options.data, f)))) {
+        throw new DwError('ALREADY_INITIALISED', `${options.data} already holds a dw node; pick another --data directory`)
+      }
       const { password, generated } = await adminPassword(options.generatePassword === true)
       const node = await createNode(options, password)
       if (options.json === true) {
