@@ -17,6 +17,13 @@ interface Init extends Partial<RedialOptions> {
  * Redials trusted peers that are out of reach, with exponential backoff and
  * jitter (so sites that lost a shared link do not all redial in lockstep),
  * capped so that a link that comes back is noticed within one period.
+ *
+ * A dial that connects backs off like one that fails: a site that does not
+ * trust this node accepts the connection and then closes it, and forgetting
+ * the backoff on connecting made that a dial every tick (4 a second, for
+ * as long as the admins took to notice). The backoff is forgotten only when
+ * a session proves the link (`reset`, once a pull has caught up) or the
+ * peer was just added.
  */
 export class Redialer {
   readonly #init: Init
@@ -40,7 +47,7 @@ export class Redialer {
     this.#timer = undefined
   }
 
-  /** Forget the backoff of a peer (it connected, or was just added). */
+  /** Forget the backoff of a peer (a session with it caught up, or it was just added). */
   reset (peerId: string): void {
     this.#next.delete(peerId)
   }
@@ -52,13 +59,12 @@ export class Redialer {
       const plan = this.#next.get(peerId)
       if (plan !== undefined && plan.at > now) continue
       this.#inFlight.add(peerId)
-      this.#init.dial(peerId).then(() => {
-        this.#next.delete(peerId)
-      }, () => {
+      const backOff = (): void => {
         const delay = Math.min(this.#opts.maxMs, plan === undefined ? this.#opts.minMs : plan.delay * 2)
         const jitter = delay * (0.75 + Math.random() * 0.5)
         this.#next.set(peerId, { at: Date.now() + Math.min(jitter, this.#opts.maxMs), delay })
-      }).finally(() => {
+      }
+      this.#init.dial(peerId).then(backOff, backOff).finally(() => {
         this.#inFlight.delete(peerId)
       })
     }

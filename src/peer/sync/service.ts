@@ -173,7 +173,6 @@ export class SyncService {
     if (!this.#init.book.isTrusted(peerId)) return
     const s = this.#peers.get(peerId)
     s.connected = true
-    this.#redialer.reset(peerId)
     if (!s.pulling) this.#track(this.#livePullLoop(peerId))
   }
 
@@ -240,6 +239,8 @@ export class SyncService {
           account()
         },
         onCaughtUp: ({ remoteHead, stats }) => {
+          // The link works both ways: if it drops now, redial at once.
+          this.#redialer.reset(peerId)
           s.remoteHead = remoteHead
           s.lastSyncAt = Date.now()
           delete s.lastError
