@@ -1,8 +1,7 @@
 import { X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { request as httpRequest, type IncomingMessage } from 'node:http'
-import { request as httpsRequest } from 'node:https'
-import { checkServerIdentity, createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls'
+import type { IncomingMessage } from 'node:http'
+import type { PeerCertificate, SecureContext } from 'node:tls'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -97,6 +96,16 @@ async function apiError (response: IncomingMessage): Promise<ApiError> {
   return new ApiError(status, 'UNKNOWN', `the node answered ${status} ${response.statusMessage ?? ''}${text === '' ? '' : `: ${text.slice(0, 200)}`}`)
 }
 
+/**
+ * node:http, node:https and node:tls are taken with process.getBuiltinModule
+ * when a request is made, not imported: Node's ESM wrapper of node:http reads
+ * every export, and one of them loads undici, about 50 ms of CPU on every dw
+ * command, even `dw --help`. HTTPS and TLS are loaded only for an https URL.
+ */
+function httpModule (https: boolean): typeof import('node:http') | typeof import('node:https') {
+  return https ? process.getBuiltinModule('node:https') : process.getBuiltinModule('node:http')
+}
+
 /** TLS error codes that mean "the certificate is not trusted", as opposed to a broken connection. */
 const UNTRUSTED_CERT = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/
 
@@ -120,6 +129,7 @@ async function tlsOptions (pinned: string | undefined, caFile: string | undefine
     }
   }
   const pin = pinned === undefined ? undefined : new X509Certificate(pinned).fingerprint256
+  const { checkServerIdentity, createSecureContext } = process.getBuiltinModule('node:tls')
   return {
     // Partial chains: a pinned leaf or an intermediate given as CA is an anchor of its own.
     secureContext: createSecureContext({ ca, allowPartialTrustChain: true }),
@@ -189,7 +199,8 @@ export class NodeClient {
       headers['content-type'] = 'application/json'
       headers['content-length'] = String(Buffer.byteLength(text))
     }
-    const req = url.protocol === 'https:' ? httpsRequest(url, { method, headers, ...this.#tls }) : httpRequest(url, { method, headers })
+    const https = url.protocol === 'https:'
+    const req = httpModule(https).request(url, https ? { method, headers, ...this.#tls } : { method, headers })
     const responded = new Promise<IncomingMessage>((resolve, reject) => {
       req.once('response', resolve)
       req.once('error', reject)

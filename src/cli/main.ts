@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { isDwError } from '../errors.ts'
 import { ApiError } from './client.ts'
+import { loadFor } from './node-options.ts'
 import { auditCommand } from './commands/audit.ts'
 import { backupCommand } from './commands/backup.ts'
 import { restoreCommand } from './commands/restore.ts'
@@ -43,6 +44,8 @@ export function buildProgram (): Command {
     command.commands.forEach(override)
   }
   program.commands.forEach(override)
+  // Runs before commander parses the subcommand's options (src/cli/node-options.ts).
+  program.hook('preSubcommand', async (_program, subcommand) => { await loadFor(subcommand) })
   return program
 }
 

@@ -2,12 +2,12 @@ import { access } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { CONFIG_FILE, parseHostPort, readConfig, type TlsFiles } from '../../config.ts'
+import type { TlsFiles } from '../../config.ts'
 import { DwError } from '../../errors.ts'
 import type { RunningNode } from '../../node.ts'
 import { generatePassword } from '../prompt.ts'
+import { parseAnnounceAddress, parseHostPort, usesNodeOptions } from '../node-options.ts'
 import { asOption, asRepeatedOption, command, type DataOptions } from '../options.ts'
-import { parseAnnounceAddress } from '../../peer/peer-address.ts'
 import { createNode, printGeneratedPassword } from './init.ts'
 
 interface StartOptions extends DataOptions {
@@ -34,6 +34,7 @@ async function exists (path: string): Promise<boolean> {
 
 /** For `npm start`: a first run needs no separate init; a password not given is generated and shown once. */
 async function initIfMissing (data: string, http: StartOptions['http']): Promise<void> {
+  const { CONFIG_FILE } = await import('../../config.ts')
   if (await exists(join(data, CONFIG_FILE))) return
   const given = process.env.DW_ADMIN_PASSWORD
   const password = given !== undefined && given !== '' ? given : generatePassword()
@@ -67,6 +68,7 @@ async function start (data: string, http: StartOptions['http'], tls: TlsFiles | 
     return await startNode({ dataDir: data, http, tls, ...(announce === undefined ? {} : { announce }), logger: { level: process.env.DW_LOG_LEVEL ?? 'warn' }, onEngineFailure })
   } catch (err: any) {
     if (err?.code !== 'EADDRINUSE') throw err
+    const { CONFIG_FILE, readConfig } = await import('../../config.ts')
     const { host, port } = http ?? (await readConfig(data)).http
     throw new DwError('CONFIG_INVALID', `cannot serve HTTP on ${host}:${port}: the port is in use; stop that program or change "http" in ${join(data, CONFIG_FILE)}`, { cause: err })
   }
@@ -104,7 +106,7 @@ async function untilSignal (): Promise<string> {
 }
 
 export function startCommand (): Command {
-  return command('start', 'run the node in the foreground until SIGINT (Ctrl-C) or SIGTERM')
+  return usesNodeOptions(command('start', 'run the node in the foreground until SIGINT (Ctrl-C) or SIGTERM'))
     .option('--init-if-missing', 'create the node first if --data holds none (admin password from DW_ADMIN_PASSWORD, else generated and printed once)')
     .option('--http <host:port>', 'where the HTTP API listens this time, instead of config.json\'s "http" (port 0: any free port)', asOption(parseHostPort))
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate (chain); with --tls-key (or DW_TLS_CERT and DW_TLS_KEY)')
