@@ -6,6 +6,7 @@ import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import { buildApi } from '../../src/api/server.ts'
 import { addMember, startTestNode, type TestNode } from '../helpers/node.ts'
+import { eventually } from '../helpers/mesh.ts'
 
 const sha = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex')
 
@@ -165,5 +166,7 @@ t.test('a report file whose bytes are not here and no peer has them: 503 with Re
   const res = await fetch(`${base}/files/away.bin`, { headers: n.admin })
   t.equal(res.status, 503)
   t.ok(Number(res.headers.get('retry-after')) > 0)
+  // Queued as the answer goes out (the queue first checks the store): bounded, not at once.
+  await eventually(() => n.node.files.wanted().some(w => w.sha256 === sha(bytes)), 15_000, 'the file queued')
   t.match(n.node.files.wanted(), [{ sha256: sha(bytes), size: bytes.length }], 'queued to fetch when a peer has it')
 })
