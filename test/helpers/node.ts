@@ -28,7 +28,7 @@ const founded = new WeakSet<object>()
  * directory. The first node a test starts founds a mesh and the rest join
  * it (`link` then adds them to its roster); `found: true` starts another mesh.
  */
-export async function startTestNode (t: T, options: { dataDir?: string, found?: boolean, join?: boolean, files?: NodeConfig['files'], warn?: (message: string) => void } = {}): Promise<TestNode> {
+export async function startTestNode (t: T, options: { dataDir?: string, found?: boolean, join?: boolean, files?: NodeConfig['files'], login?: NodeConfig['login'], warn?: (message: string) => void } = {}): Promise<TestNode> {
   let dataDir = options.dataDir
   if (dataDir === undefined) {
     dataDir = await tempDir(t, 'dw-node-')
@@ -38,7 +38,7 @@ export async function startTestNode (t: T, options: { dataDir?: string, found?: 
     // copying is off unless a test asks for it: most tests are about where
     // bytes go on demand, and a copy arriving on its own would change that.
     const files = options.files ?? { copy: false }
-    await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, login: TEST_LOGIN, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join, files })
+    await initNode({ dataDir, adminPassword: ADMIN_PASSWORD, login: options.login ?? TEST_LOGIN, http: { host: '127.0.0.1', port: 0 }, listen: ['/ip4/127.0.0.1/tcp/0'], sync: { minMs: 100, maxMs: 800 }, join, files })
   }
   const node = await startNode({ dataDir, ...(options.warn === undefined ? {} : { warn: options.warn }) })
   t.teardown(async () => { await node.stop() })
