@@ -15,5 +15,18 @@ try {
   enableCompileCache(dir)
 } catch {}
 
+// A running node starts its process again with the memory settings that
+// only apply at start-up (src/start/process-memory.ts): execve keeps the
+// process id, so a supervisor and its signals see one process throughout.
+if (process.argv[2] === 'start' && typeof process.execve === 'function') {
+  const { memoryRelaunch } = await import('../src/start/process-memory.ts')
+  const relaunch = memoryRelaunch(process.execArgv, process.env)
+  if (relaunch !== undefined) {
+    try {
+      process.execve(process.execPath, [process.execPath, ...relaunch.flags, ...process.execArgv, ...process.argv.slice(1)], { ...process.env, ...relaunch.env })
+    } catch {}
+  }
+}
+
 const { main } = await import('../src/cli/main.ts')
 await main()

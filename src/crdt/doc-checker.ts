@@ -21,6 +21,13 @@ const WORKER_START_MS = 60_000
 /** How often memory is sampled while a document loads: a hostile load grows ~700 MB/s, so this overshoots by ~10 MB. */
 const MEMORY_SAMPLE_MS = 10
 
+/**
+ * How long a worker waits for work before it goes: its Automerge wasm
+ * memory only grows, and its heap and engine cost the node tens of MiB
+ * it would keep between syncs. Starting a fresh one takes ~100-300 ms.
+ */
+const IDLE_MS = 3000
+
 interface Spawned { thread: Worker, ready: Promise<void> }
 
 /**
@@ -28,7 +35,7 @@ interface Spawned { thread: Worker, ready: Promise<void> }
  * dozens): jobs from every checker take turns on it, and it goes when the
  * last checker stops.
  */
-const shared: { worker: Spawned | undefined, queue: Promise<unknown>, checkers: number } = { worker: undefined, queue: Promise.resolve(), checkers: 0 }
+const shared: { worker: Spawned | undefined, queue: Promise<unknown>, checkers: number, pending: number, idle: NodeJS.Timeout | undefined } = { worker: undefined, queue: Promise.resolve(), checkers: 0, pending: 0, idle: undefined }
 
 /**
  * Loads documents that peers send in a worker thread before the node
@@ -43,16 +50,22 @@ const shared: { worker: Spawned | undefined, queue: Promise<unknown>, checkers: 
  */
 export class DocChecker implements Startable {
   readonly #limits: DocLimits
+  readonly #idleMs: number
   #jobs = 0
   #stopped = true
   /** Workers terminated or lost: a number the node's status shows. */
   restarts = 0
 
-  constructor (limits: DocLimits = DEFAULT_DOC_LIMITS) {
+  /** `idleMs`: how long the worker waits for work before it stops (a check after that starts a fresh one). */
+  constructor (limits: DocLimits = DEFAULT_DOC_LIMITS, options: { idleMs?: number } = {}) {
     this.#limits = limits
+    this.#idleMs = options.idleMs ?? IDLE_MS
   }
 
   get limits (): DocLimits { return this.#limits }
+
+  /** True while a worker is up (between checks it stops after `idleMs`). */
+  get running (): boolean { return shared.worker !== undefined }
 
   start (): void {
     if (!this.#stopped) return
@@ -66,6 +79,8 @@ export class DocChecker implements Startable {
     shared.checkers -= 1
     await shared.queue.catch(() => {})
     if (shared.checkers > 0) return
+    clearTimeout(shared.idle)
+    shared.idle = undefined
     const worker = shared.worker
     shared.worker = undefined
     await worker?.thread.terminate()
@@ -74,8 +89,17 @@ export class DocChecker implements Startable {
   /** A verdict per item, in order. */
   async check (items: CheckItem[]): Promise<CheckVerdict[]> {
     if (items.length === 0) return []
+    clearTimeout(shared.idle)
+    shared.idle = undefined
+    shared.pending += 1
     const run = shared.queue.then(async () => await this.#run(items))
-    shared.queue = run.catch(() => {})
+    shared.queue = run.catch(() => {}).finally(() => {
+      shared.pending -= 1
+      if (shared.pending === 0 && shared.worker !== undefined) {
+        shared.idle = setTimeout(stopIdle, this.#idleMs)
+        shared.idle.unref()
+      }
+    })
     return await run
   }
 
@@ -183,4 +207,13 @@ export class DocChecker implements Startable {
       worker.postMessage(job)
     })
   }
+}
+
+/** Stops the worker after `idleMs` without work: not a restart, nothing was lost. */
+function stopIdle (): void {
+  shared.idle = undefined
+  if (shared.pending > 0) return
+  const worker = shared.worker
+  shared.worker = undefined
+  void worker?.thread.terminate()
 }

@@ -287,7 +287,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
     this.#parked = binarySublevel(db, 'parked')
     this.#refusedHashes = binarySublevel(db, 'refused')
     this.#commit = new GroupCommit(db)
-    this.#cache = new Lru(options.cacheSize ?? 500)
+    this.#cache = new Lru<string, Live<S>>(options.cacheSize ?? 500, { evicted: (key, live) => { this.#release(key, live.doc) } })
     this.#compactAfter = options.compactAfter ?? 32
     this.#summarise = options.summarise
     const indexes = options.indexes ?? []
@@ -900,6 +900,25 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
   async flush (): Promise<void> {
     await this.#retrying
     await this.#commit.idle()
+  }
+
+  /**
+   * Gives a document pushed out of the cache back to Automerge at once,
+   * rather than when the garbage collector gets to it: until then its wasm
+   * memory stays taken, and the wasm memory grows to the most ever taken
+   * and never shrinks. Done under the key's lock, after whatever uses the
+   * document now, and only if that did not carry the same engine state on
+   * into the cache (A.change and loadIncremental keep it) or free it itself.
+   */
+  #release (key: string, doc: A.Doc<any>): void {
+    const handle = A.getBackend(doc)
+    void this.#lock.run(key, async () => {
+      const now = this.#cache.peek(key)
+      if (now !== undefined && A.getBackend(now.doc) === handle) return
+      // Freed already (wasm-bindgen zeroes the pointer): a second free throws.
+      if ((handle as unknown as { __wbg_ptr?: number }).__wbg_ptr === 0) return
+      A.free(doc)
+    }).catch(() => {})
   }
 
   /** The cached document, or it loaded from disk; `known` skips the meta read when the caller has it (null: known absent). */
