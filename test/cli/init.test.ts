@@ -80,3 +80,11 @@ void t.test('bad --http and --listen values are usage errors', async (t) => {
   t.match(listen.stderr, 'TCP multiaddr')
   t.same(await readdir(dir), [], 'nothing created')
 })
+
+void t.test('a wildcard listen address is printed with what other sites dial instead', async (t) => {
+  const data = join(await tempDir(t), 'wild')
+  const run = await dw(['init', '--data', data, '--listen', '/ip4/0.0.0.0/tcp/0'], { env: { DW_ADMIN_PASSWORD: ADMIN_PASSWORD } })
+  t.equal(run.code, 0, run.stderr)
+  t.match(run.stdout, /\/ip4\/0\.0\.0\.0\/tcp\/0\/p2p\//)
+  t.match(run.stdout, /listen on every interface": other sites dial this host's own IP or DNS name/)
+})

@@ -121,6 +121,10 @@ export function initCommand (): Command {
         ['mesh', node.meshId === null ? 'none yet: joins the mesh of its first peer (a full node there must add it)' : `${node.meshId} (founded here; this node is full)`]
       ])
       process.stdout.write('multiaddrs:\n' + node.addresses.map(a => `  ${a}\n`).join(''))
+      // An admin copies these into other sites' peers: a wildcard is not an address they can dial.
+      if (node.addresses.some(a => /^\/ip[46]\/(0\.0\.0\.0|::)\//.test(a))) {
+        process.stdout.write('  (0.0.0.0 or :: means "listen on every interface": other sites dial this host\'s own IP or DNS name in its place, e.g. /ip4/198.51.100.20/tcp/4001/p2p/<peer id>)\n')
+      }
       if (generated) printGeneratedPassword(password)
       process.stdout.write(`\nstart it with: dw start --data ${options.data}\n`)
     })
