@@ -5,10 +5,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { constants, zstdCompressSync } from 'node:zlib'
 import { encode as cborEncode } from 'cborg'
-import { openDb } from '../../src/db.ts'
 import { DocStore } from '../../src/crdt/doc-store.ts'
-import { summarise } from '../../src/crdt/summary.ts'
-import { initDataset } from '../../src/crdt/records/dataset.ts'
 import { docKey, newId } from '../../src/crdt/keys.ts'
 import { serveSync } from '../../src/peer/sync/serve.ts'
 import { pullSync } from '../../src/peer/sync/pull.ts'
@@ -16,22 +13,11 @@ import { compressed } from '../../src/peer/sync/compression.ts'
 import { MAX_SYNC_MESSAGE, PROTOCOL_VERSION } from '../../src/peer/sync/messages.ts'
 import type { MessageStream } from '../../src/message-stream.ts'
 import { streamPair } from '../helpers/stream-pair.ts'
-import { tempDir } from '../helpers/tmp.ts'
-
-const actor = { userId: 'u', at: '2026-01-01T00:00:00.000Z' }
-
-async function store (t: any): Promise<DocStore> {
-  const db = await openDb(await tempDir(t))
-  t.teardown(async () => { await db.close() })
-  return await DocStore.open(db, { summarise })
-}
+import { addDatasets, testStore } from '../helpers/doc-store.ts'
 
 async function filled (t: any, n: number): Promise<DocStore> {
-  const s = await store(t)
-  for (let i = 0; i < n; i++) {
-    const id = newId()
-    await s.create(docKey('dataset', id), d => initDataset(d, 'dataset', id, { name: `survey ${i}`, description: 'CTD casts along the transect, station by station', tags: ['ocean', 'ctd'] }, actor))
-  }
+  const s = await testStore(t)
+  await addDatasets(s, n, i => ({ name: `survey ${i}`, description: 'CTD casts along the transect, station by station', tags: ['ocean', 'ctd'] }))
   return s
 }
 
@@ -59,8 +45,8 @@ async function session (from: DocStore, to: DocStore, options: { serve?: boolean
 
 t.test('a compressed session moves the same records in fewer bytes, both ways', async t => {
   const a = await filled(t, 300)
-  const plain = await session(a, await store(t), { serve: false })
-  const packed = await session(a, await store(t))
+  const plain = await session(a, await testStore(t), { serve: false })
+  const packed = await session(a, await testStore(t))
   t.equal(plain.received, 300)
   t.equal(packed.received, 300)
   t.ok(packed.serverBytes < plain.serverBytes * 0.9, `server sent ${packed.serverBytes} bytes compressed, ${plain.serverBytes} plain`)
@@ -104,12 +90,12 @@ t.test('one stream per session: messages sent one at a time shrink against the o
 t.test('peers of the previous wire version: sessions stay plain either way round', async t => {
   const a = await filled(t, 20)
   // An older server ignores hello.z: its welcome names no codec.
-  const oldServer = await session(a, await store(t), { serve: false })
+  const oldServer = await session(a, await testStore(t), { serve: false })
   t.equal(oldServer.received, 20)
   t.notOk((oldServer.serverSent[0] as { z?: string }).z, 'no codec in the welcome')
   t.ok(oldServer.serverSent.slice(1).every(m => (m as { t?: string }).t !== undefined), 'plain messages')
   // An older puller offers none.
-  const oldPuller = await session(a, await store(t), { pull: false })
+  const oldPuller = await session(a, await testStore(t), { pull: false })
   t.equal(oldPuller.received, 20)
   t.notOk((oldPuller.serverSent[0] as { z?: string }).z)
 })
@@ -171,7 +157,7 @@ t.test('compressed frames are held to the limits of plain ones', async t => {
   // A server that picks a codec the puller did not offer.
   {
     const [client, server] = streamPair()
-    const pulling = pullSync(client, await store(t), { epoch: '', through: 0 }, { live: false, saveCheckpoint: async () => {}, compression: false })
+    const pulling = pullSync(client, await testStore(t), { epoch: '', through: 0 }, { live: false, saveCheckpoint: async () => {}, compression: false })
     await server.read()
     await server.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: 'e', head: 0, from: 0, session: 'ab', z: 'zstd' })
     await t.rejects(pulling, { code: 'INVALID_MESSAGE', message: /was not offered/ })

@@ -4,37 +4,17 @@
 // with its headers). The puller's wants are held back here, so the test
 // does not depend on how fast anything runs.
 import t from 'tap'
-import { openDb } from '../../src/db.ts'
-import { DocStore } from '../../src/crdt/doc-store.ts'
-import { summarise } from '../../src/crdt/summary.ts'
-import { initDataset } from '../../src/crdt/records/dataset.ts'
-import { docKey, newId } from '../../src/crdt/keys.ts'
 import { serveSync } from '../../src/peer/sync/serve.ts'
 import { pullSync } from '../../src/peer/sync/pull.ts'
 import { OFFER_BATCH } from '../../src/peer/sync/messages.ts'
 import type { MessageStream } from '../../src/message-stream.ts'
 import { eventually } from '../helpers/mesh.ts'
 import { streamPair } from '../helpers/stream-pair.ts'
-import { tempDir } from '../helpers/tmp.ts'
-
-const actor = { userId: 'u', at: '2026-01-01T00:00:00.000Z' }
-
-async function store (t: any): Promise<DocStore> {
-  const db = await openDb(await tempDir(t))
-  t.teardown(async () => { await db.close() })
-  return await DocStore.open(db, { summarise })
-}
-
-async function create (s: DocStore, n: number): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    const id = newId()
-    await s.create(docKey('dataset', id), d => initDataset(d, 'dataset', id, { name: `survey ${i}` }, actor))
-  }
-}
+import { addDatasets, testStore } from '../helpers/doc-store.ts'
 
 t.test('changes made while an offer is out go together in the next one', async t => {
-  const a = await store(t)
-  const b = await store(t)
+  const a = await testStore(t)
+  const b = await testStore(t)
   const [client, server] = streamPair()
   const offers: number[] = []
   const watching: MessageStream = { ...server, send: async (m: any) => { if (m.t === 'offer') offers.push(m.items.length); await server.send(m) } }
@@ -53,9 +33,9 @@ t.test('changes made while an offer is out go together in the next one', async t
   await eventually(() => caughtUp > 0, 30_000, 'the empty session caught up')
 
   open = false
-  await create(a, 1)
+  await addDatasets(a, 1)
   await eventually(() => offers.length === 1, 30_000, 'the first change offered at once')
-  await create(a, 29)
+  await addDatasets(a, 29)
   t.same(offers, [1], 'nothing more is offered while that offer waits for its want')
   open = true
   opened()

@@ -4,11 +4,8 @@
 // Anything else (a document changed here since, a peer that offered
 // something else) is offered as before.
 import t from 'tap'
-import { openDb } from '../../src/db.ts'
 import { DocStore } from '../../src/crdt/doc-store.ts'
-import { summarise } from '../../src/crdt/summary.ts'
-import { initDataset, patchDataset } from '../../src/crdt/records/dataset.ts'
-import { docKey, newId } from '../../src/crdt/keys.ts'
+import { patchDataset } from '../../src/crdt/records/dataset.ts'
 import { serveSync } from '../../src/peer/sync/serve.ts'
 import { pullSync } from '../../src/peer/sync/pull.ts'
 import { OfferedHeads } from '../../src/peer/sync/offered-heads.ts'
@@ -16,15 +13,7 @@ import type { MessageStream } from '../../src/message-stream.ts'
 import type { Feature } from '../../src/peer/sync/messages.ts'
 import type { Checkpoint } from '../../src/peer/sync/types.ts'
 import { streamPair } from '../helpers/stream-pair.ts'
-import { tempDir } from '../helpers/tmp.ts'
-
-const actor = { userId: 'u', at: '2026-01-01T00:00:00.000Z' }
-
-async function store (t: any): Promise<DocStore> {
-  const db = await openDb(await tempDir(t))
-  t.teardown(async () => { await db.close() })
-  return await DocStore.open(db, { summarise })
-}
+import { TEST_ACTOR, addDatasets, testStore } from '../helpers/doc-store.ts'
 
 /** One whole pull of `to` from `from`; returns the keys the server offered. */
 async function pull (from: DocStore, to: DocStore, options: { offered?: OfferedHeads, peerHas?: OfferedHeads } = {}): Promise<string[]> {
@@ -40,25 +29,20 @@ async function pull (from: DocStore, to: DocStore, options: { offered?: OfferedH
 }
 
 t.test('records received from a peer are not offered back to it', async t => {
-  const a = await store(t)
-  const b = await store(t)
-  const keys: string[] = []
-  for (let i = 0; i < 20; i++) {
-    const id = newId()
-    keys.push(docKey('dataset', id))
-    await a.create(docKey('dataset', id), d => initDataset(d, 'dataset', id, { name: `survey ${i}` }, actor))
-  }
+  const a = await testStore(t)
+  const b = await testStore(t)
+  const keys = await addDatasets(a, 20)
   // B's view of A: what A offered B in B's pull.
   const aOffered = new OfferedHeads()
   t.equal((await pull(a, b, { offered: aOffered })).length, 20, 'A offers B everything')
   // B changes one record after receiving it; A changes nothing.
-  await b.change(keys[0] as string, d => patchDataset(d, { name: 'renamed on B' }, actor))
+  await b.change(keys[0] as string, d => patchDataset(d, { name: 'renamed on B' }, TEST_ACTOR))
   const back = await pull(b, a, { peerHas: aOffered })
   t.same(back, [keys[0]], 'B offers A only what A does not hold exactly')
   t.equal(await a.read(keys[0] as string, d => d?.name), 'renamed on B', 'and A gets it')
 
   // Without the note, every record goes back (the echo this avoids).
-  const c = await store(t)
+  const c = await testStore(t)
   await pull(a, c)
   t.equal((await pull(c, a)).length, 20, 'without it, all 20 are offered back')
 })
@@ -76,12 +60,9 @@ t.test('an echo is skipped once, and only for exactly the heads offered', t => {
 })
 
 t.test('skip: what the puller holds is not offered at all, and its checkpoint still reaches the head', async t => {
-  const a = await store(t)
-  const b = await store(t)
-  for (let i = 0; i < 20; i++) {
-    const id = newId()
-    await a.create(docKey('dataset', id), d => initDataset(d, 'dataset', id, { name: `survey ${i}` }, actor))
-  }
+  const a = await testStore(t)
+  const b = await testStore(t)
+  await addDatasets(a, 20)
   const aOffered = new OfferedHeads()
   await pull(a, b, { offered: aOffered })
   /** B serves A, which holds all B has: with and without `skip` on A's side. */

@@ -2,9 +2,7 @@
 // stream pair: exactly what differs moves, checkpoints only advance past
 // durable batches, and a cut session resumes.
 import t from 'tap'
-import { openDb } from '../../src/db.ts'
 import { DocStore } from '../../src/crdt/doc-store.ts'
-import { summarise } from '../../src/crdt/summary.ts'
 import { initDataset, patchDataset } from '../../src/crdt/records/dataset.ts'
 import { markDeleted } from '../../src/crdt/records/common.ts'
 import { docKey, newId } from '../../src/crdt/keys.ts'
@@ -13,22 +11,14 @@ import { PROTOCOL_VERSION } from '../../src/peer/sync/messages.ts'
 import { pullSync } from '../../src/peer/sync/pull.ts'
 import type { Checkpoint } from '../../src/peer/sync/types.ts'
 import { streamPair } from '../helpers/stream-pair.ts'
-import { tempDir } from '../helpers/tmp.ts'
-
-const actor = { userId: 'u', at: '2026-01-01T00:00:00.000Z' }
-
-async function store (t: any): Promise<DocStore> {
-  const db = await openDb(await tempDir(t))
-  t.teardown(async () => { await db.close() })
-  return await DocStore.open(db, { summarise })
-}
+import { TEST_ACTOR, testStore } from '../helpers/doc-store.ts'
 
 async function create (s: DocStore, n: number, prefix = 'd'): Promise<string[]> {
   const keys: string[] = []
   await Promise.all(Array.from({ length: n }, async (_, i) => {
     const id = newId()
     keys.push(docKey('dataset', id))
-    await s.create(docKey('dataset', id), d => initDataset(d, 'dataset', id, { name: `${prefix}${i}` }, actor))
+    await s.create(docKey('dataset', id), d => initDataset(d, 'dataset', id, { name: `${prefix}${i}` }, TEST_ACTOR))
   }))
   return keys
 }
@@ -49,8 +39,8 @@ async function sameState (t: any, a: DocStore, b: DocStore, keys: string[]): Pro
 }
 
 t.test('initial pull moves everything; a second moves nothing; an edit moves one', async t => {
-  const a = await store(t)
-  const b = await store(t)
+  const a = await testStore(t)
+  const b = await testStore(t)
   const keys = await create(a, 600)
   let r = await pullOnce(a, b, { epoch: '', through: 0 })
   t.equal(r.received, 600)
@@ -61,20 +51,20 @@ t.test('initial pull moves everything; a second moves nothing; an edit moves one
   r = await pullOnce(a, b, r.cp)
   t.equal(r.sent, 0, 'nothing new, nothing sent')
 
-  await a.change(keys[5] as string, d => patchDataset(d, { name: 'edited' }, actor))
+  await a.change(keys[5] as string, d => patchDataset(d, { name: 'edited' }, TEST_ACTOR))
   const again = await pullOnce(a, b, r.cp)
   t.equal(again.sent, 1, 'only the changed record')
   t.equal(await b.read(keys[5] as string, d => d?.name), 'edited')
 })
 
 t.test('two-way pulls converge concurrent edits, deletes and empty edits', async t => {
-  const a = await store(t)
-  const b = await store(t)
+  const a = await testStore(t)
+  const b = await testStore(t)
   const keys = await create(a, 20)
   const cpB = (await pullOnce(a, b, { epoch: '', through: 0 })).cp
-  await a.change(keys[0] as string, d => patchDataset(d, { name: 'from a' }, actor))
-  await b.change(keys[0] as string, d => patchDataset(d, { name: 'from b', metadata: { b: 1 } }, actor))
-  await b.change(keys[1] as string, d => markDeleted(d, actor))
+  await a.change(keys[0] as string, d => patchDataset(d, { name: 'from a' }, TEST_ACTOR))
+  await b.change(keys[0] as string, d => patchDataset(d, { name: 'from b', metadata: { b: 1 } }, TEST_ACTOR))
+  await b.change(keys[1] as string, d => markDeleted(d, TEST_ACTOR))
   const onlyB = await create(b, 3, 'b')
   const cpA = (await pullOnce(b, a, { epoch: '', through: 0 })).cp
   await pullOnce(a, b, cpB)
@@ -88,8 +78,8 @@ t.test('two-way pulls converge concurrent edits, deletes and empty edits', async
 })
 
 t.test('a checkpoint from another epoch restarts from zero', async t => {
-  const a = await store(t)
-  const b = await store(t)
+  const a = await testStore(t)
+  const b = await testStore(t)
   await create(a, 10)
   const r = await pullOnce(a, b, { epoch: 'some-old-epoch', through: 999 })
   t.equal(r.received, 10)
@@ -97,8 +87,8 @@ t.test('a checkpoint from another epoch restarts from zero', async t => {
 })
 
 t.test('a session cut midway resumes from the last durable checkpoint', async t => {
-  const a = await store(t)
-  const b = await store(t)
+  const a = await testStore(t)
+  const b = await testStore(t)
   const keys = await create(a, 2000)
   const [client, server] = streamPair()
   const checkpoints: Checkpoint[] = []
@@ -121,8 +111,8 @@ t.test('a session cut midway resumes from the last durable checkpoint', async t 
 })
 
 t.test('live pull delivers new changes as they happen', async t => {
-  const a = await store(t)
-  const b = await store(t)
+  const a = await testStore(t)
+  const b = await testStore(t)
   const [client, server] = streamPair()
   const controller = new AbortController()
   const serving = serveSync(server, a, { signal: controller.signal }).catch(() => undefined)
@@ -139,7 +129,7 @@ t.test('live pull delivers new changes as they happen', async t => {
 })
 
 t.test('malformed messages end the session with INVALID_MESSAGE', async t => {
-  const a = await store(t)
+  const a = await testStore(t)
   for (const bad of [{ t: 'hello', v: PROTOCOL_VERSION + 1, epoch: '', since: 0, live: false }, { t: 'hello', v: 1, epoch: '', since: 0, live: false }, { t: 'nonsense' }, 'x', { t: 'hello', v: PROTOCOL_VERSION, epoch: '', since: -1, live: false }]) {
     const [client, server] = streamPair()
     await client.send(bad)
@@ -152,8 +142,8 @@ t.test('malformed messages end the session with INVALID_MESSAGE', async t => {
 })
 
 t.test('a document edited between its offer and its answer arrives with the heads of the bytes sent', async t => {
-  const a = await store(t)
-  const b = await store(t)
+  const a = await testStore(t)
+  const b = await testStore(t)
   const keys = await create(a, 5)
   const [client, server] = streamPair()
   // The puller's side of the stream: on the first offer, the sender's copy of
@@ -165,7 +155,7 @@ t.test('a document edited between its offer and its answer arrives with the head
       const msg = next.value as { t?: string } | undefined
       if (msg?.t === 'offer' && !editedOnce) {
         editedOnce = true
-        for (const key of keys) await a.change(key, d => patchDataset(d, { name: 'edited after the offer' }, actor))
+        for (const key of keys) await a.change(key, d => patchDataset(d, { name: 'edited after the offer' }, TEST_ACTOR))
       }
       return next
     }
@@ -183,11 +173,11 @@ t.test('a document edited between its offer and its answer arrives with the head
 })
 
 t.test('a puller takes only documents it wanted, each once per batch, and holds a bounded number of bytes', async t => {
-  const a = await store(t)
+  const a = await testStore(t)
   const [key] = await create(a, 1)
   const saved = (await a.savedMany([key as string]))[0] as { bytes: Uint8Array, sigs: Uint8Array }
   // A hostile server: offers one document, then sends it twice in the same batch.
-  const b = await store(t)
+  const b = await testStore(t)
   const [client, server] = streamPair()
   const hostile = (async () => {
     await server.read() // hello
@@ -202,10 +192,10 @@ t.test('a puller takes only documents it wanted, each once per batch, and holds 
 
   // A batch larger than the buffer still arrives whole, applied in parts:
   // 40 documents, one per docs message, against a 4 KiB buffer.
-  const many = await store(t)
+  const many = await testStore(t)
   const keys = await create(many, 40)
   const saves = await many.savedMany(keys)
-  const c = await store(t)
+  const c = await testStore(t)
   let applied = 0
   const counting = new Proxy(c, {
     get (target, prop) {
