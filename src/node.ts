@@ -1,4 +1,3 @@
-import { readdir } from 'node:fs/promises'
 import type { FastifyInstance } from 'fastify'
 import { jsonSublevel } from './db.ts'
 import type { DocStore } from './crdt/doc-store.ts'
@@ -30,7 +29,7 @@ import { openMetrics, startMetrics } from './start/metrics.ts'
 import type { NodeMetrics } from './metrics/registry.ts'
 import type { Backups } from './backup/backups.ts'
 import { Unwind } from './start/unwind.ts'
-import { closeDataDir, makeDataDir, restrictTree, warnOnStderr } from './start/data-dir.ts'
+import { closeDataDir, makeDataDir, refuseInitialised, restrictTree, warnOnStderr } from './start/data-dir.ts'
 import { incarnationOf, renewalWarning, stampInstance } from './start/instance.ts'
 
 export { NODE_TOKEN_FILE, type NodeTokenFile } from './start/http.ts'
@@ -96,10 +95,7 @@ export interface RunningNode {
 export async function initNode (options: InitOptions): Promise<{ peerId: string, config: NodeConfig, addresses: string[], meshId: string | undefined }> {
   const { dataDir } = options
   await makeDataDir(dataDir)
-  const existing = await readdir(dataDir)
-  if (existing.includes('config.json') || existing.includes('db')) {
-    throw new DwError('ALREADY_INITIALISED', `${dataDir} already holds a dw node; pick another --data directory`)
-  }
+  await refuseInitialised(dataDir)
   // Closed before anything is written: a file opened by another user now could be read later.
   await closeDataDir(dataDir, warnOnStderr)
   const key = await loadOrCreateIdentity(dataDir)

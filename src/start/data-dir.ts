@@ -1,5 +1,6 @@
 import { chmod, mkdir, readdir, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { DwError } from '../errors.ts'
 
 /**
  * Owner only. The data directory holds the node's private key, every
@@ -52,5 +53,13 @@ export async function closeDataDir (dataDir: string, warn: (message: string) => 
     warn(`the data directory ${dataDir} was mode ${was}, open to other users; it is now 0700 (owner only)`)
   } catch (err: any) {
     warn(`the data directory ${dataDir} is mode ${was}, open to other users, and could not be changed (${err?.code ?? String(err)}): chmod 700 it`)
+  }
+}
+
+/** Refuses a directory that already holds a node (its config or its database): `dw init` never overwrites one. */
+export async function refuseInitialised (dataDir: string): Promise<void> {
+  const existing = await readdir(dataDir).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return [] as string[]; throw err })
+  if (existing.includes('config.json') || existing.includes('db')) {
+    throw new DwError('ALREADY_INITIALISED', `${dataDir} already holds a dw node; pick another --data directory`)
   }
 }

@@ -1,10 +1,9 @@
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import type { Command } from 'commander'
 import { PASSWORD_COST_RANGE, validatePasswordPolicy } from '../../auth/passwords.ts'
 import type { NodeConfig } from '../../config.ts'
 import { S3_ENV, s3BlobsConfigFromEnv } from '../../blobs/s3-config.ts'
 import { DwError } from '../../errors.ts'
+import { refuseInitialised } from '../../start/data-dir.ts'
 import { parseHostPort, usesNodeOptions, validateListenAddr } from '../node-options.ts'
 import { asOption, asRepeatedOption, command, type DataOptions } from '../options.ts'
 import { fields, json } from '../output.ts'
@@ -103,9 +102,7 @@ export function initCommand (): Command {
     .option('--json', 'print JSON')
     .action(async (options: InitOptions) => {
       // Before asking for a password: a directory that holds a node is refused anyway (initNode checks again).
-      if (['config.json', 'db'].some(f => existsSync(join(options.data, f)))) {
-        throw new DwError('ALREADY_INITIALISED', `${options.data} already holds a dw node; pick another --data directory`)
-      }
+      await refuseInitialised(options.data)
       const { password, generated } = await adminPassword(options.generatePassword === true)
       const node = await createNode(options, password)
       if (options.json === true) {
