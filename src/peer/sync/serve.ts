@@ -193,9 +193,12 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
     let offeredSince = false
     let skippedAt: number | undefined
     let tailOfferAt = -Infinity
+    /** The last read reached the feed's end: while an offer is out, new changes wait without a read each. */
+    let tailing = false
     while (!ended && options.signal?.aborted !== true) {
-      if (outstanding >= WINDOW) { await nap(); continue }
+      if (outstanding >= WINDOW || (hello.live && tailing && outstanding > 0)) { await nap(); continue }
       const entries = await store.feedSince(cursor, OFFER_BATCH)
+      tailing = entries.length < OFFER_BATCH
       if (entries.length === 0) {
         if (caughtUpAt !== cursor) {
           // Skips alone settle for a moment first (live sessions only: a one-shot pull waits for this to end).
@@ -217,7 +220,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
       // The live tail: a few entries, the feed's end. While an offer is out,
       // or until its interval has passed, more changes gather (Nagle's idea,
       // as TCP does for small writes); a full batch of catch-up never waits.
-      if (entries.length < OFFER_BATCH && hello.live) {
+      if (tailing && hello.live) {
         const waitMs = tailOfferAt + TAIL_OFFER_MS - Date.now()
         if (outstanding > 0) { await nap(); continue }
         if (waitMs > 0) { pokeIn(waitMs); await nap(); continue }
