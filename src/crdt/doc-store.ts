@@ -107,6 +107,9 @@ export interface AdmitResult {
 
 export interface Quarantined { key: string, id: string, reason: string }
 
+/** Checks started ahead of `admitRemote` (see `DocStore.screenRemote`): a verdict per key, with the state it was checked on. */
+export interface Screening { verdicts: Promise<Map<string, { base: string, verdict: CheckVerdict }>> }
+
 /**
  * Screens what peers send before this process's Automerge touches it: a
  * checker that loads it elsewhere (a worker) within limits, and the
@@ -553,15 +556,8 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    * the states it references); a refused change, and every change built on
    * it, is not stored and so never relayed. The rest of the batch applies.
    */
-  async admitRemote (items: RemoteDoc[], options: { peer?: string } = {}): Promise<AdmitResult> {
-    // One item per key: two for the same key (rare) are one longer chunk.
-    const byKey = new Map<string, { bytes: Uint8Array[], sigs: SigLookup }>()
-    for (const item of items) {
-      const entry = byKey.get(item.key) ?? { bytes: [] as Uint8Array[], sigs: new Map() as SigLookup }
-      entry.bytes.push(item.bytes)
-      for (const [h, s] of unpackSigs(item.sigs, item.sigEntry)) entry.sigs.set(h, s)
-      byKey.set(item.key, entry)
-    }
+  async admitRemote (items: RemoteDoc[], options: { peer?: string, screening?: Screening } = {}): Promise<AdmitResult> {
+    const byKey = byKeyOf(items)
     const rank = (key: string): number => this.#admission?.referenceRank(key) ?? Infinity
     const keys = [...byKey.keys()].sort((a, b) => rank(a) - rank(b))
     return await this.#lock.runAll(keys, async () => {
@@ -575,7 +571,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       const ops: BatchOp[] = []
       let parked = 0
       const metas = await this.#storedMany(keys)
-      const { kept: screened, quarantined } = await this.#screen(keys, byKey, metas, options.peer)
+      const { kept: screened, quarantined } = await this.#screen(keys, byKey, metas, options.peer, options.screening)
       const forget = (): void => { for (const key of touched) this.#cache.delete(key) }
       for (const [i, key] of keys.entries()) {
         if (!screened.has(key)) continue
@@ -741,7 +737,45 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    * breaks a limit (or was quarantined before) is quarantined and left out.
    * Bytes that do not decode at all reject the batch, as without a guard.
    */
-  async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[] }>, metas: Array<DocMeta<S> | undefined>, peer: string | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[] }> {
+  /**
+   * Starts the checks `admitRemote(items)` would make, now, against what
+   * this node holds now: a puller screens the next batch in the checker's
+   * worker while this thread admits the one before. Pass the result to
+   * `admitRemote` with the same items; a document that changed here in the
+   * meantime is checked again there. Nothing is stored or quarantined here.
+   */
+  screenRemote (items: RemoteDoc[]): Screening {
+    const guard = this.#guard
+    if (guard === undefined) return { verdicts: Promise.resolve(new Map()) }
+    const verdicts = (async () => {
+      const byKey = byKeyOf(items)
+      const keys = [...byKey.keys()]
+      const metas = await this.#storedMany(keys)
+      const candidates = await this.#checkItems(keys, byKey, metas)
+      const got = await guard.checker.check(candidates.map(c => c.item))
+      return new Map(candidates.map((c, i) => [c.key, { base: c.base, verdict: got[i] as CheckVerdict }]))
+    })()
+    // A screening nobody awaits (the session ended) must not be an unhandled rejection; admitRemote checks again.
+    return { verdicts: verdicts.catch(() => new Map()) }
+  }
+
+  /** What the checker loads for each key: the bytes a peer sent, on top of what this node holds (named by its heads). */
+  async #checkItems (keys: string[], byKey: Map<string, { bytes: Uint8Array[] }>, metas: Array<DocMeta<S> | undefined>): Promise<Array<{ key: string, base: string, item: CheckItem }>> {
+    const out: Array<{ key: string, base: string, item: CheckItem }> = []
+    for (const [i, key] of keys.entries()) {
+      const meta = metas[i]
+      if (meta?.local === true) continue
+      const bytes = concat((byKey.get(key) as { bytes: Uint8Array[] }).bytes)
+      out.push({
+        key,
+        base: baseOf(meta),
+        item: meta === undefined ? { bytes } : { base: await this.#withChunks(key, meta, await this.#snap.get(key)), bytes }
+      })
+    }
+    return out
+  }
+
+  async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[] }>, metas: Array<DocMeta<S> | undefined>, peer: string | undefined, screening: Screening | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[] }> {
     const kept = new Set(keys)
     const quarantined: Quarantined[] = []
     const guard = this.#guard
@@ -757,13 +791,20 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       quarantined.push({ key: c.key, id: c.id, reason: 'these bytes were quarantined before' })
       return false
     })
-    const items: CheckItem[] = []
+    // Verdicts screened earlier stand for documents that have not changed here since.
+    const early = await screening?.verdicts
+    const verdicts = new Map<string, CheckVerdict>()
+    const late = toCheck.filter(c => {
+      const screened = early?.get(c.key)
+      if (screened === undefined || screened.base !== baseOf(c.meta)) return true
+      verdicts.set(c.key, screened.verdict)
+      return false
+    })
+    const lateItems = await this.#checkItems(late.map(c => c.key), byKey, late.map(c => c.meta))
+    const got = await guard.checker.check(lateItems.map(c => c.item))
+    lateItems.forEach((c, i) => verdicts.set(c.key, got[i] as CheckVerdict))
     for (const c of toCheck) {
-      items.push(c.meta === undefined ? { bytes: c.bytes } : { base: await this.#withChunks(c.key, c.meta, await this.#snap.get(c.key)), bytes: c.bytes })
-    }
-    const verdicts = await guard.checker.check(items)
-    for (const [i, c] of toCheck.entries()) {
-      const verdict = verdicts[i] as CheckVerdict
+      const verdict = verdicts.get(c.key) as CheckVerdict
       if (verdict.ok) continue
       if (!verdict.quarantine) throw new DwError('INVALID_MESSAGE', `undecodable changes for ${c.key}: ${verdict.reason}`)
       kept.delete(c.key)
@@ -1040,4 +1081,21 @@ function topological<T extends Ordered> (changes: T[]): T[] {
 function timeOf (ms: number | undefined): number {
   // Automerge records change times in whole seconds.
   return Math.floor((ms ?? Date.now()) / 1000)
+}
+
+/** One entry per key: two items for the same key (rare) are one longer chunk, with the signatures of both. */
+function byKeyOf (items: RemoteDoc[]): Map<string, { bytes: Uint8Array[], sigs: SigLookup }> {
+  const byKey = new Map<string, { bytes: Uint8Array[], sigs: SigLookup }>()
+  for (const item of items) {
+    const entry = byKey.get(item.key) ?? { bytes: [] as Uint8Array[], sigs: new Map() as SigLookup }
+    entry.bytes.push(item.bytes)
+    for (const [h, s] of unpackSigs(item.sigs, item.sigEntry)) entry.sigs.set(h, s)
+    byKey.set(item.key, entry)
+  }
+  return byKey
+}
+
+/** The state a document was checked on: its heads here, or none. */
+function baseOf (meta: { heads: string[] } | undefined): string {
+  return meta === undefined ? '' : meta.heads.join(',')
 }

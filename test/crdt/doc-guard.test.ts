@@ -147,3 +147,40 @@ t.test('a local change that would take a document past the operation limit is re
   await store.change('dataset/big', d => { d.items.push(1) })
   t.equal(await store.read('dataset/big', d => d?.items.length), 1, 'smaller changes go on')
 })
+
+t.test('screened ahead: verdicts checked before admission are used, and a document that changed here since is checked again', async t => {
+  const { store, quarantine, checked } = await guarded(t, { maxOps: 1000 })
+  const existing = A.from<{ name: string, note?: string }>({ name: 'before' })
+  await store.admitRemote([{ key: 'dataset/changes', bytes: A.save(existing) }])
+  const later = A.change(A.clone(existing), d => { d.name = 'after' })
+  const items = [
+    { key: 'dataset/new', bytes: save({ name: 'new' }) },
+    { key: 'dataset/long', bytes: save({ text: 'y'.repeat(5000) }) },
+    { key: 'dataset/changes', bytes: A.saveSince(later, A.getHeads(existing)) }
+  ]
+  checked.length = 0
+  const screening = store.screenRemote(items)
+  await screening.verdicts
+  t.equal(checked.length, 3, 'all three are checked while screening')
+  t.same(await quarantine.list(), [], 'screening alone quarantines nothing')
+
+  // Before admission, dataset/changes changes here: its screened verdict was for another state.
+  await store.admitRemote([{ key: 'dataset/changes', bytes: A.save(A.change(A.clone(existing), d => { d.note = 'here' })) }])
+  checked.length = 0
+  const result = await store.admitRemote(items, { screening })
+  t.same(checked.length, 1, 'only the document that changed since is checked again')
+  t.ok(checked[0]?.base !== undefined, 'checked on the state it has now')
+  t.same(result.changed.sort(), ['dataset/changes', 'dataset/new'])
+  t.match(result.quarantined, [{ key: 'dataset/long', reason: /operations, more than the limit/ }])
+  t.equal((await quarantine.list()).length, 1, 'the screened verdict quarantines at admission')
+})
+
+t.test('a screening that failed is checked again at admission', async t => {
+  const { store, checker } = await guarded(t)
+  await checker.stop()
+  const items = [{ key: 'dataset/a', bytes: save({ name: 'a' }) }]
+  const screening = store.screenRemote(items)
+  t.same(await screening.verdicts, new Map(), 'a stopped checker gives no verdicts')
+  checker.start()
+  t.same((await store.admitRemote(items, { screening })).changed, ['dataset/a'])
+})

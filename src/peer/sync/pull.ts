@@ -1,12 +1,15 @@
 import { DwError } from '../../errors.ts'
 import { FEATURES, PROTOCOL_VERSION, SIG_ENTRY_FULL, SIG_ENTRY_SHORT, parseServerMessage, wireItems, type Feature, type HeadsItem } from './messages.ts'
-import type { Refusal, RemoteDoc } from '../../crdt/doc-store.ts'
+import type { Refusal, RemoteDoc, Screening } from '../../crdt/doc-store.ts'
 import type { QuotaLimits } from './quota.ts'
 import { emptyStats, type Checkpoint, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
 import { CODECS, compressed, isCodec, type Codec } from './compression.ts'
 
 /** Bytes of one batch held before they are applied (a batch may hold 256 documents of up to 16 MiB each). */
 const MAX_BUFFERED_BYTES = 32 * 1024 * 1024
+
+/** Complete batches applied behind the one being read: one overlaps the worker's screening with this thread's admission. */
+const APPLYING_AHEAD = 1
 
 export interface PullOptions {
   /** Keep the session open and receive changes as the peer makes them. */
@@ -69,19 +72,26 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
     savedSession = current.session
   }
 
-  // Offers whose documents have not all arrived and been applied, in order.
+  // Offers whose documents have not all arrived, in order.
   const pending: Array<{ batch: number, through: number, docs: RemoteDoc[], wanted: Set<string>, bytes: number }> = []
   let caughtUp = false
   let caughtUpHead = 0
   let acked = -1
+  // Acknowledgements go out from the applying chain while the loop sends wants: one message at a time, in order.
+  let sending: Promise<void> = Promise.resolve()
+  const send = async (message: unknown): Promise<void> => {
+    const sent = sending.then(async () => { await stream.send(message) })
+    sending = sent.catch(() => {})
+    await sent
+  }
   const ack = async (through: number): Promise<void> => {
-    await stream.send({ t: 'ack', through })
+    await send({ t: 'ack', through })
     acked = through
   }
 
-  const applyBuffered = async (batch: (typeof pending)[number]): Promise<void> => {
+  const applyBuffered = async (batch: (typeof pending)[number], screening?: Screening): Promise<void> => {
     if (batch.docs.length === 0) return
-    const result = await store.admitRemote(batch.docs, options.peer === undefined ? {} : { peer: options.peer })
+    const result = await store.admitRemote(batch.docs, { ...(options.peer === undefined ? {} : { peer: options.peer }), ...(screening === undefined ? {} : { screening }) })
     batch.docs = []
     batch.bytes = 0
     stats.recordsReceived += result.changed.length
@@ -90,18 +100,36 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
     if (result.refused.length > 0) options.onRefused?.(result.refused)
   }
 
-  const finishedBatch = async (): Promise<void> => {
-    const done = pending.shift() as (typeof pending)[number]
-    await applyBuffered(done)
-    current = { ...current, through: done.through }
-    await save()
-    await ack(done.through)
-    options.onProgress?.({ through: done.through, remoteHead, stats })
+  // Complete batches are applied one after another, in offer order, while
+  // the loop reads on: the next batch is screened in the document checker's
+  // worker while this thread admits the one before. At most APPLYING_AHEAD
+  // wait, so what this side holds stays bounded.
+  const applying: Array<Promise<void>> = []
+  let failed: ((err: unknown) => void) | undefined
+  const failure = new Promise<never>((_resolve, reject) => { failed = reject })
+  failure.catch(() => {})
+  const finishedBatch = (done: (typeof pending)[number]): void => {
+    const screening = done.docs.length === 0 ? undefined : store.screenRemote?.(done.docs)
+    const previous = applying.at(-1) ?? Promise.resolve()
+    const step = previous.then(async () => {
+      await applyBuffered(done, screening)
+      current = { ...current, through: done.through }
+      await save()
+      await ack(done.through)
+      options.onProgress?.({ through: done.through, remoteHead, stats })
+    })
+    // A failure ends the session at once, even while the loop waits for the peer.
+    step.catch((err: unknown) => { failed?.(err) })
+    applying.push(step)
+  }
+  const settle = async (ahead: number): Promise<void> => {
+    while (applying.length > ahead) await applying.shift()
   }
 
   while (true) {
-    const next = await stream.read()
+    const next = await Promise.race([stream.read(), failure])
     if (next.done === true) {
+      await settle(0)
       if (!options.live && caughtUp && pending.length === 0) return stats
       throw new DwError('INVALID_MESSAGE', 'the peer ended the sync stream early')
     }
@@ -116,7 +144,7 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
         // Before asking: a peer over its quota of new documents sends none.
         options.charge?.({ newDocuments: wants.filter(([, heads]) => heads.length === 0).length })
         pending.push({ batch: msg.batch, through: msg.through, docs: [], wanted: new Set(wants.map(([key]) => key)), bytes: 0 })
-        await stream.send({ t: 'want', batch: msg.batch, items: wireItems(wants, binaryHeads) })
+        await send({ t: 'want', batch: msg.batch, items: wireItems(wants, binaryHeads) })
         break
       }
       case 'docs': {
@@ -134,8 +162,14 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
         // A batch of large documents is applied as it comes rather than held
         // whole: what this side buffers stays bounded whatever a peer sends.
         // The checkpoint still moves only once the batch is complete.
-        if (!msg.last && head.bytes > (options.maxBufferedBytes ?? MAX_BUFFERED_BYTES)) await applyBuffered(head)
-        if (msg.last) await finishedBatch()
+        if (!msg.last && head.bytes > (options.maxBufferedBytes ?? MAX_BUFFERED_BYTES)) {
+          await settle(0)
+          await applyBuffered(head)
+        }
+        if (msg.last) {
+          finishedBatch(pending.shift() as (typeof pending)[number])
+          await settle(APPLYING_AHEAD)
+        }
         break
       }
       case 'caught-up': {
@@ -148,6 +182,7 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
         throw new DwError('INVALID_MESSAGE', `unexpected ${msg.t}`)
     }
     if (caughtUp && pending.length === 0) {
+      await settle(0)
       // Caught up with nothing new to apply, a session still says where it
       // stands: after a restart the server knows nothing of this puller, and
       // `syncNow` on its side waits for an acknowledgement.

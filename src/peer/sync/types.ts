@@ -1,4 +1,4 @@
-import type { AdmitResult, DocMeta, FeedEntry, RemoteDoc } from '../../crdt/doc-store.ts'
+import type { AdmitResult, DocMeta, FeedEntry, RemoteDoc, Screening } from '../../crdt/doc-store.ts'
 
 /**
  * What the sync protocol needs of the document store. The peer layer sees
@@ -13,7 +13,9 @@ export interface SyncableStore {
   changesSince: (key: string, heads: string[]) => Promise<{ bytes: Uint8Array, sigs: Uint8Array } | undefined>
   /** True when the local document already contains every change named by `heads`. */
   hasHeads: (key: string, heads: string[]) => Promise<boolean>
-  admitRemote: (items: RemoteDoc[], options?: { peer?: string }) => Promise<AdmitResult>
+  admitRemote: (items: RemoteDoc[], options?: { peer?: string, screening?: Screening }) => Promise<AdmitResult>
+  /** Starts the checks `admitRemote` makes on these items, ahead of it, so they overlap the batch before. */
+  screenRemote?: (items: RemoteDoc[]) => Screening
   /** Documents to offer at the start of every session, before the feed (the mesh roster). */
   firstKeys?: () => string[]
   on: (event: 'change', listener: (event: { seq: number }) => void) => unknown
