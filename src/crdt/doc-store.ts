@@ -732,12 +732,6 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
   }
 
   /**
-   * The keys whose documents may be loaded here: each document as it would
-   * be once merged is loaded first by the guard's checker, and one that
-   * breaks a limit (or was quarantined before) is quarantined and left out.
-   * Bytes that do not decode at all reject the batch, as without a guard.
-   */
-  /**
    * Starts the checks `admitRemote(items)` would make, now, against what
    * this node holds now: a puller screens the next batch in the checker's
    * worker while this thread admits the one before. Pass the result to
@@ -775,6 +769,13 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
     return out
   }
 
+  /**
+   * The keys whose documents may be loaded here: each document as it would
+   * be once merged is loaded first by the guard's checker, and one that
+   * breaks a limit (or was quarantined before) is quarantined and left out.
+   * Bytes that do not decode at all reject the batch, as without a guard.
+   * Verdicts from `screenRemote` stand for documents unchanged since.
+   */
   async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[] }>, metas: Array<DocMeta<S> | undefined>, peer: string | undefined, screening: Screening | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[] }> {
     const kept = new Set(keys)
     const quarantined: Quarantined[] = []
