@@ -929,6 +929,28 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
     return { bytes: out.bytes, sigs: packSigs(entries) }
   }
 
+  /**
+   * The changes of the document's latest update as they are stored (its
+   * newest chunk: the changes since the heads it had before), with their
+   * signatures, read without loading the document. Undefined when there is
+   * no such chunk (a document new here, or compacted since) or it holds a
+   * compressed change, which a receiver could only read by inflating it.
+   * A server pushes these on a live link (messages.ts `push`).
+   */
+  async latestChanges (key: string): Promise<{ bytes: Uint8Array, sigs: Uint8Array } | undefined> {
+    const meta = await this.meta(key)
+    if (meta === undefined || meta.local === true || meta.chunks === 0) return undefined
+    const bytes = await this.#chunk.get(chunkKey(key, meta.chunks - 1))
+    if (bytes === undefined) return undefined
+    const chunks = splitChunks(bytes)
+    if (chunks.some(c => c.type !== 1)) return undefined
+    const hashes = chunks.map(c => changeHeader(c.bytes).hash)
+    const sigs = await this.#sig.getMany(hashes.map(h => `${key}\x00${h}`))
+    const entries: Array<[string, Uint8Array]> = []
+    hashes.forEach((h, i) => { const sig = sigs[i]; if (sig !== undefined) entries.push([h, sig]) })
+    return { bytes, sigs: packSigs(entries) }
+  }
+
   /** True when the document already contains every change that `heads` names. */
   async hasHeads (key: string, heads: string[]): Promise<boolean> {
     const meta = await this.meta(key)

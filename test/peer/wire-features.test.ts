@@ -46,7 +46,7 @@ t.test('sig8: signatures travel with a hash prefix, and every change is still ve
   const F = await founded(t)
   const J = await trustNode(t, 'J')
   const { serverSent, received, refused } = await pull(F, J)
-  t.same(serverSent[0].f, ['sig8', 'skip', 'hbin'], 'the welcome names the features')
+  t.same(serverSent[0].f, ['sig8', 'skip', 'hbin', 'push'], 'the welcome names the features')
   const offeredHeads = serverSent.filter(m => m.t === 'offer').flatMap(m => m.items.flatMap((item: [string, unknown[]]) => item[1]))
   t.ok(offeredHeads.length >= 6 && offeredHeads.every(h => h instanceof Uint8Array && h.length === 32), 'hbin: offered heads are 32 bytes each')
   const lengths = sigEntries(serverSent)

@@ -41,8 +41,15 @@ export const MAX_SYNC_MESSAGE = 16 * 1024 * 1024
  *   in-process (scratch measurement, 1,024 datasets: 280 -> 252 B each).
  *   Either form is read whatever was negotiated; a node of the previous
  *   wire version is only ever sent hex.
+ * - `push`: on a live link the server may send a `push` instead of an
+ *   `offer`: the changes of each document's latest update with their
+ *   signatures, without waiting for a want. A puller that holds what those
+ *   changes build on applies them as they are; for any other document it
+ *   sends a `want` for that batch, answered as for an offer. It saves a
+ *   round trip, the want and the offered heads for every change made while
+ *   a peer is connected.
  */
-export const FEATURES = ['sig8', 'skip', 'hbin'] as const
+export const FEATURES = ['sig8', 'skip', 'hbin', 'push'] as const
 export type Feature = typeof FEATURES[number]
 
 /** Offer or want items as sent: heads as bytes under `hbin`, hex otherwise. */
@@ -91,6 +98,8 @@ export type ServerMessage =
   | { t: 'welcome', v: number, epoch: string, head: number, from: number, session?: string, z?: string, f?: string[] }
   | { t: 'offer', batch: number, through: number, items: HeadsItem[] }
   | { t: 'docs', batch: number, items: DocItem[], last: boolean }
+  /** Under `push`: like an offer, with each document's latest changes instead of its heads; a want for it is optional. */
+  | { t: 'push', batch: number, through: number, items: DocItem[] }
   | { t: 'caught-up', head: number }
 
 function bad (what: string): never {
@@ -193,6 +202,8 @@ export function parseServerMessage (m: unknown, sigEntry: number = SIG_ENTRY_FUL
     case 'docs':
       if (typeof m.last !== 'boolean') bad('last')
       return { t: 'docs', batch: seq(m.batch, 'batch'), items: items(m.items, x => docItem(x, sigEntry)), last: m.last }
+    case 'push':
+      return { t: 'push', batch: seq(m.batch, 'batch'), through: seq(m.through, 'through'), items: items(m.items, x => docItem(x, sigEntry)) }
     case 'caught-up':
       return { t: 'caught-up', head: seq(m.head, 'head') }
     default:

@@ -4,6 +4,7 @@ import type { Refusal, RemoteDoc, Screening } from '../../crdt/doc-store.ts'
 import type { QuotaLimits } from './quota.ts'
 import { emptyStats, type Checkpoint, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
 import { CODECS, compressed, isCodec, type Codec } from './compression.ts'
+import { changeHeader, splitChunks, type ChangeHeader } from '../../crdt/chunks.ts'
 
 /** Bytes of one batch held before they are applied (a batch may hold 256 documents of up to 16 MiB each). */
 const MAX_BUFFERED_BYTES = 32 * 1024 * 1024
@@ -72,8 +73,8 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
     savedSession = current.session
   }
 
-  // Offers whose documents have not all arrived, in order.
-  const pending: Array<{ batch: number, through: number, docs: RemoteDoc[], wanted: Set<string>, bytes: number }> = []
+  // Offers and pushes not yet applied, in order; `complete` once all their documents are here.
+  const pending: Array<{ batch: number, through: number, docs: RemoteDoc[], wanted: Set<string>, bytes: number, complete: boolean }> = []
   let caughtUp = false
   let caughtUpHead = 0
   let acked = -1
@@ -125,6 +126,11 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
   const settle = async (ahead: number): Promise<void> => {
     while (applying.length > ahead) await applying.shift()
   }
+  /** Applies the complete batches at the front, in order (a push may complete before an offer ahead of it). */
+  const drain = async (): Promise<void> => {
+    while (pending[0]?.complete === true) finishedBatch(pending.shift() as (typeof pending)[number])
+    await settle(APPLYING_AHEAD)
+  }
 
   while (true) {
     const next = await Promise.race([stream.read(), failure])
@@ -143,12 +149,37 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
         const wants = await wantsFor(store, msg.items)
         // Before asking: a peer over its quota of new documents sends none.
         options.charge?.({ newDocuments: wants.filter(([, heads]) => heads.length === 0).length })
-        pending.push({ batch: msg.batch, through: msg.through, docs: [], wanted: new Set(wants.map(([key]) => key)), bytes: 0 })
+        pending.push({ batch: msg.batch, through: msg.through, docs: [], wanted: new Set(wants.map(([key]) => key)), bytes: 0, complete: false })
+        await send({ t: 'want', batch: msg.batch, items: wireItems(wants, binaryHeads) })
+        break
+      }
+      case 'push': {
+        if (msg.through < current.through) throw new DwError('INVALID_MESSAGE', 'push went backwards')
+        remoteHead = Math.max(remoteHead, msg.through)
+        caughtUp = false
+        options.charge?.({ documents: msg.items.length, bytes: msg.items.reduce((n, [, bytes, sigs]) => n + bytes.length + sigs.length, 0) })
+        const batch: (typeof pending)[number] = { batch: msg.batch, through: msg.through, docs: [], wanted: new Set(), bytes: 0, complete: false }
+        const { apply, wants, offered } = await sortPushed(store, msg.items)
+        options.onOffered?.(offered)
+        for (const [key, bytes, sigs] of apply) {
+          batch.docs.push({ key, bytes, sigs, sigEntry })
+          batch.bytes += bytes.length + sigs.length
+          stats.bytesIn += bytes.length + sigs.length
+        }
+        pending.push(batch)
+        if (wants.length === 0) {
+          batch.complete = true
+          await drain()
+          break
+        }
+        // What this side cannot apply as pushed, it asks for as it would after an offer.
+        options.charge?.({ newDocuments: wants.filter(([, heads]) => heads.length === 0).length })
+        batch.wanted = new Set(wants.map(([key]) => key))
         await send({ t: 'want', batch: msg.batch, items: wireItems(wants, binaryHeads) })
         break
       }
       case 'docs': {
-        const head = pending[0]
+        const head = pending.find(b => !b.complete)
         if (head === undefined || head.batch !== msg.batch) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} out of order`)
         options.charge?.({ documents: msg.items.length, bytes: msg.items.reduce((n, [, bytes, sigs]) => n + bytes.length + sigs.length, 0) })
         for (const [key, bytes, sigs] of msg.items) {
@@ -162,13 +193,13 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
         // A batch of large documents is applied as it comes rather than held
         // whole: what this side buffers stays bounded whatever a peer sends.
         // The checkpoint still moves only once the batch is complete.
-        if (!msg.last && head.bytes > (options.maxBufferedBytes ?? MAX_BUFFERED_BYTES)) {
+        if (!msg.last && head.bytes > (options.maxBufferedBytes ?? MAX_BUFFERED_BYTES) && head === pending[0]) {
           await settle(0)
           await applyBuffered(head)
         }
         if (msg.last) {
-          finishedBatch(pending.shift() as (typeof pending)[number])
-          await settle(APPLYING_AHEAD)
+          head.complete = true
+          await drain()
         }
         break
       }
@@ -224,4 +255,51 @@ async function wantsFor (store: SyncableStore, offered: HeadsItem[]): Promise<He
     wants.push([key, meta.heads])
   }
   return wants
+}
+
+/**
+ * Sorts a push: documents this side holds all of (skipped), those whose
+ * pushed changes build on what this side holds (applied as they are), and
+ * the rest (wanted with this side's heads, as after an offer). Also the
+ * heads the server holds at least, for offered-heads.ts.
+ */
+async function sortPushed (store: SyncableStore, items: Array<[string, Uint8Array, Uint8Array]>): Promise<{ apply: Array<[string, Uint8Array, Uint8Array]>, wants: HeadsItem[], offered: HeadsItem[] }> {
+  const apply: Array<[string, Uint8Array, Uint8Array]> = []
+  const wants: HeadsItem[] = []
+  const offered: HeadsItem[] = []
+  const seen = new Set<string>()
+  for (const item of items) {
+    const [key, bytes] = item
+    if (seen.has(key)) throw new DwError('INVALID_MESSAGE', `a push names ${key} twice`)
+    seen.add(key)
+    const { hashes, heads, deps } = pushedChanges(key, bytes)
+    offered.push([key, heads])
+    if (await store.hasHeads(key, hashes)) continue
+    if (await store.hasHeads(key, deps)) {
+      apply.push(item)
+      continue
+    }
+    const [meta] = await store.metas([key])
+    wants.push([key, meta?.heads ?? []])
+  }
+  return { apply, wants, offered }
+}
+
+/** The changes in a pushed item: their hashes, the newest of them, and what they build on from outside. Only plain change chunks may be pushed. */
+function pushedChanges (key: string, bytes: Uint8Array): { hashes: string[], heads: string[], deps: string[] } {
+  let headers: ChangeHeader[]
+  try {
+    const chunks = splitChunks(bytes)
+    if (chunks.length === 0 || chunks.some(c => c.type !== 1)) throw new Error('a push holds only uncompressed changes')
+    headers = chunks.map(c => changeHeader(c.bytes))
+  } catch (err) {
+    throw new DwError('INVALID_MESSAGE', `pushed changes for ${key} do not decode: ${(err as Error).message}`, { cause: err })
+  }
+  const hashes = new Set(headers.map(h => h.hash))
+  const built = new Set(headers.flatMap(h => h.deps))
+  return {
+    hashes: [...hashes],
+    heads: [...hashes].filter(h => !built.has(h)),
+    deps: [...built].filter(d => !hashes.has(d))
+  }
 }

@@ -24,6 +24,13 @@ const TAIL_OFFER_MS = 50
  * each.
  */
 const SKIP_SETTLE_MS = 250
+/**
+ * A live-tail offer is pushed (the `push` feature) only when every document
+ * in it has its latest changes stored as a chunk and they come to at most
+ * this many bytes: a push is a small update on a link already in sync, and
+ * anything larger goes by offer and want.
+ */
+const PUSH_MAX_BYTES = 256 * 1024
 
 export interface ServeOptions {
   /** Called with the puller's acknowledged feed position (for lag reporting). */
@@ -113,6 +120,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
   const shortSigs = features.includes('sig8')
   const skipEmpty = features.includes('skip')
   const binaryHeads = features.includes('hbin')
+  const pushing = features.includes('push') && hello.live && store.latestChanges !== undefined
   await plain.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: store.epoch, head: store.seq, from, session, ...(codec === undefined ? {} : { z: codec }), ...(features.length === 0 ? {} : { f: features }) })
   // Everything after the welcome, both ways, in the codec it names.
   const stream = codec === undefined ? plain : compressed(plain, codec)
@@ -121,6 +129,13 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
   let batch = 0
   let outstanding = 0
   const inFlight: Array<{ batch: number, keys: Set<string> }> = []
+  // Pushes not yet acknowledged, by batch: each may still get one want. They count as outstanding until acknowledged.
+  const pushedOut = new Map<number, { through: number, keys: Set<string>, wanted: boolean }>()
+  const release = (): void => {
+    outstanding -= 1
+    if (outstanding === 0) options.onBusy?.(false)
+    poke()
+  }
   let ended = false
   // A poke that lands while the offer loop is busy must not be lost: `dirty`
   // makes the next nap return at once.
@@ -151,15 +166,27 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
           // Logged before anything else hears of it; never past what was offered.
           await options.log?.record(store.epoch, session, Math.min(msg.through, cursor))
           options.onAck?.(msg.through)
+          for (const [batch, pushed] of pushedOut) {
+            if (pushed.through > msg.through) continue
+            pushedOut.delete(batch)
+            release()
+          }
         } else if (msg.t === 'want') {
+          const pushed = pushedOut.get(msg.batch)
+          if (pushed !== undefined) {
+            // At most one want per push, for documents it pushed.
+            if (pushed.wanted) throw new DwError('INVALID_MESSAGE', `a second want for batch ${msg.batch}`)
+            if (msg.items.some(([key]) => !pushed.keys.has(key))) throw new DwError('INVALID_MESSAGE', `want for batch ${msg.batch} names a record that was not pushed`)
+            pushed.wanted = true
+            await sendDocs(stream, store, msg.batch, msg.items, stats, shortSigs)
+            continue
+          }
           // Exactly one want per offer, in offer order; only offered keys.
           const offered = inFlight.shift()
           if (offered === undefined || msg.batch !== offered.batch) throw new DwError('INVALID_MESSAGE', `want for batch ${msg.batch}, which is not the next offer awaiting one`)
           if (msg.items.some(([key]) => !offered.keys.has(key))) throw new DwError('INVALID_MESSAGE', `want for batch ${msg.batch} names a record that was not offered`)
           await sendDocs(stream, store, msg.batch, msg.items, stats, shortSigs)
-          outstanding -= 1
-          if (outstanding === 0) options.onBusy?.(false)
-          poke()
+          release()
         } else {
           throw new DwError('INVALID_MESSAGE', 'hello twice')
         }
@@ -239,6 +266,12 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
       if (entries.length < OFFER_BATCH) tailOfferAt = Date.now()
       offeredSince = true
       if (outstanding++ === 0) options.onBusy?.(true)
+      const pushable = pushing && tailing ? await latestOf(store, items, stats, shortSigs) : undefined
+      if (pushable !== undefined) {
+        pushedOut.set(batch, { through: cursor, keys: new Set(items.map(([key]) => key)), wanted: false })
+        await stream.send({ t: 'push', batch: batch++, through: cursor, items: pushable })
+        continue
+      }
       inFlight.push({ batch, keys: new Set(items.map(([key]) => key)) })
       await stream.send({ t: 'offer', batch: batch++, through: cursor, items: wireItems(items, binaryHeads) })
     }
@@ -258,6 +291,23 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
     options.signal?.removeEventListener('abort', poke)
   }
   return stats
+}
+
+/** Each document's latest changes, when all of them are stored as pushable chunks and together small enough; counted as sent. */
+async function latestOf (store: SyncableStore, items: HeadsItem[], stats: SessionStats, shortSigs: boolean): Promise<DocItem[] | undefined> {
+  const out: DocItem[] = []
+  let size = 0
+  for (const [key] of items) {
+    const latest = await store.latestChanges?.(key)
+    if (latest === undefined) return undefined
+    const sigs = shortSigs ? shortenSigs(latest.sigs) : latest.sigs
+    size += latest.bytes.length + sigs.length
+    if (size > PUSH_MAX_BYTES) return undefined
+    out.push([key, latest.bytes, sigs])
+  }
+  stats.recordsSent += out.length
+  stats.bytesOut += size
+  return out
 }
 
 async function sendDocs (stream: MessageStream, store: SyncableStore, batch: number, wants: HeadsItem[], stats: SessionStats, shortSigs: boolean): Promise<void> {
