@@ -211,6 +211,9 @@ function seqKey (seq: number): string {
   return seq.toString().padStart(SEQ_WIDTH, '0')
 }
 
+/** Documents whose stored bytes an admission reads at once (see #savedBytesMany). */
+const LOAD_GROUP = 32
+
 function chunkKey (key: string, n: number): string {
   return `${key}\x00${n.toString().padStart(8, '0')}`
 }
@@ -436,6 +439,34 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
     return packSigs(entries)
   }
 
+  /**
+   * What `#withChunks` reads, for many documents at once: two reads in all
+   * (their snapshots, then their chunks by the count each meta gives)
+   * instead of two for each document, each a trip to LevelDB's threads.
+   * Undefined for a document without a meta. Callers hold the keys' locks.
+   */
+  async #savedBytesMany (keys: string[], metas: Array<DocMeta<S> | undefined>): Promise<Array<Uint8Array | undefined>> {
+    const held = keys.filter((_key, i) => metas[i] !== undefined)
+    if (held.length === 0) return keys.map(() => undefined)
+    const snaps = await this.#snap.getMany(held)
+    const chunkKeys: string[] = []
+    keys.forEach((key, i) => { for (let n = 0; n < (metas[i]?.chunks ?? 0); n++) chunkKeys.push(chunkKey(key, n)) })
+    const chunks = chunkKeys.length === 0 ? [] : await this.#chunk.getMany(chunkKeys)
+    let snapAt = 0
+    let chunkAt = 0
+    return keys.map((_key, i) => {
+      const meta = metas[i]
+      if (meta === undefined) return undefined
+      const snap = snaps[snapAt++]
+      const parts = snap === undefined ? [] : [snap]
+      for (let n = 0; n < meta.chunks; n++) {
+        const chunk = chunks[chunkAt++]
+        if (chunk !== undefined) parts.push(chunk)
+      }
+      return concat(parts)
+    })
+  }
+
   async #withChunks (key: string, meta: DocMeta<S>, snap: Uint8Array | undefined): Promise<Uint8Array> {
     const parts = snap !== undefined ? [snap] : []
     if (meta.chunks > 0) {
@@ -573,11 +604,18 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       const metas = await this.#storedMany(keys)
       const { kept: screened, quarantined } = await this.#screen(keys, byKey, metas, options.peer, options.screening)
       const forget = (): void => { for (const key of touched) this.#cache.delete(key) }
+      // The stored bytes of documents to load, read a group at a time (a group's bytes are held until it is done).
+      let saved = new Map<string, Uint8Array | undefined>()
       for (const [i, key] of keys.entries()) {
+        if (i % LOAD_GROUP === 0) {
+          const group = keys.slice(i, i + LOAD_GROUP).map((k, j) => ({ k, meta: screened.has(k) && this.#cache.peek(k) === undefined ? metas[i + j] : undefined }))
+          const bytes = await this.#savedBytesMany(group.map(g => g.k), group.map(g => g.meta))
+          saved = new Map(group.map((g, j) => [g.k, bytes[j]]))
+        }
         if (!screened.has(key)) continue
         const { bytes: parts, sigs } = byKey.get(key) as { bytes: Uint8Array[], sigs: SigLookup }
         const whole = concat(parts)
-        const before = await this.#live(key, metas[i] ?? null)
+        const before = await this.#live(key, metas[i] ?? null, saved.get(key))
         if (before?.meta.local === true) {
           for (const { hash, message } of describeChanges(whole)) refused.push({ key, hash, reason: 'a local-only document never changes from outside', message })
           continue
@@ -640,7 +678,8 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
           const waiting = new Set<string>()
           const transient = new Set<string>()
           const alreadyParked = new Set<string>()
-          const parkedNow = await this.#parked.getMany(fresh.map(f => `${key}\x00${f.info.hash as string}`))
+          // Nothing parked anywhere (nearly always): no read to find out.
+          const parkedNow = this.#parkedCount === 0 ? [] : await this.#parked.getMany(fresh.map(f => `${key}\x00${f.info.hash as string}`))
           fresh.forEach((f, j) => { if (parkedNow[j] !== undefined) alreadyParked.add(f.info.hash as string) })
           for (const { info } of fresh) {
             const hash = info.hash
@@ -755,18 +794,13 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
 
   /** What the checker loads for each key: the bytes a peer sent, on top of what this node holds (named by its heads). */
   async #checkItems (keys: string[], byKey: Map<string, { bytes: Uint8Array[] }>, metas: Array<DocMeta<S> | undefined>): Promise<Array<{ key: string, base: string, item: CheckItem }>> {
-    const out: Array<{ key: string, base: string, item: CheckItem }> = []
-    for (const [i, key] of keys.entries()) {
-      const meta = metas[i]
-      if (meta?.local === true) continue
+    const wanted = keys.map((key, i) => ({ key, meta: metas[i] })).filter(c => c.meta?.local !== true)
+    const bases = await this.#savedBytesMany(wanted.map(c => c.key), wanted.map(c => c.meta))
+    return wanted.map(({ key, meta }, i) => {
       const bytes = concat((byKey.get(key) as { bytes: Uint8Array[] }).bytes)
-      out.push({
-        key,
-        base: baseOf(meta),
-        item: meta === undefined ? { bytes } : { base: await this.#withChunks(key, meta, await this.#snap.get(key)), bytes }
-      })
-    }
-    return out
+      const base = bases[i]
+      return { key, base: baseOf(meta), item: base === undefined ? { bytes } : { base, bytes } }
+    })
   }
 
   /**
@@ -986,12 +1020,12 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
   }
 
   /** The cached document, or it loaded from disk; `known` skips the meta read when the caller has it (null: known absent). */
-  async #live (key: string, known?: DocMeta<S> | null): Promise<Live<S> | undefined> {
+  async #live (key: string, known?: DocMeta<S> | null, saved?: Uint8Array): Promise<Live<S> | undefined> {
     const cached = this.#cache.get(key)
     if (cached !== undefined) return cached
     const meta = known === undefined ? await this.#stored(key) : known ?? undefined
     if (meta === undefined) return undefined
-    const bytes = await this.#withChunks(key, meta, await this.#snap.get(key))
+    const bytes = saved ?? await this.#withChunks(key, meta, await this.#snap.get(key))
     const live = { doc: A.load<any>(bytes, { actor: this.actor }), meta }
     this.#cache.set(key, live)
     return live

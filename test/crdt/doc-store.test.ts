@@ -118,3 +118,34 @@ t.test('documents are stored with uncompressed columns, so a sync batch of them 
   t.notOk(plain(A.save(A.load(await store.rawBytes(key) as Uint8Array))), 'where Automerge.save would deflate it')
   t.equal(A.load<any>(await store.rawBytes(key) as Uint8Array).description, description, 'and it loads')
 })
+
+t.test('documents held as a snapshot and chunks, none of them in memory, take remote changes on top of all their chunks (more than one read group)', async t => {
+  const db = await openDb(await tempDir(t))
+  t.teardown(async () => { await db.close() })
+  const writer = await DocStore.open(db, { summarise })
+  const keys: string[] = []
+  for (let i = 0; i < 40; i++) {
+    const id = newId()
+    const key = docKey('dataset', id)
+    keys.push(key)
+    await writer.create(key, d => initDataset(d, 'dataset', id, { name: `survey ${i}` }, { userId: 'u', at: '2026-01-01T00:00:00.000Z' }))
+    await writer.change(key, d => { d.description = `first ${i}` })
+    await writer.change(key, d => { d.tags = ['second'] })
+  }
+  const saved = await writer.savedMany(keys)
+  t.ok(saved.every(s => s?.meta?.chunks === 2), 'each held as a snapshot and two chunks')
+  // A peer's copies, one change further each.
+  const items = saved.map((s, i) => {
+    const doc = A.change(A.load<any>(s?.bytes as Uint8Array), d => { d.name = `renamed ${i}` })
+    return { key: keys[i] as string, bytes: A.getLastLocalChange(doc) as Uint8Array }
+  })
+  await writer.flush()
+  // A store opened afresh holds nothing in memory: every base is read from disk.
+  const reader = await DocStore.open(db, { summarise })
+  const result = await reader.admitRemote(items)
+  t.equal(result.changed.length, 40)
+  for (const [i, key] of keys.entries()) {
+    const view = await reader.read(key, d => ({ name: d?.name, description: d?.description, tags: [...(d?.tags ?? [])] }))
+    t.same(view, { name: `renamed ${i}`, description: `first ${i}`, tags: ['second'] }, `${key} keeps its chunks' changes and takes the peer's`)
+  }
+})

@@ -130,7 +130,7 @@ t.test('a push that names a document twice, or holds anything but plain changes,
   const key = 'dataset/00000000-0000-4000-8000-000000000001'
   const change = A.getLastLocalChange(source) as Uint8Array
   const cases: Array<[string, unknown[], RegExp]> = [
-    ['twice', [[key, change, new Uint8Array(0)], [key, change, new Uint8Array(0)]], /names .* twice/],
+    ['twice', [[key, change, new Uint8Array(0)], [key, change, new Uint8Array(0)]], /names a document twice/],
     ['a whole document', [[key, A.save(source), new Uint8Array(0)]], /do not decode: a push holds only uncompressed changes/],
     ['not Automerge at all', [[key, new Uint8Array([1, 2, 3]), new Uint8Array(0)]], /do not decode/]
   ]

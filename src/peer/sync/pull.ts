@@ -267,20 +267,27 @@ async function sortPushed (store: SyncableStore, items: Array<[string, Uint8Arra
   const apply: Array<[string, Uint8Array, Uint8Array]> = []
   const wants: HeadsItem[] = []
   const offered: HeadsItem[] = []
-  const seen = new Set<string>()
-  for (const item of items) {
+  const keys = items.map(([key]) => key)
+  if (new Set(keys).size !== keys.length) throw new DwError('INVALID_MESSAGE', 'a push names a document twice')
+  const metas = await store.metas(keys)
+  for (const [i, item] of items.entries()) {
     const [key, bytes] = item
-    if (seen.has(key)) throw new DwError('INVALID_MESSAGE', `a push names ${key} twice`)
-    seen.add(key)
     const { hashes, heads, deps } = pushedChanges(key, bytes)
     offered.push([key, heads])
+    // Decided from the heads here when they settle it (nearly always: the
+    // changes build on this side's heads); otherwise by the document.
+    const mine = new Set(metas[i]?.heads ?? [])
+    if (hashes.every(h => mine.has(h))) continue
+    if (deps.every(d => mine.has(d))) {
+      apply.push(item)
+      continue
+    }
     if (await store.hasHeads(key, hashes)) continue
     if (await store.hasHeads(key, deps)) {
       apply.push(item)
       continue
     }
-    const [meta] = await store.metas([key])
-    wants.push([key, meta?.heads ?? []])
+    wants.push([key, metas[i]?.heads ?? []])
   }
   return { apply, wants, offered }
 }
