@@ -4,10 +4,11 @@
  * Sync frames and file bytes to a peer share one Yamux connection, and so
  * one TCP send queue: whatever file data is queued ahead of a sync message
  * delays it by its length at the link's rate (at 1 Mbit/s, every 125 kB is
- * a second). The blob server keeps that queue short (a window of about a
- * quarter of a second of data, serve.ts) and, through this gate, sends no
- * new piece of a file while a sync session to the same peer has records
- * moving: an offer waiting for its want, or documents being sent.
+ * a second). The blob server keeps that queue short (a window of a round
+ * trip plus 0.15 s of data, send-window.ts) and, through this gate, sends
+ * no new piece of a file while a sync session to the same peer has records
+ * moving: an offer waiting for its want, a push not yet acknowledged, or
+ * documents being sent.
  *
  * The wait is bounded: a peer whose records change without pause would
  * otherwise starve its file transfers for ever. With the bound, a constant

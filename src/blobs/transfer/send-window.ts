@@ -2,15 +2,18 @@ import { DwError } from '../../errors.ts'
 import { CHUNK_BYTES } from './messages.ts'
 
 /**
- * The smallest window, half a second of data at 1 Mbit/s: pieces (a
- * quarter of the window) stay at 16 KiB or more, so per-message costs stay
- * small on any link.
+ * The smallest window, a quarter of a second of data at 1 Mbit/s: pieces
+ * (a quarter of the window) stay at 8 KiB or more, so per-message costs
+ * stay small on any link. It is also what a sync message can wait behind
+ * on a thin link with a short round trip, where the window stays this
+ * small: 64 KiB made a 100-record change arrive 0.42 s later while a file
+ * transferred at 1 Mbit/s (bench:link, docs/benchmarks.md).
  */
-export const MIN_WINDOW = 64 * 1024
+export const MIN_WINDOW = 32 * 1024
 /** Above what a LAN needs: 8 MiB at ~156 MB/s (a libp2p stream on loopback) is ~50 ms of data. */
 export const MAX_WINDOW = 8 * 1024 * 1024
 /** How much file data, in time at the measured rate, may queue ahead of a sync message. */
-export const QUEUE_TARGET_MS = 250
+export const QUEUE_TARGET_MS = 150
 /** Delivery-rate samples kept; the window follows the highest (see `ack`). */
 const RATE_SAMPLES = 8
 /** A rate sample spans at least this long (and at least one round trip), so one early ack does not make it. */
@@ -41,7 +44,7 @@ export interface SendWindowOptions {
  * than min RTT + QUEUE_TARGET_MS (nothing queued) and stops growing once
  * about QUEUE_TARGET_MS of data waits in the queues: on a LAN it reaches
  * MAX_WINDOW within a few round trips; at 1 Mbit/s it stays between
- * MIN_WINDOW and ~120 kB (with a 600 ms round trip). A sample taken while
+ * MIN_WINDOW and ~95 kB (with a 600 ms round trip). A sample taken while
  * the sender was not held back by the window (yielding to records, reading
  * a slow disk) says more about the sender than the link, and counts only
  * when it is higher.
