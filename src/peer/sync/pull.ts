@@ -132,107 +132,116 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
     await settle(APPLYING_AHEAD)
   }
 
-  while (true) {
-    const next = await Promise.race([stream.read(), failure])
-    if (next.done === true) {
-      await settle(0)
-      if (!options.live && caughtUp && pending.length === 0) return stats
-      throw new DwError('INVALID_MESSAGE', 'the peer ended the sync stream early')
-    }
-    const msg = parseServerMessage(next.value, sigEntry)
-    switch (msg.t) {
-      case 'offer': {
-        if (msg.through < current.through) throw new DwError('INVALID_MESSAGE', 'offer went backwards')
-        remoteHead = Math.max(remoteHead, msg.through)
-        caughtUp = false
-        options.onOffered?.(msg.items)
-        const wants = await wantsFor(store, msg.items)
-        // Before asking: a peer over its quota of new documents sends none.
-        options.charge?.({ newDocuments: wants.filter(([, heads]) => heads.length === 0).length })
-        pending.push({ batch: msg.batch, through: msg.through, docs: [], wanted: new Set(wants.map(([key]) => key)), bytes: 0, complete: false })
-        await send({ t: 'want', batch: msg.batch, items: wireItems(wants, binaryHeads) })
-        break
+  const receive = async (): Promise<SessionStats> => {
+    while (true) {
+      const next = await Promise.race([stream.read(), failure])
+      if (next.done === true) {
+        await settle(0)
+        if (!options.live && caughtUp && pending.length === 0) return stats
+        throw new DwError('INVALID_MESSAGE', 'the peer ended the sync stream early')
       }
-      case 'push': {
-        if (msg.through < current.through) throw new DwError('INVALID_MESSAGE', 'push went backwards')
-        remoteHead = Math.max(remoteHead, msg.through)
-        caughtUp = false
-        options.charge?.({ documents: msg.items.length, bytes: msg.items.reduce((n, [, bytes, sigs]) => n + bytes.length + sigs.length, 0) })
-        const batch: (typeof pending)[number] = { batch: msg.batch, through: msg.through, docs: [], wanted: new Set(), bytes: 0, complete: false }
-        const { apply, wants, offered } = await sortPushed(store, msg.items)
-        options.onOffered?.(offered)
-        for (const [key, bytes, sigs] of apply) {
-          batch.docs.push({ key, bytes, sigs, sigEntry })
-          batch.bytes += bytes.length + sigs.length
-          stats.bytesIn += bytes.length + sigs.length
-        }
-        pending.push(batch)
-        if (wants.length === 0) {
-          batch.complete = true
-          await drain()
+      const msg = parseServerMessage(next.value, sigEntry)
+      switch (msg.t) {
+        case 'offer': {
+          if (msg.through < current.through) throw new DwError('INVALID_MESSAGE', 'offer went backwards')
+          remoteHead = Math.max(remoteHead, msg.through)
+          caughtUp = false
+          options.onOffered?.(msg.items)
+          const wants = await wantsFor(store, msg.items)
+          // Before asking: a peer over its quota of new documents sends none.
+          options.charge?.({ newDocuments: wants.filter(([, heads]) => heads.length === 0).length })
+          pending.push({ batch: msg.batch, through: msg.through, docs: [], wanted: new Set(wants.map(([key]) => key)), bytes: 0, complete: false })
+          await send({ t: 'want', batch: msg.batch, items: wireItems(wants, binaryHeads) })
           break
         }
-        // What this side cannot apply as pushed, it asks for as it would after an offer.
-        options.charge?.({ newDocuments: wants.filter(([, heads]) => heads.length === 0).length })
-        batch.wanted = new Set(wants.map(([key]) => key))
-        await send({ t: 'want', batch: msg.batch, items: wireItems(wants, binaryHeads) })
-        break
-      }
-      case 'docs': {
-        const head = pending.find(b => !b.complete)
-        if (head === undefined || head.batch !== msg.batch) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} out of order`)
-        options.charge?.({ documents: msg.items.length, bytes: msg.items.reduce((n, [, bytes, sigs]) => n + bytes.length + sigs.length, 0) })
-        for (const [key, bytes, sigs] of msg.items) {
-          // Only what this side asked for, each once: a peer cannot push
-          // documents into a batch, nor send one again and again.
-          if (!head.wanted.delete(key)) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} include ${key}, which was not wanted or came already`)
-          head.docs.push({ key, bytes, sigs, sigEntry })
-          head.bytes += bytes.length + sigs.length
-          stats.bytesIn += bytes.length + sigs.length
+        case 'push': {
+          if (msg.through < current.through) throw new DwError('INVALID_MESSAGE', 'push went backwards')
+          remoteHead = Math.max(remoteHead, msg.through)
+          caughtUp = false
+          options.charge?.({ documents: msg.items.length, bytes: msg.items.reduce((n, [, bytes, sigs]) => n + bytes.length + sigs.length, 0) })
+          const batch: (typeof pending)[number] = { batch: msg.batch, through: msg.through, docs: [], wanted: new Set(), bytes: 0, complete: false }
+          const { apply, wants, offered } = await sortPushed(store, msg.items)
+          options.onOffered?.(offered)
+          for (const [key, bytes, sigs] of apply) {
+            batch.docs.push({ key, bytes, sigs, sigEntry })
+            batch.bytes += bytes.length + sigs.length
+            stats.bytesIn += bytes.length + sigs.length
+          }
+          pending.push(batch)
+          if (wants.length === 0) {
+            batch.complete = true
+            await drain()
+            break
+          }
+          // What this side cannot apply as pushed, it asks for as it would after an offer.
+          options.charge?.({ newDocuments: wants.filter(([, heads]) => heads.length === 0).length })
+          batch.wanted = new Set(wants.map(([key]) => key))
+          await send({ t: 'want', batch: msg.batch, items: wireItems(wants, binaryHeads) })
+          break
         }
-        // A batch of large documents is applied as it comes rather than held
-        // whole: what this side buffers stays bounded whatever a peer sends.
-        // The checkpoint still moves only once the batch is complete.
-        if (!msg.last && head.bytes > (options.maxBufferedBytes ?? MAX_BUFFERED_BYTES) && head === pending[0]) {
-          await settle(0)
-          await applyBuffered(head)
+        case 'docs': {
+          const head = pending.find(b => !b.complete)
+          if (head === undefined || head.batch !== msg.batch) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} out of order`)
+          options.charge?.({ documents: msg.items.length, bytes: msg.items.reduce((n, [, bytes, sigs]) => n + bytes.length + sigs.length, 0) })
+          for (const [key, bytes, sigs] of msg.items) {
+            // Only what this side asked for, each once: a peer cannot push
+            // documents into a batch, nor send one again and again.
+            if (!head.wanted.delete(key)) throw new DwError('INVALID_MESSAGE', `documents for batch ${msg.batch} include ${key}, which was not wanted or came already`)
+            head.docs.push({ key, bytes, sigs, sigEntry })
+            head.bytes += bytes.length + sigs.length
+            stats.bytesIn += bytes.length + sigs.length
+          }
+          // A batch of large documents is applied as it comes rather than held
+          // whole: what this side buffers stays bounded whatever a peer sends.
+          // The checkpoint still moves only once the batch is complete.
+          if (!msg.last && head.bytes > (options.maxBufferedBytes ?? MAX_BUFFERED_BYTES) && head === pending[0]) {
+            await settle(0)
+            await applyBuffered(head)
+          }
+          if (msg.last) {
+            head.complete = true
+            await drain()
+          }
+          break
         }
-        if (msg.last) {
-          head.complete = true
-          await drain()
+        case 'caught-up': {
+          remoteHead = Math.max(remoteHead, msg.head)
+          caughtUpHead = Math.max(caughtUpHead, msg.head)
+          caughtUp = true
+          break
         }
-        break
+        default:
+          throw new DwError('INVALID_MESSAGE', `unexpected ${msg.t}`)
       }
-      case 'caught-up': {
-        remoteHead = Math.max(remoteHead, msg.head)
-        caughtUpHead = Math.max(caughtUpHead, msg.head)
-        caughtUp = true
-        break
+      if (caughtUp && pending.length === 0) {
+        await settle(0)
+        // Caught up with nothing new to apply, a session still says where it
+        // stands: after a restart the server knows nothing of this puller, and
+        // `syncNow` on its side waits for an acknowledgement.
+        // Every offer before the caught-up is applied, so what the server skipped up to its head is settled too.
+        if (skipping && caughtUpHead > current.through) {
+          current = { ...current, through: caughtUpHead }
+          await save()
+        }
+        if (acked !== current.through) {
+          // The acknowledgement names this session in the peer's log: our checkpoint must name it too.
+          if (savedSession !== current.session) await save()
+          await ack(current.through)
+        }
+        options.onCaughtUp?.({ remoteHead, stats })
+        if (!options.live) {
+          await stream.close()
+          return stats
+        }
       }
-      default:
-        throw new DwError('INVALID_MESSAGE', `unexpected ${msg.t}`)
     }
-    if (caughtUp && pending.length === 0) {
-      await settle(0)
-      // Caught up with nothing new to apply, a session still says where it
-      // stands: after a restart the server knows nothing of this puller, and
-      // `syncNow` on its side waits for an acknowledgement.
-      // Every offer before the caught-up is applied, so what the server skipped up to its head is settled too.
-      if (skipping && caughtUpHead > current.through) {
-        current = { ...current, through: caughtUpHead }
-        await save()
-      }
-      if (acked !== current.through) {
-        // The acknowledgement names this session in the peer's log: our checkpoint must name it too.
-        if (savedSession !== current.session) await save()
-        await ack(current.through)
-      }
-      options.onCaughtUp?.({ remoteHead, stats })
-      if (!options.live) {
-        await stream.close()
-        return stats
-      }
-    }
+  }
+  try {
+    return await receive()
+  } catch (err) {
+    // A batch still being applied finishes (or fails) first: nothing of this session runs on behind the caller.
+    await Promise.allSettled(applying)
+    throw err
   }
 }
 
