@@ -104,26 +104,30 @@ t.test('a push the puller cannot build on is asked for with a want', async t => 
   await client.close()
 })
 
-t.test('a puller of the previous wire version is offered updates, never pushed them', async t => {
-  const a = await testStore(t)
-  const b = await testStore(t)
-  const keys = await addDatasets(a, 3)
-  const [client, server] = streamPair()
-  const serverSide = watched(server)
-  const abort = new AbortController()
-  let caughtUp = 0
-  const serving = serveSync(serverSide, a, { compression: false, signal: abort.signal })
-  const pulling = pullSync(client, b, { epoch: '', through: 0 }, { live: true, saveCheckpoint: async () => {}, compression: false, features: FEATURES.filter(f => f !== 'push'), onCaughtUp: () => { caughtUp += 1 } })
-  serving.catch(() => {})
-  pulling.catch(() => {})
-  await eventually(async () => caughtUp > 0 && await headsEqual(a, b), 30_000, 'b caught up')
-  for (const key of keys) await rename(a, key, 'renamed')
-  await eventually(async () => await headsEqual(a, b), 30_000, 'b holds the updates')
-  t.same(serverSide.sent[0].f, ['sig8', 'skip', 'hbin'])
-  t.same(serverSide.sent.filter(m => m.t === 'push'), [])
-  abort.abort()
-  await client.close()
-})
+for (const older of ['puller', 'server'] as const) {
+  t.test(`with a ${older} of the previous wire version, updates are offered, never pushed`, async t => {
+    const a = await testStore(t)
+    const b = await testStore(t)
+    const keys = await addDatasets(a, 3)
+    const [client, server] = streamPair()
+    const serverSide = watched(server)
+    const abort = new AbortController()
+    let caughtUp = 0
+    const previous = FEATURES.filter(f => f !== 'push')
+    const serving = serveSync(serverSide, a, { compression: false, signal: abort.signal, ...(older === 'server' ? { features: previous } : {}) })
+    const pulling = pullSync(client, b, { epoch: '', through: 0 }, { live: true, saveCheckpoint: async () => {}, compression: false, onCaughtUp: () => { caughtUp += 1 }, ...(older === 'puller' ? { features: previous } : {}) })
+    serving.catch(() => {})
+    pulling.catch(() => {})
+    await eventually(async () => caughtUp > 0 && await headsEqual(a, b), 30_000, 'b caught up')
+    for (const key of keys) await rename(a, key, 'renamed')
+    await eventually(async () => await headsEqual(a, b), 30_000, 'b holds the updates')
+    t.same(serverSide.sent[0].f, ['sig8', 'skip', 'hbin'])
+    t.same(serverSide.sent.filter(m => m.t === 'push'), [])
+    t.ok(serverSide.sent.filter(m => m.t === 'offer').length >= 2, 'the updates went by offer')
+    abort.abort()
+    await client.close()
+  })
+}
 
 t.test('a push that names a document twice, or holds anything but plain changes, ends the session and changes nothing', async t => {
   const source = A.change(A.from({ name: 'x' }), d => { d.name = 'y' })
