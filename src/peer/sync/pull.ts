@@ -106,9 +106,7 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
   // worker while this thread admits the one before. At most APPLYING_AHEAD
   // wait, so what this side holds stays bounded.
   const applying: Array<Promise<void>> = []
-  let failed: ((err: unknown) => void) | undefined
-  const failure = new Promise<never>((_resolve, reject) => { failed = reject })
-  failure.catch(() => {})
+  let failed: { err: unknown } | undefined
   const finishedBatch = (done: (typeof pending)[number]): void => {
     const screening = done.docs.length === 0 ? undefined : store.screenRemote?.(done.docs)
     const previous = applying.at(-1) ?? Promise.resolve()
@@ -119,8 +117,15 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
       await ack(done.through)
       options.onProgress?.({ through: done.through, remoteHead, stats })
     })
-    // A failure ends the session at once, even while the loop waits for the peer.
-    step.catch((err: unknown) => { failed?.(err) })
+    // A failure ends the session at once, even while the loop waits for the
+    // peer: aborting the stream ends that read. (Not a race against a
+    // promise that stays pending: each race would leave it a reaction
+    // holding the message read, and so every document of the session.)
+    step.catch((err: unknown) => {
+      if (failed !== undefined) return
+      failed = { err }
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    })
     applying.push(step)
   }
   const settle = async (ahead: number): Promise<void> => {
@@ -134,7 +139,13 @@ export async function pullSync (plain: MessageStream, store: SyncableStore, chec
 
   const receive = async (): Promise<SessionStats> => {
     while (true) {
-      const next = await Promise.race([stream.read(), failure])
+      let next
+      try {
+        next = await stream.read()
+      } catch (err) {
+        throw failed === undefined ? err : failed.err
+      }
+      if (failed !== undefined) throw failed.err
       if (next.done === true) {
         await settle(0)
         if (!options.live && caughtUp && pending.length === 0) return stats
