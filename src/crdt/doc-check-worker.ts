@@ -6,7 +6,10 @@
  */
 import { parentPort } from 'node:worker_threads'
 import * as A from '@automerge/automerge'
-import type { CheckJob, CheckReply, CheckVerdict } from './doc-checker.ts'
+import type { CheckItem, CheckJob, CheckReply, CheckVerdict } from './doc-checker.ts'
+import { SIG_ENTRY_SHORT, sigFor, unpackSigs } from './sig-entries.ts'
+import { parseClaims } from '../trust/claims.ts'
+import { verifyChange } from '../trust/signatures.ts'
 
 /** Not in the TypeScript lib this project compiles against, but always there in Node. */
 const { RuntimeError } = (globalThis as unknown as { WebAssembly: { RuntimeError: new () => Error } }).WebAssembly
@@ -21,7 +24,7 @@ port.postMessage({ ready: true })
 
 port.on('message', (job: CheckJob) => {
   for (const [i, item] of job.items.entries()) {
-    const verdict = inspect(item.base, item.bytes, job.limits)
+    const verdict = inspect(item, job.limits)
     const reply: CheckReply = { id: job.id, i, verdict }
     port.postMessage(reply)
     // After a trap the engine in this thread is not to be trusted: the node starts a fresh one.
@@ -29,10 +32,17 @@ port.on('message', (job: CheckJob) => {
   }
 })
 
-function inspect (base: Uint8Array | undefined, bytes: Uint8Array, limits: CheckJob['limits']): CheckVerdict {
+function inspect (item: CheckItem, limits: CheckJob['limits']): CheckVerdict {
   let doc: A.Doc<any>
+  let since: string[] = []
   try {
-    doc = base === undefined ? A.load(bytes) : A.loadIncremental(A.load(base), bytes)
+    if (item.base === undefined) {
+      doc = A.load(item.bytes)
+    } else {
+      const base = A.load(item.base)
+      since = A.getHeads(base)
+      doc = A.loadIncremental(base, item.bytes)
+    }
   } catch (err) {
     return failure(err)
   }
@@ -41,12 +51,28 @@ function inspect (base: Uint8Array | undefined, bytes: Uint8Array, limits: Check
     if (numOps > limits.maxOps) return { ok: false, quarantine: true, reason: `it holds ${numOps} operations, more than the limit of ${limits.maxOps}` }
     const depth = depthOf(doc, limits.maxDepth)
     if (depth > limits.maxDepth) return { ok: false, quarantine: true, reason: `it nests more than ${limits.maxDepth} levels deep` }
-    return { ok: true }
+    return item.sigs === undefined ? { ok: true } : { ok: true, verified: verified(doc, since, item.sigs) }
   } catch (err) {
     return failure(err)
   } finally {
     A.free(doc)
   }
+}
+
+/**
+ * The new changes whose signature verifies against the node their claims
+ * name (docs/trust.md). A change without claims or signature is left to
+ * the node's own judgement, which refuses or vouches for it.
+ */
+function verified (doc: A.Doc<any>, since: string[], packed: Uint8Array): string[] {
+  const sigs = unpackSigs(packed, SIG_ENTRY_SHORT)
+  const out: string[] = []
+  for (const { hash, message } of A.getChangesMetaSince(doc, since)) {
+    const claims = parseClaims(message)
+    const sig = sigFor(sigs, hash)
+    if (claims !== undefined && sig !== undefined && verifyChange(claims.n, hash, sig)) out.push(hash)
+  }
+  return out
 }
 
 /** A parse error is the peer's bad message; a trap or a failed allocation is a document that broke the engine. */

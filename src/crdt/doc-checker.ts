@@ -7,10 +7,16 @@ import { DEFAULT_DOC_LIMITS, type DocLimits } from './doc-limits.ts'
  * good (and say so). Otherwise the bytes are merely undecodable: the peer
  * sent a bad message.
  */
-export type CheckVerdict = { ok: true } | { ok: false, reason: string, quarantine: boolean, fatal?: boolean }
+export type CheckVerdict = { ok: true, verified?: string[] } | { ok: false, reason: string, quarantine: boolean, fatal?: boolean }
 
-/** One document to check: what this node holds of it (if anything) and what a peer sent. */
-export interface CheckItem { base?: Uint8Array, bytes: Uint8Array }
+/**
+ * One document to check: what this node holds of it (if anything) and what
+ * a peer sent, with the signatures that came with it (72-byte entries,
+ * sig-entries.ts). A passing verdict lists the new changes whose signature
+ * is the one their claims' origin node made: the worker checks them while
+ * it has the document loaded, so this thread need not.
+ */
+export interface CheckItem { base?: Uint8Array, bytes: Uint8Array, sigs?: Uint8Array }
 
 export interface CheckJob { id: number, items: CheckItem[], limits: Pick<DocLimits, 'maxOps' | 'maxDepth'> }
 export interface CheckReply { id: number, i: number, verdict: CheckVerdict }

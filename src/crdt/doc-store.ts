@@ -11,6 +11,7 @@ import { Lru } from './lru.ts'
 import { changeHeader, saveUncompressed, splitChunks } from './chunks.ts'
 import type { CheckItem, CheckVerdict } from './doc-checker.ts'
 import { quarantineId, type Quarantine } from './quarantine.ts'
+import { packLookup, packSigs, sigFor, unpackSigs, type SigLookup } from './sig-entries.ts'
 
 /**
  * What the store knows about a document without loading it. `S` is the
@@ -68,6 +69,8 @@ export interface JudgeContext {
   at: <T>(key: string, heads: string[], fn: (doc: any) => T) => Promise<T | undefined>
   /** True when this node refused one of these changes: a state built on it can never arrive here. */
   wasRefused: (hashes: string[]) => Promise<boolean>
+  /** Changes whose signature the document checker already verified against the node their claims name. */
+  verified?: ReadonlySet<string>
 }
 
 /**
@@ -122,56 +125,8 @@ export interface DocGuard {
   maxOps: number
 }
 
-const SIG_ENTRY = 96
 /** Changes parked at most; past this a change waiting for a reference is refused. */
 const MAX_PARKED = 50_000
-
-/** Packs [hash, signature] pairs for the wire: 32 bytes of hash, 64 of signature, each. */
-export function packSigs (entries: Array<[string, Uint8Array]>): Uint8Array {
-  const out = new Uint8Array(entries.length * SIG_ENTRY)
-  entries.forEach(([hash, sig], i) => {
-    out.set(Buffer.from(hash, 'hex'), i * SIG_ENTRY)
-    out.set(sig, i * SIG_ENTRY + 32)
-  })
-  return out
-}
-
-/** Bytes of the hash prefix that names a signature on the wire with `sig8`, and in a `SigLookup`. */
-const SIG_PREFIX = 8
-const SIG_BYTES = 64
-
-/**
- * Signatures found by the first 8 bytes of their change's hash: enough to
- * tell a document's changes apart, and all a `sig8` session sends. The
- * hash a signature is verified against is always computed here from the
- * change, so a signature matched to the wrong change only fails to verify.
- */
-export type SigLookup = Map<string, Uint8Array>
-
-export function sigFor (sigs: SigLookup, hash: string): Uint8Array | undefined {
-  return sigs.get(hash.slice(0, SIG_PREFIX * 2))
-}
-
-/** Unpacks entries of `entry` bytes: a hash (whole, or its first 8 bytes) then a 64-byte signature. */
-export function unpackSigs (packed: Uint8Array | undefined, entry = SIG_ENTRY): SigLookup {
-  const out: SigLookup = new Map()
-  if (packed === undefined) return out
-  for (let at = 0; at + entry <= packed.length; at += entry) {
-    out.set(Buffer.from(packed.subarray(at, at + SIG_PREFIX)).toString('hex'), packed.slice(at + entry - SIG_BYTES, at + entry))
-  }
-  return out
-}
-
-/** The same entries with the hash cut to its first 8 bytes: 72 bytes each instead of 96. */
-export function shortenSigs (packed: Uint8Array): Uint8Array {
-  const n = Math.floor(packed.length / SIG_ENTRY)
-  const out = new Uint8Array(n * (SIG_PREFIX + SIG_BYTES))
-  for (let i = 0; i < n; i++) {
-    out.set(packed.subarray(i * SIG_ENTRY, i * SIG_ENTRY + SIG_PREFIX), i * (SIG_PREFIX + SIG_BYTES))
-    out.set(packed.subarray(i * SIG_ENTRY + 32, (i + 1) * SIG_ENTRY), i * (SIG_PREFIX + SIG_BYTES) + SIG_PREFIX)
-  }
-  return out
-}
 
 /**
  * A secondary index kept in step with the documents: given the meta before
@@ -602,7 +557,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       const ops: BatchOp[] = []
       let parked = 0
       const metas = await this.#storedMany(keys)
-      const { kept: screened, quarantined } = await this.#screen(keys, byKey, metas, options.peer, options.screening)
+      const { kept: screened, quarantined, verified } = await this.#screen(keys, byKey, metas, options.peer, options.screening)
       const forget = (): void => { for (const key of touched) this.#cache.delete(key) }
       // The stored bytes of documents to load, read a group at a time (a group's bytes are held until it is done).
       let saved = new Map<string, Uint8Array | undefined>()
@@ -674,7 +629,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
             if (heads.some(h => freshHashes.has(h) && !admitted.has(h))) return undefined
             return atHeads(loaded, heads, fn)
           }
-          const ctx: JudgeContext = { key, doc, at, wasRefused: this.#wasRefused }
+          const ctx: JudgeContext = { key, doc, at, wasRefused: this.#wasRefused, verified: verified.get(key) }
           const waiting = new Set<string>()
           const transient = new Set<string>()
           const alreadyParked = new Set<string>()
@@ -793,13 +748,15 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
   }
 
   /** What the checker loads for each key: the bytes a peer sent, on top of what this node holds (named by its heads). */
-  async #checkItems (keys: string[], byKey: Map<string, { bytes: Uint8Array[] }>, metas: Array<DocMeta<S> | undefined>): Promise<Array<{ key: string, base: string, item: CheckItem }>> {
+  async #checkItems (keys: string[], byKey: Map<string, { bytes: Uint8Array[], sigs: SigLookup }>, metas: Array<DocMeta<S> | undefined>): Promise<Array<{ key: string, base: string, item: CheckItem }>> {
     const wanted = keys.map((key, i) => ({ key, meta: metas[i] })).filter(c => c.meta?.local !== true)
     const bases = await this.#savedBytesMany(wanted.map(c => c.key), wanted.map(c => c.meta))
     return wanted.map(({ key, meta }, i) => {
-      const bytes = concat((byKey.get(key) as { bytes: Uint8Array[] }).bytes)
+      const entry = byKey.get(key) as { bytes: Uint8Array[], sigs: SigLookup }
+      const item: CheckItem = { bytes: concat(entry.bytes), sigs: packLookup(entry.sigs) }
       const base = bases[i]
-      return { key, base: baseOf(meta), item: base === undefined ? { bytes } : { base, bytes } }
+      if (base !== undefined) item.base = base
+      return { key, base: baseOf(meta), item }
     })
   }
 
@@ -810,11 +767,12 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    * Bytes that do not decode at all reject the batch, as without a guard.
    * Verdicts from `screenRemote` stand for documents unchanged since.
    */
-  async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[] }>, metas: Array<DocMeta<S> | undefined>, peer: string | undefined, screening: Screening | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[] }> {
+  async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[], sigs: SigLookup }>, metas: Array<DocMeta<S> | undefined>, peer: string | undefined, screening: Screening | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[], verified: Map<string, Set<string>> }> {
     const kept = new Set(keys)
     const quarantined: Quarantined[] = []
+    const verified = new Map<string, Set<string>>()
     const guard = this.#guard
-    if (guard === undefined) return { kept, quarantined }
+    if (guard === undefined) return { kept, quarantined, verified }
     const candidates = keys
       .map((key, i) => ({ key, meta: metas[i], bytes: concat((byKey.get(key) as { bytes: Uint8Array[] }).bytes) }))
       .filter(c => c.meta?.local !== true)
@@ -840,7 +798,10 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
     lateItems.forEach((c, i) => verdicts.set(c.key, got[i] as CheckVerdict))
     for (const c of toCheck) {
       const verdict = verdicts.get(c.key) as CheckVerdict
-      if (verdict.ok) continue
+      if (verdict.ok) {
+        verified.set(c.key, new Set(verdict.verified))
+        continue
+      }
       if (!verdict.quarantine) throw new DwError('INVALID_MESSAGE', `undecodable changes for ${c.key}: ${verdict.reason}`)
       kept.delete(c.key)
       const entry: Parameters<Quarantine['add']>[0] = { id: c.id, key: c.key, reason: verdict.reason, size: c.bytes.length }
@@ -848,7 +809,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       await guard.quarantine.add(entry)
       quarantined.push({ key: c.key, id: c.id, reason: verdict.reason })
     }
-    return { kept, quarantined }
+    return { kept, quarantined, verified }
   }
 
   /**

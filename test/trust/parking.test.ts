@@ -6,7 +6,7 @@ import { patchDataset } from '../../src/crdt/records/dataset.ts'
 import { patchUser } from '../../src/crdt/records/user.ts'
 import { rosterKey, setNodeRole } from '../../src/trust/roster.ts'
 import { ChangeSigner } from '../../src/trust/signatures.ts'
-import { packSigs } from '../../src/crdt/doc-store.ts'
+import { packSigs } from '../../src/crdt/sig-entries.ts'
 import type { Principal } from '../../src/warehouse/principal.ts'
 import { changesOf, claimsOf, docOf, forge, headsOf, item, itemOf, sync, trustNode, type SignedChange, type TrustNode } from '../helpers/trust-fixture.ts'
 

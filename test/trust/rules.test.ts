@@ -8,7 +8,7 @@ import type { Refusal, RemoteDoc } from '../../src/crdt/doc-store.ts'
 import type { Principal } from '../../src/warehouse/principal.ts'
 import { changesOf, claimsOf, docOf, forge, item, sync, trustNode, type TrustNode } from '../helpers/trust-fixture.ts'
 import { ChangeSigner } from '../../src/trust/signatures.ts'
-import { packSigs } from '../../src/crdt/doc-store.ts'
+import { packSigs } from '../../src/crdt/sig-entries.ts'
 
 /**
  * The permission rules, case by case, through real stores: a change made

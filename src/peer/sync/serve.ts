@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { DwError } from '../../errors.ts'
 import { FIRST_MESSAGE_MS, readFirst } from '../../message-stream.ts'
 import { DOCS_MESSAGE_BYTES, FEATURES, OFFER_BATCH, PROTOCOL_VERSION, parsePullerMessage, wireItems, type DocItem, type Feature, type HeadsItem } from './messages.ts'
-import { shortenSigs } from '../../crdt/doc-store.ts'
+import { shortenSigs } from '../../crdt/sig-entries.ts'
 import { emptyStats, type MessageStream, type SessionStats, type SyncableStore } from './types.ts'
 import { chooseCodec, compressed } from './compression.ts'
 
