@@ -259,6 +259,9 @@ async function nodeRole (mode: Mode & { dir: string, address?: string }): Promis
     await u.sleep(5000)
     gc()
     sample(`${what}, 5 s idle, after GC`)
+    // V8's memory reducer starts 8 s after the heap last grew (--gc-memory-reducer-start-delay-ms): a node at rest.
+    await u.sleep(10_000)
+    sample(`${what}, 15 s idle`)
   }
   try {
     gc()
