@@ -3,12 +3,12 @@
 import t from 'tap'
 import { addMember, startTestNode } from '../helpers/node.ts'
 
-async function addVersion (url: string, auth: { authorization: string }, name: string): Promise<{ id: string, author: string }> {
+async function addVersion (url: string, auth: { authorization: string }, name: string): Promise<{ id: string, author: string, createdAt: string }> {
   const form = new FormData()
   form.append('file', new Blob([name]), name)
   const res = await fetch(url, { method: 'POST', headers: auth, body: form })
   if (res.status !== 201) throw new Error(`upload ${res.status}: ${await res.text()}`)
-  return await res.json() as { id: string, author: string }
+  return await res.json() as { id: string, author: string, createdAt: string }
 }
 
 t.test('versions and training runs carry their author\'s name', async t => {
@@ -17,9 +17,15 @@ t.test('versions and training runs carry their author\'s name', async t => {
   const alice = await addMember(n, 'alice')
   const model = (await api.inject({ method: 'POST', url: '/models', headers: alice.headers, payload: { name: 'classifier' } })).json()
   const mine = await addVersion(`${n.node.url}/models/${model.id as string}/versions`, alice.headers, 'weights.onnx')
+  const afterMine = (await api.inject({ url: `/models/${model.id as string}`, headers: alice.headers })).json()
+  t.equal(afterMine.updatedBy, alice.id, 'adding a version stamps who last changed the record')
+  t.equal(afterMine.updatedAt, mine.createdAt)
   const admins = await addVersion(`${n.node.url}/models/${model.id as string}/versions`, n.admin, 'weights-fixed.onnx')
   const run = await api.inject({ method: 'POST', url: `/models/${model.id as string}/training`, headers: n.admin, payload: { note: 'rerun', versionId: admins.id, metrics: { f1: 0.8 } } })
   t.equal(run.statusCode, 201)
+  const afterRun = (await api.inject({ url: `/models/${model.id as string}`, headers: alice.headers })).json()
+  t.equal(afterRun.updatedBy, admins.author, 'so does a training run')
+  t.equal(afterRun.updatedAt, run.json().at)
 
   const view = (await api.inject({ url: `/models/${model.id as string}`, headers: alice.headers })).json()
   const adminName = view.versions[1]?.authorName as string

@@ -1,5 +1,5 @@
 import { newId } from '../keys.ts'
-import { ensureMap, patchMap, type Actor } from './common.ts'
+import { ensureMap, patchMap, touch, type Actor } from './common.ts'
 import { initDataset, patchDataset, type DatasetInput, type DatasetPatch } from './dataset.ts'
 
 export interface ModelInput extends DatasetInput {
@@ -41,5 +41,6 @@ export function addTrainingEntry (doc: any, entry: Omit<TrainingEntry, 'id' | 'a
   const full: TrainingEntry = { id: newId(), at: actor.at, by: actor.userId, ...structuredClone(entry) }
   if (full.versionId === undefined) delete full.versionId
   ensureMap(doc, 'training')[full.id] = full
+  touch(doc, actor)
   return full
 }

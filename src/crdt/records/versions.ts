@@ -1,6 +1,6 @@
 import { newId } from '../keys.ts'
 import { asMap, asText, fileRefs } from '../shape.ts'
-import { ensureMap, type Actor } from './common.ts'
+import { ensureMap, touch, type Actor } from './common.ts'
 
 export interface FileRef { name: string, sha256: string, size: number, mediaType: string }
 
@@ -20,6 +20,7 @@ export interface Version {
 export function addVersion (doc: any, files: FileRef[], note: string, actor: Actor): Version {
   const version: Version = { id: newId(), files: files.map(f => ({ ...f })), note, author: actor.userId, createdAt: actor.at }
   ensureMap(doc, 'versions')[version.id] = version
+  touch(doc, actor)
   return version
 }
 
