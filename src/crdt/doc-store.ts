@@ -398,7 +398,10 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    * What `#withChunks` reads, for many documents at once: two reads in all
    * (their snapshots, then their chunks by the count each meta gives)
    * instead of two for each document, each a trip to LevelDB's threads.
-   * Undefined for a document without a meta. Callers hold the keys' locks.
+   * Undefined for a document without a meta. Under the keys' locks the
+   * bytes match the metas; without them (`screenRemote`) the reads may
+   * straddle an update, which also changes the heads, so a verdict on
+   * such bytes is never used (`#screen` compares the heads).
    */
   async #savedBytesMany (keys: string[], metas: Array<DocMeta<S> | undefined>): Promise<Array<Uint8Array | undefined>> {
     const held = keys.filter((_key, i) => metas[i] !== undefined)
