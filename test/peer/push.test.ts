@@ -149,3 +149,32 @@ t.test('a push that names a document twice, or holds anything but plain changes,
     t.same(await b.feedSince(0, 10), [], `${what}: nothing stored`)
   }
 })
+
+t.test('the server answers at most one want per push, for documents it pushed', async t => {
+  for (const second of ['again', 'a key it did not push'] as const) {
+    const a = await testStore(t)
+    const [key, other] = await addDatasets(a, 2) as [string, string]
+    const [client, server] = streamPair()
+    const serving = serveSync(server, a, { compression: false })
+    await client.send({ t: 'hello', v: PROTOCOL_VERSION, epoch: '', since: 0, live: true, f: ['push'] })
+    const read = async (): Promise<any> => (await client.read()).value
+    t.match(await read(), { t: 'welcome', f: ['push'] })
+    const offer = await read()
+    await client.send({ t: 'want', batch: offer.batch, items: offer.items.map(([k]: [string]) => [k, []]) })
+    t.match(await read(), { t: 'docs', last: true })
+    await client.send({ t: 'ack', through: offer.through })
+    t.match(await read(), { t: 'caught-up' })
+    await rename(a, key, 'changed')
+    const push = await read()
+    t.match(push, { t: 'push', items: [[key]] }, `${second}: the update is pushed`)
+    if (second === 'again') {
+      await client.send({ t: 'want', batch: push.batch, items: [[key, []]] })
+      t.match(await read(), { t: 'docs', batch: push.batch })
+      await client.send({ t: 'want', batch: push.batch, items: [[key, []]] })
+      await t.rejects(serving, { code: 'INVALID_MESSAGE', message: /a second want/ })
+    } else {
+      await client.send({ t: 'want', batch: push.batch, items: [[other, []]] })
+      await t.rejects(serving, { code: 'INVALID_MESSAGE', message: /not pushed/ })
+    }
+  }
+})
