@@ -73,8 +73,14 @@ t.test('an owner who is not an admin changes the owner: refused', async t => {
 })
 
 t.test('a version whose author is not the signed author: refused', async t => {
+  // Written by hand, so only the versions rule can refuse it.
+  await t.rejects(F.core.docs.change(ds, d => {
+    const id = newId()
+    d.versions[id] = { id, files: [], note: 'by bob?', author: bob.userId, createdAt: new Date().toISOString() }
+  }, { author: alice.userId }), forbidden(/versions entries must name the author of the change as author/))
+  // Through addVersion, which also stamps updatedBy with the author it is given.
   await t.rejects(F.core.docs.change(ds, d => { addVersion(d, [], 'by bob?', as(bob)) }, { author: alice.userId }),
-    forbidden(/versions entries must name the author of the change as author/))
+    forbidden(/updatedBy must be the author of the change|versions entries must name the author/))
 })
 
 t.test('a version once written cannot change: refused', async t => {
