@@ -362,11 +362,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
     // Meta strictly before the bytes: a compaction between a snapshot read
     // and a meta read would otherwise pair an old snapshot with new heads.
     const metas = await this.#storedMany(keys)
-    const snaps = await this.#snap.getMany(keys)
-    const bytes = await Promise.all(keys.map(async (key, i) => {
-      const meta = metas[i]
-      return meta === undefined ? undefined : await this.#withChunks(key, meta, snaps[i])
-    }))
+    const bytes = await this.#savedBytesMany(keys, metas)
     // Signatures after the bytes: a change written meanwhile adds one too many, never one too few.
     const sigs = await Promise.all(keys.map(async key => await this.#allSigs(key)))
     const after = await this.#storedMany(keys)
@@ -928,25 +924,38 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
   }
 
   /**
-   * The changes of the document's latest update as they are stored (its
-   * newest chunk: the changes since the heads it had before), with their
-   * signatures, read without loading the document. Undefined when there is
-   * no such chunk (a document new here, or compacted since) or it holds a
-   * compressed change, which a receiver could only read by inflating it.
-   * A server pushes these on a live link (messages.ts `push`).
+   * For each document, the changes of its latest update as they are stored
+   * (its newest chunk: the changes since the heads it had before), with
+   * their signatures, read without loading anything: three reads for all of
+   * them. Undefined for a document without such a chunk (new here, or
+   * compacted since) or whose chunk holds a compressed change, which a
+   * receiver could only read by inflating it. A server pushes these on a
+   * live link (messages.ts `push`).
    */
-  async latestChanges (key: string): Promise<{ bytes: Uint8Array, sigs: Uint8Array } | undefined> {
-    const meta = await this.meta(key)
-    if (meta === undefined || meta.local === true || meta.chunks === 0) return undefined
-    const bytes = await this.#chunk.get(chunkKey(key, meta.chunks - 1))
-    if (bytes === undefined) return undefined
-    const chunks = splitChunks(bytes)
-    if (chunks.some(c => c.type !== 1)) return undefined
-    const hashes = chunks.map(c => changeHeader(c.bytes).hash)
-    const sigs = await this.#sig.getMany(hashes.map(h => `${key}\x00${h}`))
-    const entries: Array<[string, Uint8Array]> = []
-    hashes.forEach((h, i) => { const sig = sigs[i]; if (sig !== undefined) entries.push([h, sig]) })
-    return { bytes, sigs: packSigs(entries) }
+  async latestChanges (keys: string[]): Promise<Array<{ bytes: Uint8Array, sigs: Uint8Array } | undefined>> {
+    const metas = await this.#storedMany(keys)
+    const pushable = (meta: DocMeta<S> | undefined): meta is DocMeta<S> => meta !== undefined && meta.local !== true && meta.chunks > 0
+    const stored = await this.#chunk.getMany(keys.flatMap((key, i) => { const meta = metas[i]; return pushable(meta) ? [chunkKey(key, meta.chunks - 1)] : [] }))
+    let at = 0
+    const found = keys.map((key, i) => {
+      if (!pushable(metas[i])) return undefined
+      const bytes = stored[at++]
+      if (bytes === undefined) return undefined
+      const chunks = splitChunks(bytes)
+      if (chunks.some(c => c.type !== 1)) return undefined
+      return { key, bytes, hashes: chunks.map(c => changeHeader(c.bytes).hash) }
+    })
+    const sigs = await this.#sig.getMany(found.flatMap(f => f === undefined ? [] : f.hashes.map(h => `${f.key}\x00${h}`)))
+    at = 0
+    return found.map(f => {
+      if (f === undefined) return undefined
+      const entries: Array<[string, Uint8Array]> = []
+      for (const h of f.hashes) {
+        const sig = sigs[at++]
+        if (sig !== undefined) entries.push([h, sig])
+      }
+      return { bytes: f.bytes, sigs: packSigs(entries) }
+    })
   }
 
   /** True when the document already contains every change that `heads` names. */

@@ -1,5 +1,6 @@
 import { DwError } from '../../errors.ts'
 import { ReplicatedKinds } from '../../crdt/keys.ts'
+import { SIG_ENTRY } from '../../crdt/sig-entries.ts'
 
 /**
  * Wire messages of `/dw/sync/2.0.0` (CBOR, varint length-prefixed). See
@@ -57,9 +58,8 @@ export function wireItems (items: HeadsItem[], binary: boolean): Array<[string, 
   return binary ? items.map(([key, heads]) => [key, heads.map(h => Buffer.from(h, 'hex'))]) : items
 }
 
-/** Bytes of one signature entry in a `docs` item: 96 (hash + signature), or 72 with `sig8`. */
-export const SIG_ENTRY_FULL = 96
-export const SIG_ENTRY_SHORT = 72
+/** Bytes of one signature entry in a `docs` item: 96 (hash + signature), or 72 with `sig8` (src/crdt/sig-entries.ts). */
+export { SIG_ENTRY as SIG_ENTRY_FULL, SIG_ENTRY_SHORT } from '../../crdt/sig-entries.ts'
 
 const MAX_ITEMS = 1024
 const MAX_HEADS = 256
@@ -190,7 +190,7 @@ export function parsePullerMessage (m: unknown): PullerMessage {
 }
 
 /** `sigEntry`: the signature entry size of this session (SIG_ENTRY_SHORT once `sig8` is in use). */
-export function parseServerMessage (m: unknown, sigEntry: number = SIG_ENTRY_FULL): ServerMessage {
+export function parseServerMessage (m: unknown, sigEntry: number = SIG_ENTRY): ServerMessage {
   if (!isObject(m)) bad('not a map')
   switch (m.t) {
     case 'welcome':

@@ -297,8 +297,9 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
 async function latestOf (store: SyncableStore, items: HeadsItem[], stats: SessionStats, shortSigs: boolean): Promise<DocItem[] | undefined> {
   const out: DocItem[] = []
   let size = 0
-  for (const [key] of items) {
-    const latest = await store.latestChanges?.(key)
+  const found = await store.latestChanges?.(items.map(([key]) => key)) ?? []
+  for (const [i, [key]] of items.entries()) {
+    const latest = found[i]
     if (latest === undefined) return undefined
     const sigs = shortSigs ? shortenSigs(latest.sigs) : latest.sigs
     size += latest.bytes.length + sigs.length

@@ -16,8 +16,8 @@ export interface SyncableStore {
   admitRemote: (items: RemoteDoc[], options?: { peer?: string, screening?: Screening }) => Promise<AdmitResult>
   /** Starts the checks `admitRemote` makes on these items, ahead of it, so they overlap the batch before. */
   screenRemote?: (items: RemoteDoc[]) => Screening
-  /** The changes of a document's latest update as stored, if they can be pushed (DocStore.latestChanges). */
-  latestChanges?: (key: string) => Promise<{ bytes: Uint8Array, sigs: Uint8Array } | undefined>
+  /** The changes of each document's latest update as stored, where they can be pushed (DocStore.latestChanges). */
+  latestChanges?: (keys: string[]) => Promise<Array<{ bytes: Uint8Array, sigs: Uint8Array } | undefined>>
   /** Documents to offer at the start of every session, before the feed (the mesh roster). */
   firstKeys?: () => string[]
   on: (event: 'change', listener: (event: { seq: number }) => void) => unknown
