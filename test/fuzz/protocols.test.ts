@@ -184,6 +184,8 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
     rawCache.set(knownKeys[i] as string, saved?.bytes as Uint8Array)
     sigCache.set(knownKeys[i] as string, saved?.sigs as Uint8Array)
   }
+  // Each record's newest change, as a push would carry it.
+  const lastChanges = new Map(knownKeys.map(k => [k, A.getAllChanges(A.load(rawCache.get(k) as Uint8Array)).at(-1) as Uint8Array]))
   const templateByKind = new Map(knownKeys.map(k => [k.split('/')[0] as string, A.toJS(A.load(rawCache.get(k) as Uint8Array)) as Record<string, unknown>]))
   const epoch = node.node.docs.epoch
 
@@ -210,7 +212,7 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
     const framed = new FramedStream(stream, { maxMessageSize: MAX_SYNC_MESSAGE })
     const hello = await framed.read({ signal: AbortSignal.timeout(5000) }).catch(() => undefined)
     if (hello === undefined || hello.done === true) return
-    const name = r.pick(['pull.random', 'pull.corrupt-welcome', 'pull.welcome-then-garbage', 'pull.garbage-docs', 'pull.hostile-records', 'pull.hostile-records', 'pull.stall', 'pull.truncated', 'pull.huge-length', 'pull.clean'])
+    const name = r.pick(['pull.random', 'pull.corrupt-welcome', 'pull.welcome-then-garbage', 'pull.garbage-docs', 'pull.hostile-records', 'pull.hostile-records', 'pull.hostile-push', 'pull.stall', 'pull.truncated', 'pull.huge-length', 'pull.clean'])
     pullerCases.add(name, r.seed)
     const welcome = { t: 'welcome', v: PROTOCOL_VERSION, epoch: 'evil-epoch', head: 10, from: 0 }
     switch (name) {
@@ -268,6 +270,22 @@ t.test('protocol fuzz: trusted raw peers send garbage on sync and blob streams w
         await framed.send({ t: 'docs', batch: 0, items, last: true })
         await framed.send({ t: 'caught-up', head: 5 })
         await framed.read({ signal: AbortSignal.timeout(3000) }).catch(() => undefined)
+        break
+      }
+      case 'pull.hostile-push': {
+        // Wire feature push: a record's changes sent without an offer. The real last change (held
+        // already), a damaged or truncated one, random bytes, a whole document, or one named twice.
+        await framed.send({ ...welcome, f: ['push'] })
+        const key = r.pick(knownKeys)
+        const change = lastChanges.get(key) as Uint8Array
+        const realSigs = sigCache.get(key) as Uint8Array
+        const form = r.pick(['held', 'damaged', 'truncated', 'random', 'whole', 'twice'])
+        const bytes = form === 'damaged' ? mutateBytes(r, change) : form === 'truncated' ? change.subarray(0, r.int(change.length)) : form === 'random' ? r.bytes(r.size(5000)) : form === 'whole' ? rawCache.get(key) as Uint8Array : change
+        const item = [key, bytes, r.bool() ? realSigs : mutateBytes(r, realSigs)]
+        await framed.send({ t: 'push', batch: 0, through: 1, items: form === 'twice' ? [item, item] : [item] })
+        // An acknowledgement, a want, or a reset.
+        await framed.read({ signal: AbortSignal.timeout(ANSWER_MS) }).catch(() => undefined)
+        await framed.send({ t: 'caught-up', head: 1 }).catch(() => {})
         break
       }
       case 'pull.stall':
