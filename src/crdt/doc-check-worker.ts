@@ -8,6 +8,7 @@ import { parentPort } from 'node:worker_threads'
 import * as A from '@automerge/automerge'
 import type { CheckItem, CheckJob, CheckReply, CheckVerdict } from './doc-checker.ts'
 import { SIG_ENTRY_SHORT, sigFor, unpackSigs } from './sig-entries.ts'
+import { prepareStates } from './prepared-states.ts'
 import { parseClaims } from '../trust/claims.ts'
 import { verifyChange } from '../trust/signatures.ts'
 
@@ -34,14 +35,18 @@ port.on('message', (job: CheckJob) => {
 
 function inspect (item: CheckItem, limits: CheckJob['limits']): CheckVerdict {
   let doc: A.Doc<any>
+  let base: A.Doc<any> | undefined
   let since: string[] = []
+  let patches: A.Patch[] | undefined
   try {
     if (item.base === undefined) {
-      doc = A.load(item.bytes)
+      // Changes whose dependencies have not arrived are parked by the node, as a merge into a document it holds leaves them pending.
+      doc = A.load(item.bytes, { allowMissingChanges: true })
     } else {
-      const base = A.load(item.base)
+      base = A.load(item.base)
       since = A.getHeads(base)
-      doc = A.loadIncremental(base, item.bytes)
+      doc = A.loadIncremental(base, item.bytes, { patchCallback: p => { patches = p } })
+      patches ??= []
     }
   } catch (err) {
     return failure(err)
@@ -51,7 +56,10 @@ function inspect (item: CheckItem, limits: CheckJob['limits']): CheckVerdict {
     if (numOps > limits.maxOps) return { ok: false, quarantine: true, reason: `it holds ${numOps} operations, more than the limit of ${limits.maxOps}` }
     const depth = depthOf(doc, limits.maxDepth)
     if (depth > limits.maxDepth) return { ok: false, quarantine: true, reason: `it nests more than ${limits.maxDepth} levels deep` }
-    return item.sigs === undefined ? { ok: true } : { ok: true, verified: verified(doc, since, item.sigs) }
+    const verdict: CheckVerdict = item.sigs === undefined ? { ok: true } : { ok: true, verified: verified(doc, since, item.sigs) }
+    const prepared = item.prepare === true ? prepareStates(doc, base, since, patches) : undefined
+    if (prepared !== undefined) verdict.prepared = prepared
+    return verdict
   } catch (err) {
     return failure(err)
   } finally {

@@ -1,22 +1,31 @@
 import { Worker } from 'node:worker_threads'
 import type { Startable } from '../lifecycle.ts'
 import { DEFAULT_DOC_LIMITS, type DocLimits } from './doc-limits.ts'
+import type { PreparedDoc } from './prepared-states.ts'
 
 /**
  * `quarantine`: the document broke a limit or the engine; keep it out for
  * good (and say so). Otherwise the bytes are merely undecodable: the peer
  * sent a bad message.
  */
-export type CheckVerdict = { ok: true, verified?: string[] } | { ok: false, reason: string, quarantine: boolean, fatal?: boolean }
+export type CheckVerdict = { ok: true, verified?: string[], prepared?: PreparedDoc } | { ok: false, reason: string, quarantine: boolean, fatal?: boolean }
 
 /**
  * One document to check: what this node holds of it (if anything) and what
  * a peer sent, with the signatures that came with it (72-byte entries,
  * sig-entries.ts). A passing verdict lists the new changes whose signature
  * is the one their claims' origin node made: the worker checks them while
- * it has the document loaded, so this thread need not.
+ * it has the document loaded, so this thread need not. Asked to `prepare`,
+ * it also hands back the states the changes make, so this thread need not
+ * load the document at all.
  */
-export interface CheckItem { base?: Uint8Array, bytes: Uint8Array, sigs?: Uint8Array }
+export interface CheckItem {
+  base?: Uint8Array
+  bytes: Uint8Array
+  sigs?: Uint8Array
+  /** Hand back the states the changes make, when they qualify (prepared-states.ts). */
+  prepare?: boolean
+}
 
 export interface CheckJob { id: number, items: CheckItem[], limits: Pick<DocLimits, 'maxOps' | 'maxDepth'> }
 export interface CheckReply { id: number, i: number, verdict: CheckVerdict }

@@ -11,6 +11,7 @@ import { Lru } from './lru.ts'
 import { changeHeader, saveUncompressed, splitChunks } from './chunks.ts'
 import type { CheckItem, CheckVerdict } from './doc-checker.ts'
 import { quarantineId, type Quarantine } from './quarantine.ts'
+import { touchedMap, type PreparedDoc } from './prepared-states.ts'
 import { packLookup, packSigs, sigFor, unpackSigs, type SigLookup } from './sig-entries.ts'
 
 /**
@@ -63,15 +64,30 @@ export type Verdict = { ok: true } | { ok: false, reason: string, wait?: boolean
 
 export interface JudgeContext {
   key: string
-  /** The document holding the change and everything it depends on. */
-  doc: A.Doc<any>
+  /** The document holding the change and everything it depends on; undefined when the checker prepared its `states`. */
+  doc: A.Doc<any> | undefined
+  /** Each change's states as the document checker's worker prepared them (prepared-states.ts), instead of `doc`. */
+  states?: ReadonlyMap<string, ChangeStates>
   /** Runs `fn` on another document as of `heads`; undefined when this node lacks those heads. */
   at: <T>(key: string, heads: string[], fn: (doc: any) => T) => Promise<T | undefined>
   /** True when this node refused one of these changes: a state built on it can never arrive here. */
   wasRefused: (hashes: string[]) => Promise<boolean>
   /** Changes whose signature the document checker already verified against the node their claims name. */
   verified?: ReadonlySet<string>
+  /**
+   * The document as stored before the changes being judged (its state at
+   * `heads`, already materialised) and Automerge's patches from there to
+   * `doc`. A change that is the only one new on that state (most changes)
+   * is judged with these instead of a view and a diff of its own, which
+   * cost as much as loading the document again.
+   */
+  base?: BaseState
 }
+
+export interface BaseState { heads: string[], doc: any, patches: A.Patch[] }
+
+/** A change's document before it (undefined for a document's first change) and after it, and the fields and keys it touched. */
+export interface ChangeStates { before: any, after: any, touched: Map<string, Set<string>> }
 
 /**
  * Decides which changes may enter a document, and attributes and signs
@@ -159,6 +175,14 @@ export interface DocStoreOptions<S extends object = object> {
 }
 
 interface Live<S extends object> { doc: A.Doc<any>, meta: DocMeta<S> }
+
+/** A document of a remote batch, judged and ready to stage: merged here (`doc`), or prepared by the checker and stored as received. */
+interface Merged<S extends object> {
+  doc: A.Doc<any> | undefined
+  before: Live<S> | undefined
+  received: Uint8Array | undefined
+  prepared?: { prep: PreparedDoc, prior: DocMeta<S> | undefined }
+}
 
 const SEQ_WIDTH = 16
 
@@ -465,9 +489,10 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
     return await this.#lock.run(key, async () => {
       const live = await this.#live(key)
       if (live === undefined) throw new DwError('NOT_FOUND', `${key} not found`)
-      const doc = A.change(live.doc, changeOptions(options.time, live.meta.local === true ? undefined : message), fn)
+      let patches: A.Patch[] = []
+      const doc = A.change(live.doc, { ...changeOptions(options.time, live.meta.local === true ? undefined : message), patchCallback: p => { patches = p } }, fn)
       if (doc === live.doc) return { key, seq: live.meta.seq, origin: 'local', meta: live.meta }
-      const ops = live.meta.local === true ? [] : await this.#admitLocal(key, doc, live)
+      const ops = live.meta.local === true ? [] : await this.#admitLocal(key, doc, live, { heads: live.meta.heads, doc: live.doc, patches })
       return await this.#commitLocal(key, doc, live, false, ops)
     })
   }
@@ -479,7 +504,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
   }
 
   /** Judges this node's own new change by the rules its peers will apply, and signs it. */
-  async #admitLocal (key: string, doc: A.Doc<any>, before: Live<S> | undefined): Promise<BatchOp[]> {
+  async #admitLocal (key: string, doc: A.Doc<any>, before: Live<S> | undefined, base?: BaseState): Promise<BatchOp[]> {
     const maxOps = this.#guard?.maxOps
     if (maxOps !== undefined && A.stats(doc).numOps > maxOps) {
       if (before !== undefined) this.#cache.delete(key)
@@ -491,7 +516,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
     const info = A.getChangesMetaSince(doc, before?.meta.heads ?? []).at(-1)
     if (info === undefined) return []
     const hash = info.hash
-    const verdict = await admission.judge({ key, doc, at: this.#at(new Map()), wasRefused: this.#wasRefused }, { hash, deps: info.deps, message: info.message }, undefined, 'local')
+    const verdict = await admission.judge({ key, doc, at: this.#at(new Map()), wasRefused: this.#wasRefused, ...(base === undefined ? {} : { base }) }, { hash, deps: info.deps, message: info.message }, undefined, 'local')
     if (!verdict.ok) {
       // A.change consumed the cached document: drop it, the next read loads from disk.
       if (before !== undefined) this.#cache.delete(key)
@@ -549,26 +574,42 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       // Merge and judge first (this awaits loads), then number and stage the
       // results in one synchronous step: feed order must equal commit order,
       // or a feed reader could checkpoint past a sequence number not yet on disk.
-      const merged = new Map<string, { doc: A.Doc<any>, before: Live<S> | undefined, received: Uint8Array | undefined }>()
+      const merged = new Map<string, Merged<S>>()
       const batch = new Map<string, A.Doc<any>>()
       const touched = new Set<string>()
       const refused: Refusal[] = []
       const ops: BatchOp[] = []
       let parked = 0
       const metas = await this.#storedMany(keys)
-      const { kept: screened, quarantined, verified } = await this.#screen(keys, byKey, metas, options.peer, options.screening)
+      const { kept: screened, quarantined, verified, prepared } = await this.#screen(keys, byKey, metas, options.peer, options.screening)
       const forget = (): void => { for (const key of touched) this.#cache.delete(key) }
+      // Documents the checker prepared, which need not be loaded here (prepared-states.ts).
+      const ready = new Map<string, PreparedDoc>()
+      keys.forEach((key, i) => {
+        const prep = prepared.get(key)
+        if (prep !== undefined && screened.has(key) && this.#canStorePrepared(key, prep, metas[i], byKey.get(key)?.bytes ?? [])) ready.set(key, prep)
+      })
       // The stored bytes of documents to load, read a group at a time (a group's bytes are held until it is done).
       let saved = new Map<string, Uint8Array | undefined>()
       for (const [i, key] of keys.entries()) {
         if (i % LOAD_GROUP === 0) {
-          const group = keys.slice(i, i + LOAD_GROUP).map((k, j) => ({ k, meta: screened.has(k) && this.#cache.peek(k) === undefined ? metas[i + j] : undefined }))
+          const group = keys.slice(i, i + LOAD_GROUP).map((k, j) => ({ k, meta: screened.has(k) && !ready.has(k) && this.#cache.peek(k) === undefined ? metas[i + j] : undefined }))
           const bytes = await this.#savedBytesMany(group.map(g => g.k), group.map(g => g.meta))
           saved = new Map(group.map((g, j) => [g.k, bytes[j]]))
         }
         if (!screened.has(key)) continue
         const { bytes: parts, sigs } = byKey.get(key) as { bytes: Uint8Array[], sigs: SigLookup }
         const whole = concat(parts)
+        const prep = ready.get(key)
+        if (prep !== undefined) {
+          const sigOps = await this.#admitPrepared(key, prep, sigs, verified.get(key), batch)
+          if (sigOps !== undefined) {
+            ops.push(...sigOps)
+            merged.set(key, { doc: undefined, before: undefined, received: whole, prepared: { prep, prior: metas[i] } })
+            continue
+          }
+          // A change was not admitted: the document takes the whole path below, which judges it again and parks or refuses it.
+        }
         const before = await this.#live(key, metas[i] ?? null, saved.get(key))
         if (before?.meta.local === true) {
           for (const { hash, message } of describeChanges(whole)) refused.push({ key, hash, reason: 'a local-only document never changes from outside', message })
@@ -577,11 +618,19 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
         const baseHeads = before?.meta.heads ?? []
         let doc: A.Doc<any> | undefined
         let bytes = whole
+        // The stored state the changes are merged into, kept for the judge (JudgeContext.base).
+        let base: BaseState | undefined
+        const merge = (stored: A.Doc<any>, changes: Uint8Array): A.Doc<any> => {
+          let patches: A.Patch[] = []
+          const out = A.loadIncremental(stored, changes, { patchCallback: p => { patches = p } })
+          base = { heads: baseHeads, doc: stored, patches }
+          return out
+        }
         if (before !== undefined) touched.add(key)
         try {
           // New here and no whole document: changes only, perhaps without their dependencies.
           const careful = this.#admission !== undefined && before === undefined && !splitChunks(whole).some(c => c.type === 0)
-          if (!careful) doc = before === undefined ? A.load(whole, { actor: this.actor }) : A.loadIncremental(before.doc, whole)
+          if (!careful) doc = before === undefined ? A.load(whole, { actor: this.actor }) : merge(before.doc, whole)
           if (this.#admission !== undefined && (careful || A.getMissingDeps(doc as A.Doc<any>, []).length > 0)) {
             // Changes whose dependencies are not here would wait inside
             // Automerge, unsaved and unjudged. Rare: start again from disk
@@ -591,13 +640,14 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
               this.#cache.delete(key)
               A.free(doc)
               doc = undefined
+              base = undefined
             }
-            const base = before === undefined ? undefined : A.load<any>(await this.#withChunks(key, before.meta, await this.#snap.get(key)), { actor: this.actor })
-            const kept = await this.#withDepsHere(key, whole, base, sigs, refused, ops)
+            const stored = before === undefined ? undefined : A.load<any>(await this.#withChunks(key, before.meta, await this.#snap.get(key)), { actor: this.actor })
+            const kept = await this.#withDepsHere(key, whole, stored, sigs, refused, ops)
             bytes = kept.bytes
             parked += kept.parked
-            if (bytes.length > 0) doc = base === undefined ? A.load(bytes, { actor: this.actor }) : A.loadIncremental(base, bytes)
-            else if (base !== undefined) A.free(base)
+            if (bytes.length > 0) doc = stored === undefined ? A.load(bytes, { actor: this.actor }) : merge(stored, bytes)
+            else if (stored !== undefined) A.free(stored)
           }
         } catch (err) {
           forget()
@@ -628,7 +678,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
             if (heads.some(h => freshHashes.has(h) && !admitted.has(h))) return undefined
             return atHeads(loaded, heads, fn)
           }
-          const ctx: JudgeContext = { key, doc, at, wasRefused: this.#wasRefused, verified: verified.get(key) }
+          const ctx: JudgeContext = { key, doc, at, wasRefused: this.#wasRefused, verified: verified.get(key), ...(base === undefined ? {} : { base }) }
           const waiting = new Set<string>()
           const transient = new Set<string>()
           const alreadyParked = new Set<string>()
@@ -689,15 +739,23 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
         batch.set(key, doc)
         merged.set(key, { doc, before, received })
       }
-      const updated: Array<{ key: string, live: Live<S> }> = []
-      for (const [key, { doc, before, received }] of merged) {
+      const updated: Array<{ key: string, meta: DocMeta<S>, live?: Live<S> }> = []
+      for (const [key, { doc, before, received, prepared: ok }] of merged) {
+        if (ok !== undefined) {
+          this.#seq += 1
+          const bytes = ok.prior === undefined ? { snapshot: received as Uint8Array } : { chunk: received as Uint8Array }
+          updated.push({ key, meta: this.#stageBytes(ops, key, ok.prior, this.#seq, ok.prep.heads, this.#summarise(key, ok.prep.states.at(-1) as A.Doc<any>), bytes, false) })
+          continue
+        }
+        if (doc === undefined) continue
         if (before !== undefined && sameHeads(A.getHeads(doc), before.meta.heads)) {
           // Nothing new, but loadIncremental may have replaced the document object.
           this.#cache.set(key, { doc, meta: before.meta })
           continue
         }
         this.#seq += 1
-        updated.push({ key, live: this.#stage(ops, key, doc, before, this.#seq, received) })
+        const live = this.#stage(ops, key, doc, before, this.#seq, received)
+        updated.push({ key, meta: live.meta, live })
       }
       if (ops.length === 0) return { changed: [], refused, parked, quarantined }
       try {
@@ -707,13 +765,15 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
         throw err
       }
       this.#parkedCount += parked
-      for (const { key, live } of updated) {
+      for (const { key, meta, live } of updated) {
         // A document new here (most of an initial sync) is not kept live: it
         // would only push out documents in use, and its wasm memory is
         // returned at once. It loads again on demand.
-        if (merged.get(key)?.before === undefined) A.free(live.doc)
-        else this.#cache.set(key, live)
-        this.emit('change', { key, seq: live.meta.seq, origin: 'remote', meta: live.meta })
+        if (live !== undefined) {
+          if (merged.get(key)?.before === undefined) A.free(live.doc)
+          else this.#cache.set(key, live)
+        }
+        this.emit('change', { key, seq: meta.seq, origin: 'remote', meta })
       }
       const changed = updated.map(u => u.key)
       // A roster or account that changed, or a change to one that was
@@ -722,6 +782,55 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       if (this.#parkedCount > 0 && [...changed, ...refused.map(r => r.key)].some(k => rank(k) !== Infinity || this.#waitingDeps.has(k))) this.#retryParked()
       return { changed, refused, parked, quarantined }
     })
+  }
+
+  /**
+   * True when a document the checker prepared can be stored without being
+   * loaded here: nothing of it is live here (a cached document would go
+   * stale), its next change is not a compaction (which saves it whole),
+   * no change anywhere is parked (admitting one must unpark it), and, for a
+   * document this node holds, the bytes are exactly the new changes, to be
+   * stored as its next chunk.
+   */
+  #canStorePrepared (key: string, prep: PreparedDoc, prior: DocMeta<S> | undefined, parts: Uint8Array[]): boolean {
+    if (this.#parkedCount > 0 || this.#cache.peek(key) !== undefined) return false
+    if (prior === undefined) return true
+    if (prior.local === true || this.#compactNext(prior) || !sameHeads(prep.changes[0]?.deps ?? [], prior.heads)) return false
+    const chunks = splitChunks(concat(parts))
+    return chunks.length === prep.changes.length && chunks.every(c => c.type === 1)
+  }
+
+  /**
+   * Judges a prepared document's new changes on the states the checker
+   * handed back. Returns the signature writes when every change is
+   * admitted, else undefined: the caller then loads the document and
+   * judges it the whole way, which parks or refuses what it must.
+   */
+  async #admitPrepared (key: string, prep: PreparedDoc, sigs: SigLookup, verified: ReadonlySet<string> | undefined, batch: Map<string, A.Doc<any>>): Promise<BatchOp[] | undefined> {
+    const admission = this.#admission as ChangeAdmission
+    const states = new Map<string, ChangeStates>(prep.changes.map((c, j) => [c.hash, {
+      before: j === 0 ? prep.before : prep.states[j - 1],
+      after: prep.states[j],
+      touched: touchedMap(prep.touched[j] ?? [])
+    }]))
+    const admitted = new Set<string>()
+    const others = this.#at(batch)
+    // This document's own states: only those of changes already admitted (never one not yet judged).
+    const at: JudgeContext['at'] = async (k, heads, fn) => {
+      if (k !== key) return await others(k, heads, fn)
+      const j = heads.length === 1 ? prep.changes.findIndex(c => c.hash === heads[0]) : -1
+      return j >= 0 && admitted.has(heads[0] as string) ? fn(prep.states[j]) : undefined
+    }
+    const ctx: JudgeContext = { key, doc: undefined, states, at, wasRefused: this.#wasRefused, ...(verified === undefined ? {} : { verified }) }
+    const ops: BatchOp[] = []
+    for (const change of prep.changes) {
+      const sig = sigFor(sigs, change.hash)
+      const verdict = await admission.judge(ctx, change, sig, 'remote')
+      if (!verdict.ok || sig === undefined) return undefined
+      admitted.add(change.hash)
+      ops.push({ type: 'put', sublevel: this.#sig, key: `${key}\x00${change.hash}`, value: sig })
+    }
+    return ops
   }
 
   /**
@@ -755,6 +864,8 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       const item: CheckItem = { bytes: concat(entry.bytes), sigs: packLookup(entry.sigs) }
       const base = bases[i]
       if (base !== undefined) item.base = base
+      // The roster and accounts are judged on their Automerge documents (conflicts and all).
+      if (this.#admission !== undefined && this.#admission.referenceRank(key) === undefined) item.prepare = true
       return { key, base: baseOf(meta), item }
     })
   }
@@ -766,12 +877,13 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    * Bytes that do not decode at all reject the batch, as without a guard.
    * Verdicts from `screenRemote` stand for documents unchanged since.
    */
-  async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[], sigs: SigLookup }>, metas: Array<DocMeta<S> | undefined>, peer: string | undefined, screening: Screening | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[], verified: Map<string, Set<string>> }> {
+  async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[], sigs: SigLookup }>, metas: Array<DocMeta<S> | undefined>, peer: string | undefined, screening: Screening | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[], verified: Map<string, Set<string>>, prepared: Map<string, PreparedDoc> }> {
     const kept = new Set(keys)
     const quarantined: Quarantined[] = []
     const verified = new Map<string, Set<string>>()
+    const prepared = new Map<string, PreparedDoc>()
     const guard = this.#guard
-    if (guard === undefined) return { kept, quarantined, verified }
+    if (guard === undefined) return { kept, quarantined, verified, prepared }
     const candidates = keys
       .map((key, i) => ({ key, meta: metas[i], bytes: concat((byKey.get(key) as { bytes: Uint8Array[] }).bytes) }))
       .filter(c => c.meta?.local !== true)
@@ -799,6 +911,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       const verdict = verdicts.get(c.key) as CheckVerdict
       if (verdict.ok) {
         verified.set(c.key, new Set(verdict.verified))
+        if (verdict.prepared !== undefined) prepared.set(c.key, verdict.prepared)
         continue
       }
       if (!verdict.quarantine) throw new DwError('INVALID_MESSAGE', `undecodable changes for ${c.key}: ${verdict.reason}`)
@@ -808,7 +921,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       await guard.quarantine.add(entry)
       quarantined.push({ key: c.key, id: c.id, reason: verdict.reason })
     }
-    return { kept, quarantined, verified }
+    return { kept, quarantined, verified, prepared }
   }
 
   /**
@@ -1027,29 +1140,36 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    * received, which saves re-encoding it.
    */
   #stage (ops: BatchOp[], key: string, doc: A.Doc<any>, before: Live<S> | undefined, seq: number, snapshot: Uint8Array | undefined, local = false): Live<S> {
-    const meta: DocMeta<S> = {
-      heads: A.getHeads(doc),
-      seq,
-      chunks: before?.meta.chunks ?? 0,
-      summary: this.#summarise(key, doc)
-    }
-    if (local || before?.meta.local === true) meta.local = true
-    if (before === undefined) {
-      ops.push({ type: 'put', sublevel: this.#snap, key, value: snapshot ?? saveUncompressed(doc) })
-      meta.chunks = 0
-    } else if (meta.chunks + 1 >= this.#compactAfter) {
-      ops.push({ type: 'put', sublevel: this.#snap, key, value: saveUncompressed(doc) })
+    const prior = before?.meta
+    const bytes = prior === undefined
+      ? { snapshot: snapshot ?? saveUncompressed(doc) }
+      : this.#compactNext(prior) ? { snapshot: saveUncompressed(doc) } : { chunk: A.saveSince(doc, prior.heads) }
+    const meta = this.#stageBytes(ops, key, prior, seq, A.getHeads(doc), this.#summarise(key, doc), bytes, local)
+    return { doc, meta }
+  }
+
+  /** True when the document's next change is stored as a new snapshot, its chunks folded in. */
+  #compactNext (prior: DocMeta<S>): boolean {
+    return prior.chunks + 1 >= this.#compactAfter
+  }
+
+  /** Adds to `ops` the writes that record a new state of `key`: a snapshot (replacing its chunks) or one more chunk. */
+  #stageBytes (ops: BatchOp[], key: string, prior: DocMeta<S> | undefined, seq: number, heads: string[], summary: S, bytes: { snapshot: Uint8Array } | { chunk: Uint8Array }, local: boolean): DocMeta<S> {
+    const meta: DocMeta<S> = { heads, seq, chunks: prior?.chunks ?? 0, summary }
+    if (local || prior?.local === true) meta.local = true
+    if ('snapshot' in bytes) {
+      ops.push({ type: 'put', sublevel: this.#snap, key, value: bytes.snapshot })
       for (let n = 0; n < meta.chunks; n++) ops.push({ type: 'del', sublevel: this.#chunk, key: chunkKey(key, n) })
       meta.chunks = 0
     } else {
-      ops.push({ type: 'put', sublevel: this.#chunk, key: chunkKey(key, meta.chunks), value: A.saveSince(doc, before.meta.heads) })
+      ops.push({ type: 'put', sublevel: this.#chunk, key: chunkKey(key, meta.chunks), value: bytes.chunk })
       meta.chunks += 1
     }
-    if (before !== undefined) ops.push({ type: 'del', sublevel: this.#feed, key: seqKey(before.meta.seq) })
+    if (prior !== undefined) ops.push({ type: 'del', sublevel: this.#feed, key: seqKey(prior.seq) })
     ops.push({ type: 'put', sublevel: this.#feed, key: seqKey(seq), value: key })
     ops.push({ type: 'put', sublevel: this.#meta, key, value: meta })
-    ops.push(...this.#indexes.ops(key, before?.meta, meta))
-    return { doc, meta }
+    ops.push(...this.#indexes.ops(key, prior, meta))
+    return meta
   }
 }
 

@@ -1,5 +1,6 @@
 import * as A from '@automerge/automerge'
-import type { ChangeAdmission, ChangeInfo, JudgeContext, Verdict } from '../crdt/doc-store.ts'
+import type { BaseState, ChangeAdmission, ChangeInfo, ChangeStates, JudgeContext, Verdict } from '../crdt/doc-store.ts'
+import { touchedMap, touchedPairs } from '../crdt/prepared-states.ts'
 import type { Sublevel } from '../db.ts'
 import { asMap } from '../crdt/shape.ts'
 import { encodeClaims, parseClaims, type Claims } from './claims.ts'
@@ -137,7 +138,7 @@ export class TrustGate implements ChangeAdmission {
       } else if (id !== this.#meshId) {
         return { ok: false, reason: `roster ${id} belongs to another mesh` }
       }
-      standing = change.deps.length === 0 ? 'unknown' : standingIn(A.view(ctx.doc, change.deps), claims.n)
+      standing = change.deps.length === 0 ? 'unknown' : standingIn(A.view(docOf(ctx), change.deps), claims.n)
     } else {
       const roster = this.rosterKey
       if (roster === undefined) return { ok: false, wait: true, reason: 'this node has not joined a mesh yet' }
@@ -157,13 +158,8 @@ export class TrustGate implements ChangeAdmission {
       if (await ctx.wasRefused(claims.h)) return { ok: false, reason: `it references a state of account ${claims.u} built on a refused change` }
       return { ok: false, wait: true, reason: `waiting for the state of account ${claims.u} the change references` }
     }
-    const before = change.deps.length === 0 ? undefined : A.view(ctx.doc, change.deps)
-    // The document as it is, when this change is its only head (most changes): a view costs a copy.
-    const heads = A.getHeads(ctx.doc)
-    const after = heads.length === 1 && heads[0] === change.hash ? ctx.doc : A.view(ctx.doc, [change.hash])
-    // A document's first change touched everything it holds; no diff needed.
-    const touched = before === undefined ? everything(after) : touchedBy(ctx.doc, change)
-    const reason = judgeChange({ kind, id, before, after, touched }, acting)
+    const { before, after, touched } = ctx.states?.get(change.hash) ?? statesOf(docOf(ctx), ctx.base, change)
+    const reason = judgeChange({ kind, id, before, after, touched: before === undefined ? everything(after) : touched }, acting)
     if (reason !== undefined) return { ok: false, reason }
     if (kind === 'mesh' && this.#meshId === undefined) await this.#adopt(id, claims.n)
     return { ok: true }
@@ -203,15 +199,29 @@ function everything (doc: any): Map<string, Set<string>> {
   return out
 }
 
-/** The fields (and keys below them) a change touched, from Automerge's diff of its before and after states. */
-function touchedBy (doc: A.Doc<unknown>, change: ChangeInfo): Map<string, Set<string>> {
-  const out = new Map<string, Set<string>>()
-  for (const patch of A.diff(doc, change.deps, [change.hash])) {
-    const [field, key] = patch.path
-    if (typeof field !== 'string') continue
-    let keys = out.get(field)
-    if (keys === undefined) { keys = new Set(); out.set(field, keys) }
-    keys.add(patch.path.length > 1 ? String(key) : '')
-  }
-  return out
+function docOf (ctx: JudgeContext): A.Doc<any> {
+  // The store prepares states only for documents no rule reads the history of (not the roster, not accounts).
+  if (ctx.doc === undefined) throw new Error(`${ctx.key} came with prepared states where its document is needed`)
+  return ctx.doc
+}
+
+/** The document before and after `change`, and what it touched (a document's first change: everything, worked out by the caller). */
+function statesOf (doc: A.Doc<any>, base: BaseState | undefined, change: ChangeInfo): ChangeStates {
+  // The document as it is, when this change is its only head (most changes): a view costs a copy.
+  const heads = A.getHeads(doc)
+  const only = heads.length === 1 && heads[0] === change.hash
+  const after = only ? doc : A.view(doc, [change.hash])
+  if (change.deps.length === 0) return { before: undefined, after, touched: new Map() }
+  // The only change made on the state the caller had: that state, and the patches that made `after` of it, are at hand.
+  if (only && base !== undefined && sameSet(change.deps, base.heads)) return { before: base.doc, after, touched: touchedIn(base.patches) }
+  return { before: A.view(doc, change.deps), after, touched: touchedIn(A.diff(doc, change.deps, [change.hash])) }
+}
+
+function sameSet (a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every(h => b.includes(h))
+}
+
+/** The fields (and keys below them) a change touched, from Automerge's patches between its before and after states. */
+export function touchedIn (patches: A.Patch[]): Map<string, Set<string>> {
+  return touchedMap(touchedPairs(patches))
 }

@@ -7,6 +7,9 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { openCore, type Core } from '../../src/start/core.ts'
+import { DocChecker } from '../../src/crdt/doc-checker.ts'
+import { Quarantine } from '../../src/crdt/quarantine.ts'
+import { jsonSublevel } from '../../src/db.ts'
 import type { AdmitResult, Refusal, RemoteDoc } from '../../src/crdt/doc-store.ts'
 import { packSigs, sigFor, unpackSigs } from '../../src/crdt/sig-entries.ts'
 import { encodeClaims, type Claims } from '../../src/trust/claims.ts'
@@ -29,13 +32,25 @@ export interface TrustNode {
   admit: (items: RemoteDoc[]) => Promise<AdmitResult>
 }
 
-/** A fresh node with its own Ed25519 identity, closed and removed when the test ends. */
-export async function trustNode (t: T, name: string): Promise<TrustNode> {
+/**
+ * A fresh node with its own Ed25519 identity, closed and removed when the
+ * test ends. Like a running node, it loads what peers send in the document
+ * checker's worker first, which prepares the states most changes are judged
+ * on (prepared-states.ts); `guard: false` judges every change on documents
+ * loaded in this thread.
+ */
+export async function trustNode (t: T, name: string, options: { guard?: boolean } = {}): Promise<TrustNode> {
   const dir = await mkdtemp(join(tmpdir(), `dw-trust-${name}-`))
   const key = await generateKeyPair('Ed25519')
   const peerId = peerIdFromPrivateKey(key).toString()
   const core = await openCore(dir, { type: 'fs' }, { key, peerId })
+  const checker = new DocChecker()
+  if (options.guard !== false) {
+    checker.start()
+    core.docs.guardWith({ checker, quarantine: new Quarantine(jsonSublevel(core.db, 'quarantine')), maxOps: checker.limits.maxOps })
+  }
   t.teardown(async () => {
+    await checker.stop()
     await core.docs.flush().catch(() => {})
     await core.blobs.close()
     await core.db.close()
