@@ -469,8 +469,9 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    */
   async create (key: string, init: (doc: any) => void, options: { time?: number, local?: boolean, author?: string } = {}): Promise<DocChangeEvent<S>> {
     const local = options.local === true
-    const message = local ? undefined : await this.#claims(options.author)
+    // Everything under the lock, from the first await: calls for one key apply in call order.
     return await this.#lock.run(key, async () => {
+      const message = local ? undefined : await this.#claims(options.author)
       if (await this.#live(key) !== undefined) throw new DwError('CONFLICT', `${key} already exists`)
       const empty = A.init<any>({ actor: this.actor })
       const doc = A.change(empty, changeOptions(options.time, message), init)
@@ -484,13 +485,16 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    * change (nothing is written); it may return false to signal "no change".
    */
   async change (key: string, fn: (doc: any) => void | boolean, options: { time?: number, author?: string } = {}): Promise<DocChangeEvent<S>> {
-    // Local-only documents never leave this node: no claims to make.
-    const message = (await this.meta(key))?.local === true ? undefined : await this.#claims(options.author)
+    // Everything under the lock, from the first await: changes to one key
+    // apply in call order. (Reading the meta and the claims first let a
+    // later call that found its reads cached overtake an earlier one.)
     return await this.#lock.run(key, async () => {
       const live = await this.#live(key)
       if (live === undefined) throw new DwError('NOT_FOUND', `${key} not found`)
+      // Local-only documents never leave this node: no claims to make.
+      const message = live.meta.local === true ? undefined : await this.#claims(options.author)
       let patches: A.Patch[] = []
-      const doc = A.change(live.doc, { ...changeOptions(options.time, live.meta.local === true ? undefined : message), patchCallback: p => { patches = p } }, fn)
+      const doc = A.change(live.doc, { ...changeOptions(options.time, message), patchCallback: p => { patches = p } }, fn)
       if (doc === live.doc) return { key, seq: live.meta.seq, origin: 'local', meta: live.meta }
       const ops = live.meta.local === true ? [] : await this.#admitLocal(key, doc, live, { heads: live.meta.heads, doc: live.doc, patches })
       return await this.#commitLocal(key, doc, live, false, ops)
