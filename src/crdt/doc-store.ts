@@ -12,7 +12,7 @@ import { changeHeader, saveUncompressed, splitChunks } from './chunks.ts'
 import type { CheckItem, CheckVerdict } from './doc-checker.ts'
 import { quarantineId, type Quarantine } from './quarantine.ts'
 import { touchedMap, type PreparedDoc } from './prepared-states.ts'
-import { packLookup, packSigs, sigFor, unpackSigs, type SigLookup } from './sig-entries.ts'
+import { packSigs, sigFor, unpackSigs, type SigLookup } from './sig-entries.ts'
 
 /**
  * What the store knows about a document without loading it. `S` is the
@@ -72,8 +72,6 @@ export interface JudgeContext {
   at: <T>(key: string, heads: string[], fn: (doc: any) => T) => Promise<T | undefined>
   /** True when this node refused one of these changes: a state built on it can never arrive here. */
   wasRefused: (hashes: string[]) => Promise<boolean>
-  /** Changes whose signature the document checker already verified against the node their claims name. */
-  verified?: ReadonlySet<string>
   /**
    * The document as stored before the changes being judged (its state at
    * `heads`, already materialised) and Automerge's patches from there to
@@ -585,7 +583,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       const ops: BatchOp[] = []
       let parked = 0
       const metas = await this.#storedMany(keys)
-      const { kept: screened, quarantined, verified, prepared } = await this.#screen(keys, byKey, metas, options.peer, options.screening)
+      const { kept: screened, quarantined, prepared } = await this.#screen(keys, byKey, metas, options.peer, options.screening)
       const forget = (): void => { for (const key of touched) this.#cache.delete(key) }
       // Documents the checker prepared, which need not be loaded here (prepared-states.ts).
       const ready = new Map<string, PreparedDoc>()
@@ -606,7 +604,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
         const whole = concat(parts)
         const prep = ready.get(key)
         if (prep !== undefined) {
-          const sigOps = await this.#admitPrepared(key, prep, sigs, verified.get(key), batch)
+          const sigOps = await this.#admitPrepared(key, prep, sigs, batch)
           if (sigOps !== undefined) {
             ops.push(...sigOps)
             merged.set(key, { doc: undefined, before: undefined, received: whole, prepared: { prep, prior: metas[i] } })
@@ -682,7 +680,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
             if (heads.some(h => freshHashes.has(h) && !admitted.has(h))) return undefined
             return atHeads(loaded, heads, fn)
           }
-          const ctx: JudgeContext = { key, doc, at, wasRefused: this.#wasRefused, verified: verified.get(key), ...(base === undefined ? {} : { base }) }
+          const ctx: JudgeContext = { key, doc, at, wasRefused: this.#wasRefused, ...(base === undefined ? {} : { base }) }
           const waiting = new Set<string>()
           const transient = new Set<string>()
           const alreadyParked = new Set<string>()
@@ -810,7 +808,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    * admitted, else undefined: the caller then loads the document and
    * judges it the whole way, which parks or refuses what it must.
    */
-  async #admitPrepared (key: string, prep: PreparedDoc, sigs: SigLookup, verified: ReadonlySet<string> | undefined, batch: Map<string, A.Doc<any>>): Promise<BatchOp[] | undefined> {
+  async #admitPrepared (key: string, prep: PreparedDoc, sigs: SigLookup, batch: Map<string, A.Doc<any>>): Promise<BatchOp[] | undefined> {
     const admission = this.#admission as ChangeAdmission
     const states = new Map<string, ChangeStates>(prep.changes.map((c, j) => [c.hash, {
       before: j === 0 ? prep.before : prep.states[j - 1],
@@ -825,7 +823,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       const j = heads.length === 1 ? prep.changes.findIndex(c => c.hash === heads[0]) : -1
       return j >= 0 && admitted.has(heads[0] as string) ? fn(prep.states[j]) : undefined
     }
-    const ctx: JudgeContext = { key, doc: undefined, states, at, wasRefused: this.#wasRefused, ...(verified === undefined ? {} : { verified }) }
+    const ctx: JudgeContext = { key, doc: undefined, states, at, wasRefused: this.#wasRefused }
     const ops: BatchOp[] = []
     for (const change of prep.changes) {
       const sig = sigFor(sigs, change.hash)
@@ -865,7 +863,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
     const bases = await this.#savedBytesMany(wanted.map(c => c.key), wanted.map(c => c.meta))
     return wanted.map(({ key, meta }, i) => {
       const entry = byKey.get(key) as { bytes: Uint8Array[], sigs: SigLookup }
-      const item: CheckItem = { bytes: concat(entry.bytes), sigs: packLookup(entry.sigs) }
+      const item: CheckItem = { bytes: concat(entry.bytes) }
       const base = bases[i]
       if (base !== undefined) item.base = base
       // The roster and accounts are judged on their Automerge documents (conflicts and all).
@@ -881,13 +879,12 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    * Bytes that do not decode at all reject the batch, as without a guard.
    * Verdicts from `screenRemote` stand for documents unchanged since.
    */
-  async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[], sigs: SigLookup }>, metas: Array<DocMeta<S> | undefined>, peer: string | undefined, screening: Screening | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[], verified: Map<string, Set<string>>, prepared: Map<string, PreparedDoc> }> {
+  async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[], sigs: SigLookup }>, metas: Array<DocMeta<S> | undefined>, peer: string | undefined, screening: Screening | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[], prepared: Map<string, PreparedDoc> }> {
     const kept = new Set(keys)
     const quarantined: Quarantined[] = []
-    const verified = new Map<string, Set<string>>()
     const prepared = new Map<string, PreparedDoc>()
     const guard = this.#guard
-    if (guard === undefined) return { kept, quarantined, verified, prepared }
+    if (guard === undefined) return { kept, quarantined, prepared }
     const candidates = keys
       .map((key, i) => ({ key, meta: metas[i], bytes: concat((byKey.get(key) as { bytes: Uint8Array[] }).bytes) }))
       .filter(c => c.meta?.local !== true)
@@ -914,7 +911,6 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
     for (const c of toCheck) {
       const verdict = verdicts.get(c.key) as CheckVerdict
       if (verdict.ok) {
-        verified.set(c.key, new Set(verdict.verified))
         if (verdict.prepared !== undefined) prepared.set(c.key, verdict.prepared)
         continue
       }
@@ -925,7 +921,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       await guard.quarantine.add(entry)
       quarantined.push({ key: c.key, id: c.id, reason: verdict.reason })
     }
-    return { kept, quarantined, verified, prepared }
+    return { kept, quarantined, prepared }
   }
 
   /**

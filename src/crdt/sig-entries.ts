@@ -1,8 +1,7 @@
 /**
  * Signature entries as they are stored and travel beside the changes they
  * sign: the change's hash (whole, or its first 8 bytes under `sig8`), then
- * the origin node's 64-byte Ed25519 signature. Small on purpose: the
- * document checker's worker reads them too.
+ * the origin node's 64-byte Ed25519 signature.
  */
 
 /** Bytes of a whole entry: a 32-byte hash, then a 64-byte signature. */
@@ -51,19 +50,6 @@ export function shortenSigs (packed: Uint8Array): Uint8Array {
   for (let i = 0; i < n; i++) {
     out.set(packed.subarray(i * SIG_ENTRY, i * SIG_ENTRY + SIG_PREFIX), i * (SIG_PREFIX + SIG_BYTES))
     out.set(packed.subarray(i * SIG_ENTRY + 32, (i + 1) * SIG_ENTRY), i * (SIG_PREFIX + SIG_BYTES) + SIG_PREFIX)
-  }
-  return out
-}
-
-/** A lookup packed again as 8-byte-prefix entries (72 bytes each), to hand to another thread. */
-export function packLookup (sigs: SigLookup): Uint8Array {
-  const entry = SIG_PREFIX + SIG_BYTES
-  const out = new Uint8Array(sigs.size * entry)
-  let at = 0
-  for (const [prefix, sig] of sigs) {
-    out.set(Buffer.from(prefix, 'hex'), at)
-    out.set(sig, at + SIG_PREFIX)
-    at += entry
   }
   return out
 }

@@ -121,8 +121,7 @@ export class TrustGate implements ChangeAdmission {
     if (origin === 'remote') {
       // About this copy, not the change: an honest copy may still come.
       if (sig === undefined) return { ok: false, reason: 'the change carries no signature', transient: true }
-      // The document checker's worker may have verified it already, beside loading the document.
-      if (ctx.verified?.has(change.hash) !== true && !verifyChange(claims.n, change.hash, sig)) return { ok: false, reason: `the signature is not node ${claims.n}'s`, transient: true }
+      if (!verifyChange(claims.n, change.hash, sig)) return { ok: false, reason: `the signature is not node ${claims.n}'s`, transient: true }
     } else if (claims.n !== this.self) {
       return { ok: false, reason: 'a change made here must name this node' }
     }
