@@ -371,7 +371,7 @@ try {
   for (let r = 0; r < ROUNDS; r++) {
     progress(`phase 2: ${CHANGED} changed records, round ${r + 1} of ${ROUNDS}`)
     const round = await changeRound(ids.slice(r * CHANGED, (r + 1) * CHANGED), `chg${r}z${process.pid}`)
-    progress(`  ${secs(round.ms)}, ${dec(both(round.wire))} on the wire`)
+    progress(`  ${secs(round.ms)}, ${dec(both(round.wire))} on the wire (A->B ${dec(round.wire.ab.bytes)} in ${round.wire.ab.packets} frames, B->A ${dec(round.wire.ba.bytes)} in ${round.wire.ba.packets})`)
     rounds.push(round)
   }
   const k2 = await breaks()

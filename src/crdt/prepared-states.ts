@@ -5,8 +5,9 @@ import * as A from '@automerge/automerge'
  * sends anyway, hands back so the node's thread need not load it again:
  * the new changes, the document after each, and what each touched. The
  * node judges the changes on these states and stores the bytes as they
- * came (docs/sync-protocol.md, "Admission"). Loading a document was most
- * of the node thread's cost of a sync: ~1.3 ms of ~1.9 ms a record.
+ * came (docs/trust.md, "One set of rules, on both paths"). Loading a
+ * document was most of the node thread's cost of a sync: ~1.3 ms of ~1.9
+ * ms a record.
  *
  * Only a plain line of changes qualifies: each built on the one before,
  * the first on the state this node holds (or on nothing, for a document
