@@ -12,6 +12,15 @@ import { prepareStates } from './prepared-states.ts'
 /** Not in the TypeScript lib this project compiles against, but always there in Node. */
 const { RuntimeError } = (globalThis as unknown as { WebAssembly: { RuntimeError: new () => Error } }).WebAssembly
 
+/**
+ * The most operations the states prepared for one job may hold in all (a
+ * state per change, each counted at the document's full size): a batch of
+ * 256 ordinary records (~550 operations, one or two changes each) fits;
+ * a peer's documents built to be large cost the node no more than this
+ * (tens of MiB), the rest being loaded by the node one at a time as before.
+ */
+const PREPARED_OPS_PER_JOB = 400_000
+
 /** This thread never makes a change: one actor id for every load spares drawing a random one each time. */
 const ACTOR = '00'.repeat(16)
 
@@ -24,8 +33,10 @@ A.free(A.load(A.save(A.from({ warm: [1] }))))
 port.postMessage({ ready: true })
 
 port.on('message', (job: CheckJob) => {
+  // What the node will hold of this job's prepared states, in operations: bounded whatever a peer sends.
+  const budget = { ops: PREPARED_OPS_PER_JOB }
   for (const [i, item] of job.items.entries()) {
-    const verdict = inspect(item, job.limits)
+    const verdict = inspect(item, job.limits, budget)
     const reply: CheckReply = { id: job.id, i, verdict }
     port.postMessage(reply)
     // After a trap the engine in this thread is not to be trusted: the node starts a fresh one.
@@ -33,7 +44,7 @@ port.on('message', (job: CheckJob) => {
   }
 })
 
-function inspect (item: CheckItem, limits: CheckJob['limits']): CheckVerdict {
+function inspect (item: CheckItem, limits: CheckJob['limits'], budget: { ops: number }): CheckVerdict {
   let doc: A.Doc<any>
   let base: A.Doc<any> | undefined
   let since: string[] = []
@@ -57,8 +68,11 @@ function inspect (item: CheckItem, limits: CheckJob['limits']): CheckVerdict {
     const depth = depthOf(doc, limits.maxDepth)
     if (depth > limits.maxDepth) return { ok: false, quarantine: true, reason: `it nests more than ${limits.maxDepth} levels deep` }
     const verdict: CheckVerdict = { ok: true }
-    const prepared = item.prepare === true ? prepareStates(doc, base, since, patches) : undefined
-    if (prepared !== undefined) verdict.prepared = prepared
+    const prepared = item.prepare === true ? prepareStates(doc, base, since, patches, { maxOps: budget.ops }) : undefined
+    if (prepared !== undefined) {
+      verdict.prepared = prepared
+      budget.ops -= prepared.ops
+    }
     return verdict
   } catch (err) {
     return failure(err)

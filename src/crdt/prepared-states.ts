@@ -28,6 +28,8 @@ export interface PreparedDoc {
   before: unknown
   /** The fields, and keys below them ('' for the field itself), each change touched; [] for a document's first change, which touched everything. */
   touched: Array<Array<[string, string]>>
+  /** What the states hold, counted as the document's operations once per state (and the state before): a bound on their size. */
+  ops: number
 }
 
 /** Longer lines are loaded by the node: a state per change, each copied across threads, grows as the square of the history. */
@@ -36,12 +38,15 @@ export const MAX_PREPARED_CHANGES = 8
 /**
  * The prepared states of `doc` after the changes since `since` (the heads
  * of `base`, the document as this node holds it, or [] for none), or
- * undefined when they do not qualify.
+ * undefined when they do not qualify or would hold more than `maxOps`
+ * operations in all.
  */
-export function prepareStates (doc: A.Doc<any>, base: A.Doc<any> | undefined, since: string[], patches: A.Patch[] | undefined): PreparedDoc | undefined {
+export function prepareStates (doc: A.Doc<any>, base: A.Doc<any> | undefined, since: string[], patches: A.Patch[] | undefined, limits: { maxOps: number } = { maxOps: Infinity }): PreparedDoc | undefined {
   if (A.getMissingDeps(doc, []).length > 0) return undefined
   const metas = A.getChangesMetaSince(doc, since)
   if (metas.length === 0 || metas.length > MAX_PREPARED_CHANGES) return undefined
+  const ops = A.stats(doc).numOps * (metas.length + (base === undefined ? 0 : 1))
+  if (ops > limits.maxOps) return undefined
   for (const [i, m] of metas.entries()) {
     const expected = i === 0 ? since : [(metas[i - 1] as { hash: string }).hash]
     if (m.deps.length !== expected.length || !m.deps.every(d => expected.includes(d))) return undefined
@@ -60,7 +65,8 @@ export function prepareStates (doc: A.Doc<any>, base: A.Doc<any> | undefined, si
     changes: metas.map(m => ({ hash: m.hash, deps: m.deps, message: m.message })),
     states,
     before: base,
-    touched
+    touched,
+    ops
   }
 }
 

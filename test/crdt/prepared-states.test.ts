@@ -2,6 +2,7 @@ import t from 'tap'
 import * as A from '@automerge/automerge'
 import { newId } from '../../src/crdt/keys.ts'
 import { initDataset, patchDataset } from '../../src/crdt/records/dataset.ts'
+import { DocChecker } from '../../src/crdt/doc-checker.ts'
 import { isPlain, MAX_PREPARED_CHANGES, prepareStates, touchedMap, touchedPairs } from '../../src/crdt/prepared-states.ts'
 
 /**
@@ -27,6 +28,8 @@ t.test('a document new here, of one change: the document, touched everything', a
   t.equal(prep.before, undefined)
   t.same(prep.touched, [[]], 'a first change is judged as touching everything')
   t.same(structuredClone(prep).states, prep.states, 'copies across threads as it is')
+  t.equal(prep.ops, A.stats(doc).numOps, 'one state of the whole document')
+  t.equal(prepareStates(doc, undefined, [], undefined, { maxOps: prep.ops - 1 }), undefined, 'none past the operations allowed')
 })
 
 t.test('a line of changes on a state held here: each state is the view at its change, each touched set the diff', async t => {
@@ -43,6 +46,7 @@ t.test('a line of changes on a state held here: each state is the view at its ch
   const prep = prepareStates(doc, base, since, patches)
   if (prep === undefined) throw new Error('not prepared')
   t.equal(prep.changes.length, 3)
+  t.equal(prep.ops, A.stats(doc).numOps * 4, 'three states and the one before, each counted at the whole document')
   t.same(prep.changes[0]?.deps, since)
   t.same(json(prep.before), json(stored))
   for (const [i, c] of prep.changes.entries()) {
@@ -77,6 +81,20 @@ t.test('what the node loads itself: concurrent changes, special values, long his
   const later = A.change(A.clone(left), d => { d.name = 'later' })
   const partial = A.load(A.getLastLocalChange(later) as Uint8Array, { allowMissingChanges: true })
   t.equal(prepareStates(partial, undefined, [], undefined), undefined, 'a change whose dependencies are missing')
+})
+
+t.test('the worker prepares at most so many operations a job: a peer\'s large documents are left for the node to load', async t => {
+  const checker = new DocChecker()
+  checker.start()
+  t.teardown(async () => { await checker.stop() })
+  // Each ~5,000 operations; 100 of them are past the 400,000 a job may prepare.
+  const big = A.save(A.change(A.init<any>(), d => { d.m = {}; for (let i = 0; i < 5000; i++) d.m[`k${i}`] = i }))
+  const numOps = A.stats(A.load(big)).numOps
+  const verdicts = await checker.check(Array.from({ length: 100 }, () => ({ bytes: big, prepare: true })))
+  const prepared = verdicts.filter(v => v.ok && v.prepared !== undefined).length
+  t.ok(verdicts.every(v => v.ok), 'every document passes')
+  t.equal(prepared, Math.floor(400_000 / numOps), 'states for as many as fit')
+  t.ok(verdicts.slice(prepared).every(v => v.ok && v.prepared === undefined), 'the rest without')
 })
 
 t.test('plain values only', async t => {
