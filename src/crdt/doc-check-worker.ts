@@ -68,7 +68,7 @@ function inspect (item: CheckItem, limits: CheckJob['limits'], budget: { ops: nu
     const depth = depthOf(doc, limits.maxDepth)
     if (depth > limits.maxDepth) return { ok: false, quarantine: true, reason: `it nests more than ${limits.maxDepth} levels deep` }
     const verdict: CheckVerdict = { ok: true }
-    const prepared = item.prepare === true ? prepareStates(doc, base, since, patches, { maxOps: budget.ops }) : undefined
+    const prepared = item.prepare === true ? prepareStates(doc, base, since, patches, { numOps, maxOps: budget.ops }) : undefined
     if (prepared !== undefined) {
       verdict.prepared = prepared
       budget.ops -= prepared.ops

@@ -174,13 +174,14 @@ export interface DocStoreOptions<S extends object = object> {
 
 interface Live<S extends object> { doc: A.Doc<any>, meta: DocMeta<S> }
 
-/** A document of a remote batch, judged and ready to stage: merged here (`doc`), or prepared by the checker and stored as received. */
-interface Merged<S extends object> {
-  doc: A.Doc<any> | undefined
-  before: Live<S> | undefined
-  received: Uint8Array | undefined
-  prepared?: { prep: PreparedDoc, prior: DocMeta<S> | undefined }
-}
+/**
+ * A document of a remote batch, judged and ready to stage: merged here
+ * (`received`: the peer's bytes of a document new here, stored as they
+ * are), or prepared by the checker and stored as received, unloaded.
+ */
+type Merged<S extends object> =
+  | { doc: A.Doc<any>, before: Live<S> | undefined, received: Uint8Array | undefined }
+  | { prepared: PreparedDoc, prior: DocMeta<S> | undefined, received: Uint8Array }
 
 const SEQ_WIDTH = 16
 
@@ -607,7 +608,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
           const sigOps = await this.#admitPrepared(key, prep, sigs, batch)
           if (sigOps !== undefined) {
             ops.push(...sigOps)
-            merged.set(key, { doc: undefined, before: undefined, received: whole, prepared: { prep, prior: metas[i] } })
+            merged.set(key, { prepared: prep, prior: metas[i], received: whole })
             continue
           }
           // A change was not admitted: the document takes the whole path below, which judges it again and parks or refuses it.
@@ -741,15 +742,15 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
         batch.set(key, doc)
         merged.set(key, { doc, before, received })
       }
-      const updated: Array<{ key: string, meta: DocMeta<S>, live?: Live<S> }> = []
-      for (const [key, { doc, before, received, prepared: ok }] of merged) {
-        if (ok !== undefined) {
+      const updated: Array<{ key: string, meta: DocMeta<S>, live?: Live<S>, keep?: boolean }> = []
+      for (const [key, m] of merged) {
+        if ('prepared' in m) {
           this.#seq += 1
-          const bytes = ok.prior === undefined ? { snapshot: received as Uint8Array } : { chunk: received as Uint8Array }
-          updated.push({ key, meta: this.#stageBytes(ops, key, ok.prior, this.#seq, ok.prep.heads, this.#summarise(key, ok.prep.states.at(-1) as A.Doc<any>), bytes, false) })
+          const bytes = m.prior === undefined ? { snapshot: m.received } : { chunk: m.received }
+          updated.push({ key, meta: this.#stageBytes(ops, key, m.prior, this.#seq, m.prepared.heads, this.#summarise(key, m.prepared.states.at(-1) as A.Doc<any>), bytes, false) })
           continue
         }
-        if (doc === undefined) continue
+        const { doc, before, received } = m
         if (before !== undefined && sameHeads(A.getHeads(doc), before.meta.heads)) {
           // Nothing new, but loadIncremental may have replaced the document object.
           this.#cache.set(key, { doc, meta: before.meta })
@@ -757,7 +758,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
         }
         this.#seq += 1
         const live = this.#stage(ops, key, doc, before, this.#seq, received)
-        updated.push({ key, meta: live.meta, live })
+        updated.push({ key, meta: live.meta, live, keep: before !== undefined })
       }
       if (ops.length === 0) return { changed: [], refused, parked, quarantined }
       try {
@@ -767,13 +768,13 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
         throw err
       }
       this.#parkedCount += parked
-      for (const { key, meta, live } of updated) {
+      for (const { key, meta, live, keep } of updated) {
         // A document new here (most of an initial sync) is not kept live: it
         // would only push out documents in use, and its wasm memory is
         // returned at once. It loads again on demand.
         if (live !== undefined) {
-          if (merged.get(key)?.before === undefined) A.free(live.doc)
-          else this.#cache.set(key, live)
+          if (keep === true) this.#cache.set(key, live)
+          else A.free(live.doc)
         }
         this.emit('change', { key, seq: meta.seq, origin: 'remote', meta })
       }
@@ -858,12 +859,11 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
   }
 
   /** What the checker loads for each key: the bytes a peer sent, on top of what this node holds (named by its heads). */
-  async #checkItems (keys: string[], byKey: Map<string, { bytes: Uint8Array[], sigs: SigLookup }>, metas: Array<DocMeta<S> | undefined>): Promise<Array<{ key: string, base: string, item: CheckItem }>> {
+  async #checkItems (keys: string[], byKey: Map<string, { bytes: Uint8Array[] }>, metas: Array<DocMeta<S> | undefined>): Promise<Array<{ key: string, base: string, item: CheckItem }>> {
     const wanted = keys.map((key, i) => ({ key, meta: metas[i] })).filter(c => c.meta?.local !== true)
     const bases = await this.#savedBytesMany(wanted.map(c => c.key), wanted.map(c => c.meta))
     return wanted.map(({ key, meta }, i) => {
-      const entry = byKey.get(key) as { bytes: Uint8Array[], sigs: SigLookup }
-      const item: CheckItem = { bytes: concat(entry.bytes) }
+      const item: CheckItem = { bytes: concat((byKey.get(key) as { bytes: Uint8Array[] }).bytes) }
       const base = bases[i]
       if (base !== undefined) item.base = base
       // The roster and accounts are judged on their Automerge documents (conflicts and all).
@@ -879,7 +879,7 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    * Bytes that do not decode at all reject the batch, as without a guard.
    * Verdicts from `screenRemote` stand for documents unchanged since.
    */
-  async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[], sigs: SigLookup }>, metas: Array<DocMeta<S> | undefined>, peer: string | undefined, screening: Screening | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[], prepared: Map<string, PreparedDoc> }> {
+  async #screen (keys: string[], byKey: Map<string, { bytes: Uint8Array[] }>, metas: Array<DocMeta<S> | undefined>, peer: string | undefined, screening: Screening | undefined): Promise<{ kept: Set<string>, quarantined: Quarantined[], prepared: Map<string, PreparedDoc> }> {
     const kept = new Set(keys)
     const quarantined: Quarantined[] = []
     const prepared = new Map<string, PreparedDoc>()

@@ -39,13 +39,14 @@ export const MAX_PREPARED_CHANGES = 8
  * The prepared states of `doc` after the changes since `since` (the heads
  * of `base`, the document as this node holds it, or [] for none), or
  * undefined when they do not qualify or would hold more than `maxOps`
- * operations in all.
+ * operations in all. `numOps`: the document's operations, which the
+ * caller has counted already.
  */
-export function prepareStates (doc: A.Doc<any>, base: A.Doc<any> | undefined, since: string[], patches: A.Patch[] | undefined, limits: { maxOps: number } = { maxOps: Infinity }): PreparedDoc | undefined {
+export function prepareStates (doc: A.Doc<any>, base: A.Doc<any> | undefined, since: string[], patches: A.Patch[] | undefined, limits: { numOps: number, maxOps: number }): PreparedDoc | undefined {
   if (A.getMissingDeps(doc, []).length > 0) return undefined
   const metas = A.getChangesMetaSince(doc, since)
   if (metas.length === 0 || metas.length > MAX_PREPARED_CHANGES) return undefined
-  const ops = A.stats(doc).numOps * (metas.length + (base === undefined ? 0 : 1))
+  const ops = limits.numOps * (metas.length + (base === undefined ? 0 : 1))
   if (ops > limits.maxOps) return undefined
   for (const [i, m] of metas.entries()) {
     const expected = i === 0 ? since : [(metas[i - 1] as { hash: string }).hash]

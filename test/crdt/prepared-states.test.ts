@@ -12,6 +12,7 @@ import { isPlain, MAX_PREPARED_CHANGES, prepareStates, touchedMap, touchedPairs 
  */
 const actor = { userId: newId(), at: '2026-11-30T00:00:00.000Z' }
 const json = (v: unknown): unknown => JSON.parse(JSON.stringify(v))
+const unlimited = (doc: A.Doc<any>): { numOps: number, maxOps: number } => ({ numOps: A.stats(doc).numOps, maxOps: Infinity })
 
 function created (): A.Doc<any> {
   return A.change(A.init<any>(), d => { initDataset(d, 'dataset', newId(), { name: 'one', description: 'text', tags: ['a'], metadata: { rows: 1 } }, actor) })
@@ -19,7 +20,7 @@ function created (): A.Doc<any> {
 
 t.test('a document new here, of one change: the document, touched everything', async t => {
   const doc = A.load<any>(A.save(created()))
-  const prep = prepareStates(doc, undefined, [], undefined)
+  const prep = prepareStates(doc, undefined, [], undefined, unlimited(doc))
   if (prep === undefined) throw new Error('not prepared')
   t.same(prep.heads, A.getHeads(doc))
   t.same(prep.changes.map(c => c.hash), A.getHeads(doc))
@@ -29,7 +30,7 @@ t.test('a document new here, of one change: the document, touched everything', a
   t.same(prep.touched, [[]], 'a first change is judged as touching everything')
   t.same(structuredClone(prep).states, prep.states, 'copies across threads as it is')
   t.equal(prep.ops, A.stats(doc).numOps, 'one state of the whole document')
-  t.equal(prepareStates(doc, undefined, [], undefined, { maxOps: prep.ops - 1 }), undefined, 'none past the operations allowed')
+  t.equal(prepareStates(doc, undefined, [], undefined, { numOps: A.stats(doc).numOps, maxOps: prep.ops - 1 }), undefined, 'none past the operations allowed')
 })
 
 t.test('a line of changes on a state held here: each state is the view at its change, each touched set the diff', async t => {
@@ -43,7 +44,7 @@ t.test('a line of changes on a state held here: each state is the view at its ch
   let patches: A.Patch[] = []
   const doc = A.loadIncremental(A.load<any>(A.save(stored)), concat(changes), { patchCallback: p => { patches = p } })
   const base = A.load<any>(A.save(stored))
-  const prep = prepareStates(doc, base, since, patches)
+  const prep = prepareStates(doc, base, since, patches, unlimited(doc))
   if (prep === undefined) throw new Error('not prepared')
   t.equal(prep.changes.length, 3)
   t.equal(prep.ops, A.stats(doc).numOps * 4, 'three states and the one before, each counted at the whole document')
@@ -62,25 +63,25 @@ t.test('what the node loads itself: concurrent changes, special values, long his
   const left = A.change(A.clone(stored), d => { d.name = 'left' })
   const right = A.change(A.clone(stored), d => { d.owner = 'right' })
   const both = A.merge(A.clone(left), right)
-  t.equal(prepareStates(both, stored, since, undefined), undefined, 'two changes on one state')
+  t.equal(prepareStates(both, stored, since, undefined, unlimited(both)), undefined, 'two changes on one state')
 
   const counter = A.change(A.clone(stored), d => { d.count = new A.Counter(1) })
-  t.equal(prepareStates(counter, stored, since, undefined), undefined, 'a counter')
+  t.equal(prepareStates(counter, stored, since, undefined, unlimited(counter)), undefined, 'a counter')
   const scalar = A.change(A.clone(stored), d => { d.name = new A.ImmutableString('plain') })
-  t.equal(prepareStates(scalar, stored, since, undefined), undefined, 'a scalar string')
+  t.equal(prepareStates(scalar, stored, since, undefined, unlimited(scalar)), undefined, 'a scalar string')
   const bytes = A.change(A.clone(stored), d => { d.blob = new Uint8Array([1, 2]) })
-  t.equal(prepareStates(bytes, stored, since, undefined), undefined, 'bytes')
+  t.equal(prepareStates(bytes, stored, since, undefined, unlimited(bytes)), undefined, 'bytes')
 
   let long = A.clone(stored)
   for (let i = 0; i <= MAX_PREPARED_CHANGES; i++) long = A.change(long, d => { d.name = `n${i}` })
-  t.equal(prepareStates(long, stored, since, undefined), undefined, `more than ${MAX_PREPARED_CHANGES} changes`)
+  t.equal(prepareStates(long, stored, since, undefined, unlimited(long)), undefined, `more than ${MAX_PREPARED_CHANGES} changes`)
   let enough = A.clone(stored)
   for (let i = 0; i < MAX_PREPARED_CHANGES; i++) enough = A.change(enough, d => { d.name = `n${i}` })
-  t.equal(prepareStates(enough, stored, since, undefined)?.changes.length, MAX_PREPARED_CHANGES, `${MAX_PREPARED_CHANGES} changes`)
+  t.equal(prepareStates(enough, stored, since, undefined, unlimited(enough))?.changes.length, MAX_PREPARED_CHANGES, `${MAX_PREPARED_CHANGES} changes`)
 
   const later = A.change(A.clone(left), d => { d.name = 'later' })
   const partial = A.load(A.getLastLocalChange(later) as Uint8Array, { allowMissingChanges: true })
-  t.equal(prepareStates(partial, undefined, [], undefined), undefined, 'a change whose dependencies are missing')
+  t.equal(prepareStates(partial, undefined, [], undefined, unlimited(partial)), undefined, 'a change whose dependencies are missing')
 })
 
 t.test('the worker prepares at most so many operations a job: a peer\'s large documents are left for the node to load', async t => {
