@@ -1041,9 +1041,10 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
    * (its newest chunk: the changes since the heads it had before), with
    * their signatures, read without loading anything: three reads for all of
    * them. Undefined for a document without such a chunk (new here, or
-   * compacted since) or whose chunk holds a compressed change, which a
-   * receiver could only read by inflating it. A server pushes these on a
-   * live link (messages.ts `push`).
+   * compacted since), whose chunk holds a compressed change, which a
+   * receiver could only read by inflating it, or whose chunk's newest
+   * changes are not all its heads (another head came in an earlier chunk).
+   * A server pushes these on a live link (messages.ts `push`).
    */
   async latestChanges (keys: string[]): Promise<Array<{ bytes: Uint8Array, sigs: Uint8Array } | undefined>> {
     const metas = await this.#storedMany(keys)
@@ -1056,7 +1057,14 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
       if (bytes === undefined) return undefined
       const chunks = splitChunks(bytes)
       if (chunks.some(c => c.type !== 1)) return undefined
-      return { key, bytes, hashes: chunks.map(c => changeHeader(c.bytes).hash) }
+      const headers = chunks.map(c => changeHeader(c.bytes))
+      // Only a chunk whose newest changes are all the document's heads: one
+      // that leaves out a head (a concurrent change stored in an earlier
+      // chunk, or a meta read before a newer write) would let a receiver
+      // that holds its dependencies think it holds everything this node does.
+      const built = new Set(headers.flatMap(h => h.deps))
+      if (!sameHeads(headers.map(h => h.hash).filter(h => !built.has(h)), (metas[i] as DocMeta<S>).heads)) return undefined
+      return { key, bytes, hashes: headers.map(h => h.hash) }
     })
     const sigs = await this.#sig.getMany(found.flatMap(f => f === undefined ? [] : f.hashes.map(h => `${f.key}\x00${h}`)))
     at = 0

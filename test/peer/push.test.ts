@@ -129,6 +129,36 @@ for (const older of ['puller', 'server'] as const) {
   })
 }
 
+t.test('a document whose newest chunk leaves out one of its heads is offered, not pushed: the puller gets the concurrent change too', async t => {
+  // a and b hold the dataset alike; each then changes it apart, and a takes
+  // b's change. a's newest chunk is b's change alone, which b holds, while
+  // a's own concurrent change sits in the chunk before. Pushed, b would skip
+  // the document and never get a's change (a partition simulation found this).
+  const a = await testStore(t)
+  const b = await testStore(t)
+  const [key] = await addDatasets(a, 1) as [string]
+  await b.applyRemote([{ key, ...await a.changesSince(key, []) as { bytes: Uint8Array } }])
+  const [base] = (await a.metas([key]))[0]?.heads ?? []
+  await rename(a, key, 'from a')
+  await b.change(key, d => { d.description = 'from b' })
+  await a.applyRemote([{ key, ...await b.changesSince(key, [base as string]) as { bytes: Uint8Array } }])
+  t.equal(((await a.metas([key]))[0]?.heads ?? []).length, 2, 'a holds two concurrent heads')
+  t.same(await a.latestChanges([key]), [undefined], 'its newest chunk is not offered for a push')
+
+  const [client, server] = streamPair()
+  const serverSide = watched(server)
+  const abort = new AbortController()
+  const serving = serveSync(serverSide, a, { compression: false, signal: abort.signal })
+  const pulling = pullSync(client, b, { epoch: '', through: 0 }, { live: true, saveCheckpoint: async () => {}, compression: false })
+  serving.catch(() => {})
+  pulling.catch(() => {})
+  await eventually(async () => await headsEqual(a, b), 30_000, 'b holds both changes')
+  t.same(await b.read(key, d => [d?.name, d?.description]), ['from a', 'from b'])
+  t.same(serverSide.sent.filter(m => m.t === 'push'), [], 'nothing was pushed')
+  abort.abort()
+  await client.close()
+})
+
 t.test('a push that names a document twice, or holds anything but plain changes, ends the session and changes nothing', async t => {
   const source = A.change(A.from({ name: 'x' }), d => { d.name = 'y' })
   const key = 'dataset/00000000-0000-4000-8000-000000000001'
