@@ -72,6 +72,12 @@ void t.test('peer, sync and audit against a running node', async (t) => {
     t.match(text.stdout, /^TIME\s+TYPE\s+ACTOR\s+PEER\s+OUTCOME\s+DETAILS/)
     t.match(text.stdout, new RegExp(`peer\\.remove\\s+admin\\s+${STRANGER}\\s+ok`))
     t.notMatch(text.stdout, 'peer.add', '--limit is honoured')
+    // The address alone is longer than the details cell.
+    const cut = await dw(['audit', '--type', 'peer.add', '--limit', '1', ...at])
+    t.match(cut.stdout, '...', 'long details are cut to their cell')
+    t.notMatch(cut.stdout, 'name=beta')
+    const wide = await dw(['audit', '--type', 'peer.add', '--limit', '1', '--wide', ...at])
+    t.match(wide.stdout, `addrs=["${addr}"] name=beta`, '--wide shows them whole')
   })
 
   // Unknown peers, API refusals and the audit entry: test/integration/link-profiles.test.ts.

@@ -20,16 +20,16 @@ function limit (value: string): number {
   return n
 }
 
-/** `key=value` pairs, cut to one table cell; session start and end are already in the time column. */
-function summary (details: Record<string, unknown> | undefined): string {
+/** `key=value` pairs, cut to one table cell unless `wide`; session start and end are already in the time column. */
+function summary (details: Record<string, unknown> | undefined, wide: boolean): string {
   const text = Object.entries(details ?? {})
     .filter(([key]) => key !== 'start' && key !== 'end')
     .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
     .join(' ')
-  return text.length > DETAILS_WIDTH ? `${text.slice(0, DETAILS_WIDTH - 3)}...` : text
+  return !wide && text.length > DETAILS_WIDTH ? `${text.slice(0, DETAILS_WIDTH - 3)}...` : text
 }
 
-interface AuditOptions extends ConnectionOptions { limit: number, type?: string, peer?: string, before?: string }
+interface AuditOptions extends ConnectionOptions { limit: number, type?: string, peer?: string, before?: string, wide?: boolean }
 
 export function auditCommand (): Command {
   return apiCommand('audit', 'show the audit log, newest first: sync sessions and peer-book and account changes')
@@ -37,6 +37,7 @@ export function auditCommand (): Command {
     .option('--type <type>', 'only entries of this type, or types starting with it (e.g. sync, peer.add)')
     .option('--peer <peerId>', 'only entries about this peer')
     .option('--before <id>', 'continue after this entry id (for paging)')
+    .option('--wide', `show each entry's details whole (a refusal's reason, a peer's address), not cut at ${DETAILS_WIDTH} characters`)
     .action(async (options: AuditOptions) => {
       const client = await connect(options)
       const { items } = await client.request<{ items: AuditEntry[] }>('GET', '/audit', {
@@ -51,7 +52,7 @@ export function auditCommand (): Command {
         { header: 'ACTOR', value: e => e.actor === undefined ? '' : names.get(e.actor) ?? e.actor },
         { header: 'PEER', value: e => e.peer },
         { header: 'OUTCOME', value: e => e.outcome ?? 'ok' },
-        { header: 'DETAILS', value: e => summary(e.details) }
+        { header: 'DETAILS', value: e => summary(e.details, options.wide === true) }
       ], '(no audit entries)')
     })
 }
