@@ -52,8 +52,11 @@ export interface RequestOptions {
  */
 export const NODE_TOKEN_FILE = 'node-token.json'
 
-function notRunning (data: string): DwError {
-  return new DwError('NODE_NOT_RUNNING', `the node at ${data} is not running; start it with: dw start --data ${data}`)
+/** Names the stopped node by its peer id too, which an admin adding it elsewhere needs (loaded only here: the libp2p key code would cost every command ~0.3 s). */
+async function notRunning (data: string): Promise<DwError> {
+  const { storedPeerId } = await import('../peer/identity.ts')
+  const peerId = await storedPeerId(data)
+  return new DwError('NODE_NOT_RUNNING', `the node at ${data}${peerId === undefined ? '' : ` (peer id ${peerId})`} is not running; start it with: dw start --data ${data}`)
 }
 
 async function readNodeToken (data: string): Promise<NodeTokenFile | undefined> {
@@ -161,14 +164,14 @@ export class NodeClient {
       // The node token is the local node's admin key: never send it anywhere else.
       if (options.url !== undefined) throw new DwError('INVALID_INPUT', '--url needs --user: the node token is only for the local node')
       const local = await readNodeToken(options.data)
-      if (local === undefined) throw notRunning(options.data)
+      if (local === undefined) throw await notRunning(options.data)
       const client = new NodeClient(local.url, options.data, await tlsOptions(local.cert, caFile))
       client.#token = local.token
       return client
     }
     const local = options.url === undefined ? await readNodeToken(options.data) : undefined
     const url = options.url ?? local?.url
-    if (url === undefined) throw notRunning(options.data)
+    if (url === undefined) throw await notRunning(options.data)
     const tls = await tlsOptions(local?.cert, caFile)
     const password = await (options.password ?? (async () => ''))()
     const client = new NodeClient(url, options.data, tls, password)
@@ -217,7 +220,7 @@ export class NodeClient {
       response = await responded
     } catch (err: any) {
       if (isDwError(uploadError)) throw uploadError
-      if (err?.code === 'ECONNREFUSED') throw notRunning(this.#data)
+      if (err?.code === 'ECONNREFUSED') throw await notRunning(this.#data)
       if (url.protocol === 'https:' && UNTRUSTED_CERT.test(String(err?.code))) {
         throw new DwError('CONFIG_INVALID', `refused the node at ${this.#url}: its TLS certificate is not trusted (${err?.message ?? err?.code}); to trust a private CA or the node's own certificate, set DW_TLS_CA=FILE`, { cause: err })
       }

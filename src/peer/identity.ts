@@ -34,6 +34,19 @@ export function peerIdOf (key: PrivateKey): string {
   return peerIdFromPrivateKey(key).toString()
 }
 
+/**
+ * The peer id of the node whose data directory is `dataDir`, read from its
+ * key without changing anything (the CLI names a stopped node by it);
+ * undefined when there is no readable key.
+ */
+export async function storedPeerId (dataDir: string): Promise<string | undefined> {
+  try {
+    return peerIdOf(privateKeyFromProtobuf(await readFile(join(dataDir, IDENTITY_FILE))))
+  } catch {
+    return undefined
+  }
+}
+
 async function readKeyFile (path: string): Promise<PrivateKey | undefined> {
   let bytes: Uint8Array
   try {

@@ -15,7 +15,7 @@ void t.test('start serves until SIGTERM, then stops cleanly and removes its toke
   await t.rejects(stat(join(data, 'node-token.json')), { code: 'ENOENT' })
   const after = await dw(['status', '--data', data])
   t.not(after.code, 0)
-  t.match(after.stderr, `the node at ${data} is not running; start it with: dw start --data ${data}`)
+  t.match(after.stderr, `the node at ${data} (peer id ${node.peerId}) is not running; start it with: dw start --data ${data}`, 'a stopped node is named by its peer id too')
 })
 
 void t.test('status and users against a running node', async (t) => {
