@@ -461,6 +461,20 @@ export class DocStore<out S extends object = object> extends EventEmitter<{ chan
   }
 
   /**
+   * Reads the document as it was at `heads`, such as a change left it: the
+   * document itself when nothing came since, else a view at those heads.
+   * `fn` gets undefined when the document does not hold them.
+   */
+  async readAt<T> (key: string, heads: string[], fn: (doc: A.Doc<any> | undefined) => T): Promise<T> {
+    return await this.#lock.run(key, async () => {
+      const live = await this.#live(key)
+      if (live === undefined) return fn(undefined)
+      if (sameHeads(live.meta.heads, heads)) return fn(live.doc)
+      return A.hasHeads(live.doc, heads) ? fn(A.view(live.doc, heads)) : fn(undefined)
+    })
+  }
+
+  /**
    * Creates a document; fails with CONFLICT if the key exists. A `local`
    * document is stored and changed like any other but never offered to
    * peers, and needs no author. Any other change names its `author` and

@@ -1,4 +1,4 @@
-import type { DocStore, DocMeta } from '../crdt/doc-store.ts'
+import type { DocChangeEvent, DocStore, DocMeta } from '../crdt/doc-store.ts'
 import { docKey, newId, type RecordKind } from '../crdt/keys.ts'
 import { recordView, type RecordView } from '../crdt/merge-view.ts'
 import { isDeleted, markDeleted, restore } from '../crdt/records/common.ts'
@@ -45,12 +45,12 @@ export class Records {
   async create (who: Principal, kind: ContentKind, input: DatasetInput | ModelInput | ReportInput): Promise<RecordView> {
     const id = newId()
     const actor = actorOf(who)
-    await this.#docs.create(docKey(kind, id), doc => {
+    const created = await this.#docs.create(docKey(kind, id), doc => {
       if (kind === 'dataset') initDataset(doc, 'dataset', id, input as DatasetInput, actor)
       else if (kind === 'model') initModel(doc, id, input as ModelInput, actor)
       else initReport(doc, id, input as ReportInput, actor)
     }, { author: who.userId })
-    return await this.get(kind, id)
+    return await this.#viewAfter(kind, id, created)
   }
 
   async get (kind: ContentKind, id: string, options: { includeDeleted?: boolean } = {}): Promise<RecordView> {
@@ -64,7 +64,7 @@ export class Records {
 
   async patch (who: Principal, kind: ContentKind, id: string, patch: DatasetPatch | ModelPatch | ReportPatch): Promise<RecordView> {
     const actor = actorOf(who)
-    await this.#change(kind, id, doc => {
+    const changed = await this.#change(kind, id, doc => {
       requireOwnerOrAdmin(who, doc.owner, kind)
       if ((patch as DatasetPatch).owner !== undefined && who.role !== 'admin') {
         throw new DwError('FORBIDDEN', 'only an admin can change the owner')
@@ -73,7 +73,7 @@ export class Records {
       else if (kind === 'model') patchModel(doc, patch as ModelPatch, actor)
       else patchReport(doc, patch as ReportPatch, actor)
     }, { author: who.userId })
-    return await this.get(kind, id)
+    return await this.#viewAfter(kind, id, changed)
   }
 
   async remove (who: Principal, kind: ContentKind, id: string): Promise<void> {
@@ -84,11 +84,11 @@ export class Records {
   }
 
   async restore (who: Principal, kind: ContentKind, id: string): Promise<RecordView> {
-    await this.#change(kind, id, doc => {
+    const restored = await this.#change(kind, id, doc => {
       requireOwnerOrAdmin(who, doc.owner, kind)
       restore(doc, actorOf(who))
     }, { allowDeleted: true, author: who.userId })
-    return await this.get(kind, id)
+    return await this.#viewAfter(kind, id, restored)
   }
 
   async addVersion (who: Principal, kind: 'dataset' | 'model', id: string, files: FileRef[], note: string): Promise<Version> {
@@ -160,9 +160,21 @@ export class Records {
     return await this.#docs.meta(docKey(kind, id))
   }
 
-  async #change (kind: ContentKind, id: string, fn: (doc: any) => void, options: { allowDeleted?: boolean, author: string }): Promise<void> {
+  /**
+   * The record as its change left it. Read again afterwards, a delete or a
+   * peer's edit landing in between would answer a committed write with an
+   * error (the partition simulation saw a PATCH answered "deleted" after it
+   * was stored), or with a state the write did not make.
+   */
+  async #viewAfter (kind: ContentKind, id: string, event: DocChangeEvent<RecordSummary>): Promise<RecordView> {
+    const view = await this.#docs.readAt(docKey(kind, id), event.meta.heads, doc => doc === undefined ? undefined : recordView(doc))
+    if (view === undefined) throw new DwError('NOT_FOUND', `${kind} ${id} not found`)
+    return view
+  }
+
+  async #change (kind: ContentKind, id: string, fn: (doc: any) => void, options: { allowDeleted?: boolean, author: string }): Promise<DocChangeEvent<RecordSummary>> {
     const key = docKey(kind, id)
-    await this.#docs.change(key, doc => {
+    return await this.#docs.change(key, doc => {
       if (isDeleted(doc) && options.allowDeleted !== true) {
         throw new DwError('RECORD_DELETED', `${kind} ${id} was deleted; restore it first`)
       }

@@ -1,4 +1,4 @@
-import type { DocMeta, DocStore } from '../crdt/doc-store.ts'
+import type { DocChangeEvent, DocMeta, DocStore } from '../crdt/doc-store.ts'
 import { docKey, isRecordId, newId } from '../crdt/keys.ts'
 import { recordView, type RecordView } from '../crdt/merge-view.ts'
 import { isDeleted, markDeleted, restore } from '../crdt/records/common.ts'
@@ -134,8 +134,7 @@ export class Users {
     const id = who === undefined ? this.#localAdminId : newId()
     const passwordHash = await this.#slots.run(async () => await hashPassword(input.password, this.#passwordParams))
     const actor = who !== undefined ? actorOf(who) : { userId: id, at: new Date().toISOString() }
-    await this.#docs.create(docKey('user', id), doc => initUser(doc, id, { ...input, passwordHash }, actor), who === undefined ? { local: true } : { author: who.userId })
-    return await this.get(id)
+    return await this.#viewAfter(id, await this.#docs.create(docKey('user', id), doc => initUser(doc, id, { ...input, passwordHash }, actor), who === undefined ? { local: true } : { author: who.userId }))
   }
 
   /**
@@ -164,11 +163,11 @@ export class Users {
   async restore (who: Principal, id: string): Promise<UserView> {
     requireAdmin(who)
     if (!isRecordId(id)) throw new DwError('NOT_FOUND', `user ${id} not found`)
-    await this.#docs.change(docKey('user', id), doc => {
+    const restored = await this.#docs.change(docKey('user', id), doc => {
       if (!isDeleted(doc)) return false
       restore(doc, actorOf(who))
     }, { author: who.userId })
-    return await this.get(id)
+    return await this.#viewAfter(id, restored)
   }
 
   /** Deletes an account (a tombstone, replicated) and ends its sessions. */
@@ -177,6 +176,13 @@ export class Users {
     if (who.userId === id) throw new DwError('INVALID_INPUT', 'you cannot delete your own account')
     await this.#docs.change(docKey('user', id), doc => markDeleted(doc, actorOf(who)), { author: who.userId })
     await this.#sessions.revokeAllFor(id)
+  }
+
+  /** The account as its change left it, not as a change landing after it made it (records.ts #viewAfter). */
+  async #viewAfter (id: string, event: DocChangeEvent<RecordSummary>): Promise<UserView> {
+    const view = await this.#docs.readAt(docKey('user', id), event.meta.heads, doc => doc === undefined ? undefined : recordView(doc))
+    if (view === undefined) throw new DwError('NOT_FOUND', `user ${id} not found`)
+    return { ...view, usernameConflict: this.#claims.isConflicted(id) }
   }
 
   async get (id: string): Promise<UserView> {
@@ -222,12 +228,12 @@ export class Users {
       }
       patch.passwordHash = await this.#slots.run(async () => await hashPassword(changes.password as string, this.#passwordParams))
     }
-    await this.#docs.change(docKey('user', id), doc => {
+    const changed = await this.#docs.change(docKey('user', id), doc => {
       if (isDeleted(doc)) throw new DwError('RECORD_DELETED', `user ${id} was deleted`)
       patchUser(doc, patch, actorOf(who))
     }, { author: who.userId })
     if (changes.disabled === true || changes.password !== undefined) await this.#sessions.revokeAllFor(id)
-    return await this.get(id)
+    return await this.#viewAfter(id, changed)
   }
 
   /**
