@@ -8,7 +8,7 @@ export interface DocLimits {
   maxOps: number
   /** Nesting of maps and lists, counted from the document's root. */
   maxDepth: number
-  /** Wall-clock time the checker may spend loading one document. */
+  /** CPU time the checker's worker may spend loading one document (not the clock's: a stopped or starved node is not a hostile document). */
   maxLoadMs: number
   /** Growth of this process's resident memory while one document loads. */
   maxLoadMemoryBytes: number

@@ -103,7 +103,7 @@ t.test('a worker that takes too long is stopped', async t => {
   checker.start()
   t.teardown(async () => { await checker.stop() })
   const [verdict] = await checker.check([{ bytes: new Uint8Array(await readFile(POISON)) }])
-  t.match(verdict, { ok: false, quarantine: true, reason: /longer than 500 ms/ })
+  t.match(verdict, { ok: false, quarantine: true, reason: /more than 500 ms of CPU time/ })
   t.same(await checker.check([{ bytes: save({ ok: 1 }) }]), [{ ok: true }], 'a fresh worker takes the next job')
 })
 
