@@ -19,6 +19,7 @@ export type ViolationKind =
   | 'file-corrupt'
   | 'bad-read'
   | 'node-crash'
+  | 'quarantined'
 
 export interface Violation {
   kind: ViolationKind
@@ -334,6 +335,15 @@ export async function check (o: CheckOptions): Promise<CheckResult> {
     }
   }
   for (const bad of ledger.badReads) violations.push({ kind: 'bad-read', nodes: [bad.node], message: `op ${bad.op} on node ${bad.node}: ${bad.what}: ${bad.detail}` })
+
+  // 7. Honest nodes send nothing worth quarantining: an entry is a false
+  // alarm that keeps a record out for good (a node stopped mid-load did that).
+  for (let i = 0; i < n; i++) {
+    const res = await api(cluster.target(i), 'GET', '/quarantine', { timeoutMs: 20_000 })
+    for (const entry of (res.body?.items ?? []) as Array<{ key: string, reason: string }>) {
+      violations.push({ kind: 'quarantined', record: entry.key, nodes: [i], message: `node ${i} quarantined ${entry.key}: ${entry.reason}` })
+    }
+  }
   return result
 }
 

@@ -59,13 +59,14 @@ export function renderReport (r: SimReport, options: { timeline?: boolean, maxPe
     lines.push(`checked: ${c.records} records on every node, ${c.fieldsChecked} concurrently written fields, ${c.filesChecked} files x ${r.nodes} nodes (${c.downloads} downloads)`)
     if (c.keyOrderOnly > 0) lines.push(`note: ${c.keyOrderOnly} records read the same on every node but with object keys in another order (compared with keys sorted); e.g. ${c.keyOrderExample ?? ''}`)
     const byKind = group(c.violations)
-    const kinds = ['acked-create-missing', 'acked-delete-lost', 'acked-version-missing', 'diverged', 'users-diverged', 'username-owner', 'lost-write', 'overwritten-write-visible', 'phantom-value', 'lost-tag-add', 'delete-from-nowhere', 'file-unavailable', 'file-corrupt', 'bad-read', 'node-crash', 'not-converged']
+    const kinds = ['acked-create-missing', 'acked-delete-lost', 'acked-version-missing', 'diverged', 'users-diverged', 'username-owner', 'lost-write', 'overwritten-write-visible', 'phantom-value', 'lost-tag-add', 'delete-from-nowhere', 'file-unavailable', 'file-corrupt', 'bad-read', 'node-crash', 'quarantined', 'not-converged']
     lines.push(`  acknowledged writes missing:       ${(byKind.get('acked-create-missing')?.length ?? 0) + (byKind.get('acked-delete-lost')?.length ?? 0) + (byKind.get('acked-version-missing')?.length ?? 0)}`)
     lines.push(`  records differing between nodes:   ${(byKind.get('diverged')?.length ?? 0)}${byKind.has('users-diverged') ? ' (and the account lists)' : ''}`)
     lines.push(`  username rule violations:          ${byKind.get('username-owner')?.length ?? 0}`)
     lines.push(`  concurrent-write rule violations:  ${['lost-write', 'overwritten-write-visible', 'phantom-value', 'lost-tag-add', 'delete-from-nowhere'].reduce((k, x) => k + (byKind.get(x)?.length ?? 0), 0)}`)
     lines.push(`  files not fetchable or corrupt:    ${(byKind.get('file-unavailable')?.length ?? 0) + (byKind.get('file-corrupt')?.length ?? 0) + (byKind.get('bad-read')?.length ?? 0)}`)
     lines.push(`  node crashes:                      ${byKind.get('node-crash')?.length ?? 0}`)
+    lines.push(`  documents quarantined:             ${byKind.get('quarantined')?.length ?? 0}`)
     const max = options.maxPerKind ?? 10
     for (const kind of kinds) {
       const list = byKind.get(kind)
