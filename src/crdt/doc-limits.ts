@@ -10,7 +10,7 @@ export interface DocLimits {
   maxDepth: number
   /** CPU time the checker's worker may spend loading one document (not the clock's: a stopped or starved node is not a hostile document). */
   maxLoadMs: number
-  /** Growth of this process's resident memory while one document loads. */
+  /** Growth of this process's resident memory while one document loads (a trip is retried once: the node's own work may have caused it). */
   maxLoadMemoryBytes: number
 }
 
