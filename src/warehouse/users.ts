@@ -2,7 +2,7 @@ import type { DocChangeEvent, DocMeta, DocStore } from '../crdt/doc-store.ts'
 import { docKey, isRecordId, newId } from '../crdt/keys.ts'
 import { recordView, type RecordView } from '../crdt/merge-view.ts'
 import { isDeleted, markDeleted, restore } from '../crdt/records/common.ts'
-import { initUser, patchUser, type Role, type UserPatch } from '../crdt/records/user.ts'
+import { initUser, normaliseUsername, patchUser, type Role, type UserPatch } from '../crdt/records/user.ts'
 import type { RecordSummary } from '../crdt/summary.ts'
 import { UsernameClaims, type UserClaim } from '../crdt/username-claims.ts'
 import type { Sublevel } from '../db.ts'
@@ -10,6 +10,7 @@ import { DEFAULT_SCRYPT_PARAMS, dummyVerify, hashPassword, validatePasswordPolic
 import type { SessionStore } from '../auth/sessions.ts'
 import type { LoginGuard } from '../auth/login-guard.ts'
 import { DwError } from '../errors.ts'
+import { KeyLock } from '../key-lock.ts'
 import { Slots } from './slots.ts'
 import { actorOf, requireAdmin, type Principal } from './principal.ts'
 
@@ -51,6 +52,13 @@ export class Users {
   readonly #localAdminId: string
   /** Per account, what its sessions were issued under; a change to any of it, from anywhere, ends them. */
   readonly #credentials = new Map<string, string>()
+
+  /**
+   * One username's check and write at a time: two requests for a free name
+   * both passed the check while hashing their passwords, and the node
+   * acknowledged both (a partition simulation, seed 108).
+   */
+  readonly #names = new KeyLock()
 
   /** When this node first saw each account: the username rule's order, kept across restarts. */
   readonly #seen: Sublevel<number>
@@ -134,7 +142,11 @@ export class Users {
     const id = who === undefined ? this.#localAdminId : newId()
     const passwordHash = await this.#slots.run(async () => await hashPassword(input.password, this.#passwordParams))
     const actor = who !== undefined ? actorOf(who) : { userId: id, at: new Date().toISOString() }
-    return await this.#viewAfter(id, await this.#docs.create(docKey('user', id), doc => initUser(doc, id, { ...input, passwordHash }, actor), who === undefined ? { local: true } : { author: who.userId }))
+    return await this.#names.run(normaliseUsername(input.username), async () => {
+      // Again, now that no other request can take the name meanwhile.
+      if (this.#claims.owner(input.username) !== undefined) throw new DwError('CONFLICT', `username ${input.username} is taken`)
+      return await this.#viewAfter(id, await this.#docs.create(docKey('user', id), doc => initUser(doc, id, { ...input, passwordHash }, actor), who === undefined ? { local: true } : { author: who.userId }))
+    })
   }
 
   /**
@@ -228,10 +240,18 @@ export class Users {
       }
       patch.passwordHash = await this.#slots.run(async () => await hashPassword(changes.password as string, this.#passwordParams))
     }
-    const changed = await this.#docs.change(docKey('user', id), doc => {
+    const write = async (): Promise<DocChangeEvent<RecordSummary>> => await this.#docs.change(docKey('user', id), doc => {
       if (isDeleted(doc)) throw new DwError('RECORD_DELETED', `user ${id} was deleted`)
       patchUser(doc, patch, actorOf(who))
     }, { author: who.userId })
+    const rename = changes.username
+    const changed = rename === undefined
+      ? await write()
+      : await this.#names.run(normaliseUsername(rename), async () => {
+        const owner = this.#claims.owner(rename)
+        if (owner !== undefined && owner !== id) throw new DwError('CONFLICT', `username ${rename} is taken`)
+        return await write()
+      })
     if (changes.disabled === true || changes.password !== undefined) await this.#sessions.revokeAllFor(id)
     return await this.#viewAfter(id, changed)
   }
