@@ -10,6 +10,7 @@ import type { BlobStore } from '../blobs/blob-store.ts'
 import { SessionStore, type SessionRecord } from '../auth/sessions.ts'
 import { LoginGuard, parseLoginLimits } from '../auth/login-guard.ts'
 import { scryptParams } from '../auth/passwords.ts'
+import { AccountsSeen } from '../warehouse/accounts-seen.ts'
 import { Users } from '../warehouse/users.ts'
 import { Records } from '../warehouse/records.ts'
 import type { NodeConfig } from '../config.ts'
@@ -48,7 +49,8 @@ export async function openCore (dataDir: string, blobsConfig: NodeConfig['blobs'
   const blobs = await openBlobStore(dataDir, blobsConfig)
   const db = await openDbClearly(dataDir).catch(async (err: unknown) => { await blobs.close(); throw err })
   const refs = new BlobRefs(jsonSublevel<string>(db, 'blobrefs'))
-  const docs = await DocStore.open(db, { summarise, indexes: [refs.index], renewEpoch: options.renewEpoch })
+  const seen = await AccountsSeen.open(jsonSublevel<number>(db, 'users-seen'))
+  const docs = await DocStore.open(db, { summarise, indexes: [refs.index, seen.index], renewEpoch: options.renewEpoch })
   // Every change to a replicated document is signed by this node and
   // judged by the permission rules, whichever way it arrives.
   const trust = await TrustGate.open({
@@ -59,6 +61,6 @@ export async function openCore (dataDir: string, blobsConfig: NodeConfig['blobs'
   })
   docs.admitWith(trust)
   const sessions = new SessionStore(jsonSublevel<SessionRecord>(db, 'sessions'))
-  const users = await Users.open(docs, sessions, loginGuard, trust.localAdminId, jsonSublevel<number>(db, 'users-seen'), scryptParams(limits.passwordCost))
+  const users = await Users.open(docs, sessions, loginGuard, trust.localAdminId, seen, scryptParams(limits.passwordCost))
   return { db, docs, blobs, refs, users, records: new Records(docs), trust, nodes: new Nodes(docs, trust) }
 }

@@ -5,7 +5,7 @@ import { isDeleted, markDeleted, restore } from '../crdt/records/common.ts'
 import { initUser, normaliseUsername, patchUser, type Role, type UserPatch } from '../crdt/records/user.ts'
 import type { RecordSummary } from '../crdt/summary.ts'
 import { UsernameClaims, type UserClaim } from '../crdt/username-claims.ts'
-import type { Sublevel } from '../db.ts'
+import type { AccountsSeen } from './accounts-seen.ts'
 import { DEFAULT_SCRYPT_PARAMS, dummyVerify, hashPassword, validatePasswordPolicy, verifyPassword, type ScryptParams } from '../auth/passwords.ts'
 import type { SessionStore } from '../auth/sessions.ts'
 import type { LoginGuard } from '../auth/login-guard.ts'
@@ -61,13 +61,12 @@ export class Users {
   readonly #names = new KeyLock()
 
   /** When this node first saw each account: the username rule's order, kept across restarts. */
-  readonly #seen: Sublevel<number>
-  #seenCount = 0
+  readonly #seen: AccountsSeen
 
   /** What new password hashes cost (config.json `login.passwordCost`). */
   readonly #passwordParams: ScryptParams
 
-  private constructor (docs: DocStore<RecordSummary>, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: Sublevel<number>, passwordParams: ScryptParams) {
+  private constructor (docs: DocStore<RecordSummary>, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: AccountsSeen, passwordParams: ScryptParams) {
     this.#passwordParams = passwordParams
     this.#seen = seen
     this.#docs = docs
@@ -76,19 +75,14 @@ export class Users {
     this.#localAdminId = localAdminId
   }
 
-  static async open (docs: DocStore<RecordSummary>, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: Sublevel<number>, passwordParams: ScryptParams = DEFAULT_SCRYPT_PARAMS): Promise<Users> {
+  static async open (docs: DocStore<RecordSummary>, sessions: SessionStore, loginGuard: LoginGuard, localAdminId: string, seen: AccountsSeen, passwordParams: ScryptParams = DEFAULT_SCRYPT_PARAMS): Promise<Users> {
     const users = new Users(docs, sessions, loginGuard, localAdminId, seen, passwordParams)
-    const known = new Map<string, number>()
-    for await (const [id, n] of seen.iterator()) { known.set(id, n); users.#seenCount = Math.max(users.#seenCount, n) }
     const found: Array<[string, RecordSummary, boolean]> = []
     for await (const [key, meta] of docs.scan('user/')) found.push([key, meta.summary, meta.local === true])
     // Accounts not yet numbered (a store from before the rule) count as seen in creation order.
     found.sort(([ka, a], [kb, b]) => a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : ka < kb ? -1 : 1)
-    for (const [key, summary, local] of found) {
-      const id = key.slice('user/'.length)
-      if (!known.has(id)) { known.set(id, ++users.#seenCount); await seen.put(id, users.#seenCount) }
-      users.#claim(key, summary, local, known.get(id))
-    }
+    await seen.numberUnseen(found.map(([key]) => key.slice('user/'.length)))
+    for (const [key, summary, local] of found) users.#claim(key, summary, local, seen.numberOf(key.slice('user/'.length)))
     // Accounts arrive from peers too: keep the claims current whatever the origin.
     docs.on('change', users.#onChange)
     return users
@@ -97,9 +91,9 @@ export class Users {
   readonly #onChange = (event: { key: string, meta: DocMeta<RecordSummary> }): void => {
     if (!event.key.startsWith('user/')) return
     const summary = event.meta.summary
-    this.#claim(event.key, summary, event.meta.local === true, this.#firstSeen(event.key.slice('user/'.length)))
-    // A password, role, disable or delete made on any site ends the sessions here too.
     const id = event.key.slice('user/'.length)
+    this.#claim(event.key, summary, event.meta.local === true, this.#seen.numberOf(id))
+    // A password, role, disable or delete made on any site ends the sessions here too.
     const credential = credentialOf(summary)
     const prior = this.#credentials.get(id)
     this.#credentials.set(id, credential)
@@ -117,14 +111,6 @@ export class Users {
     const claim: UserClaim = { id, username: s.username ?? '', createdAt: s.createdAt, deleted: s.deleted, local }
     if (seen !== undefined) claim.seen = seen
     this.#claims.set(claim)
-  }
-
-  /** Numbers an account the first time this node sees it (undefined when it was seen before). */
-  #firstSeen (id: string): number | undefined {
-    if (this.#credentials.has(id)) return undefined
-    const n = ++this.#seenCount
-    void this.#seen.put(id, n).catch(() => {})
-    return n
   }
 
   /**
