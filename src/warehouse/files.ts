@@ -35,6 +35,7 @@ export interface CopyView {
   self: string
 }
 export interface VersionAvailability { versionId: string, complete: boolean, files: FileAvailability[] }
+export interface AttachmentAvailability { complete: boolean, files: FileAvailability[] }
 
 /**
  * File bytes as the API sees them: local when here, fetched from a peer on
@@ -138,7 +139,7 @@ export class Files {
    * peers have it now and, with copies known, its copy target and every
    * site that holds it (replicated holdings, live answers and this node).
    */
-  async availability (versions: Version[], record: { tags?: string[], copies?: unknown } = {}): Promise<VersionAvailability[]> {
+  async availability (versions: Array<Pick<Version, 'id' | 'files'>>, record: { tags?: string[], copies?: unknown } = {}): Promise<VersionAvailability[]> {
     const hashes = [...new Set(versions.flatMap(v => v.files.map(f => f.sha256)))]
     const byPeer = this.#fetcher !== undefined && hashes.length > 0 ? await this.#fetcher.whoHas(hashes) : new Map<string, string[]>()
     const present = new Map(await Promise.all(hashes.map(async h => [h, await this.present(h)] as const)))
@@ -170,6 +171,12 @@ export class Files {
     })
     if (stale.size > 0) this.#onHeld?.([...stale])
     return out
+  }
+
+  /** A report's attachments, as availability shows a version's files. */
+  async attachmentAvailability (files: FileRef[], record: { tags?: string[], copies?: unknown } = {}): Promise<AttachmentAvailability> {
+    const [all] = await this.availability([{ id: '', files }], record)
+    return { complete: all?.complete ?? true, files: all?.files ?? [] }
   }
 
   transfers (): Transfer[] {

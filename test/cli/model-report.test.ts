@@ -82,9 +82,15 @@ void t.test('models and reports through the CLI', async (t) => {
     t.ok((await readFile(join(out, 'chart.png'))).equals(chart), 'chart.png comes back byte-identical')
     t.equal((await dw(['report', 'file', 'get', report.id, 'notes.md', '-o', '-', ...at])).stdout, '# Notes\n')
 
+    const where = await dw(['report', 'availability', report.id, ...at])
+    t.equal(where.code, 0, where.stderr)
+    t.match(where.stdout, /^attachments {2}complete here: yes\nFILE\s+SIZE\s+HERE\s+PEERS\s+COPIES\s+HELD BY\nchart\.png\s+293\.0 KiB\s+yes\s+-/)
+    t.match(await dwJson(['report', 'availability', report.id, ...at]), { complete: true, files: [{ name: 'chart.png', present: true, peers: [] }, { name: 'notes.md', present: true }] })
+
     const dataset = await dwJson(['dataset', 'create', 'Cliff photos', ...at])
     const about = await dwJson(['report', 'create', '--kind', 'xai', '--title', 'Saliency', '--subject', `dataset:${dataset.id}`, '--body', '{"method": "grad-cam"}', ...at])
     t.same(about.subject, { kind: 'dataset', id: dataset.id })
+    t.equal((await dw(['report', 'availability', about.id, ...at])).stdout, '(no files)\n')
     const list = await dw(['report', 'ls', ...at])
     t.match(list.stdout, /^ID\s+TITLE\s+OWNER\s+UPDATED\n/)
     t.match(list.stdout, /Gull bias\s+admin@labs/)
@@ -122,7 +128,9 @@ void t.test('models and reports through the CLI', async (t) => {
       [['report', 'attach', report.id, join(work, 'a-directory')], 1, 'is not a regular file but a directory'],
       [['report', 'attach', report.id, join(work, 'nope.pdf')], 1, `dw: no such file: ${join(work, 'nope.pdf')}\n`],
       [['report', 'attach', model.id, join(work, 'config.json')], 1, `dw: report ${model.id} not found (NOT_FOUND)\n`],
-      [['report', 'file', 'get', report.id, 'nope.pdf', '-o', work], 1, `dw: report ${report.id} has no file named "nope.pdf" (NOT_FOUND)\n`]
+      [['report', 'file', 'get', report.id, 'nope.pdf', '-o', work], 1, `dw: report ${report.id} has no file named "nope.pdf" (NOT_FOUND)\n`],
+      [['report', 'availability', model.id], 1, `dw: report ${model.id} not found (NOT_FOUND)\n`],
+      [['report', 'availability', 'not-an-id'], 1, 'dw: not a report id: "not-an-id" (ids are uuids']
     ]
     for (const [args, code, message] of cases) {
       const run = await dw([...args, ...at])

@@ -39,11 +39,16 @@ t.test('a report file attached on A downloads on B; attachments from both sites 
 
   await eventually(async () => (await fileNames(b, report.id)).includes('diff.bin'), 20_000, 'the report with its file on b')
   t.notOk(await b.node.blobs.has(sha(big)), 'b has the record, not yet the bytes')
+  const where = async (): Promise<any> => (await b.node.api.inject({ url: `/reports/${report.id as string}/availability`, headers: b.admin })).json()
+  // a answers b's who-has once the connection's blob protocol is up: asked again until it does (bounded).
+  await eventually(async () => (await where()).files[0]?.peers.includes(a.node.peerId) === true, 15_000, 'b sees that a has the file')
+  t.match(await where(), { complete: false, files: [{ name: 'diff.bin', sha256: sha(big), size: big.length, present: false, peers: [a.node.peerId] }] }, 'b: not here, a has it')
   const got = await download(b, report.id, 'diff.bin')
   t.equal(got.status, 200)
   t.ok(got.bytes.equals(big), 'byte-identical on b, fetched from a')
   await eventually(async () => await b.node.blobs.has(sha(big)), 10_000, 'b keeps the fetched copy')
   t.pass('b keeps the fetched copy')
+  t.match(await where(), { complete: true, files: [{ name: 'diff.bin', present: true }] }, 'b: here now')
 
   // An admin on b attaches too while alice attaches on a: both files are kept everywhere.
   const fromA = randomBytes(2000)

@@ -49,6 +49,13 @@ export function reportFileRoutes (app: FastifyInstance, records: Records, files:
     const report = await records.get('report', params.id)
     return await sendFile(reply, files, findFile(report, params.id, params.name), `report/${params.id}`)
   })
+
+  app.get('/reports/:id/availability', {
+    schema: { tags: ['reports'], summary: 'Per attached file: whether it is here, which connected peers have it, its copy target, and every site that holds it', params: idParams }
+  }, async (request) => {
+    const report = await records.get('report', (request.params as { id: string }).id)
+    return await files.attachmentAvailability(fileRefs(report.files), { tags: report.tags as string[] | undefined, copies: report.copies })
+  })
 }
 
 /** The first file of that name in list order: two sites attaching one name at once both keep theirs, and every node serves the same one. */

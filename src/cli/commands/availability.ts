@@ -4,23 +4,22 @@ import { bytes, json, table } from '../output.ts'
 import { checkId, recordPath } from './records.ts'
 import { kindOf, withModelFlag } from './version.ts'
 
-/** One version as GET /datasets/:id/availability answers it (VersionAvailability on the node). */
-interface VersionAvailability {
-  versionId: string
-  complete: boolean
-  files: Array<{
-    name: string
-    sha256: string
-    size: number
-    mediaType: string
-    present: boolean
-    peers: string[]
-    /** Nodes without copy targets leave these out. */
-    target?: number
-    copies?: number
-    holders?: Array<{ peerId: string, name?: string }>
-  }>
+/** One file as an availability answer lists it (FileAvailability on the node). */
+interface FileAvailability {
+  name: string
+  sha256: string
+  size: number
+  mediaType: string
+  present: boolean
+  peers: string[]
+  /** Nodes without copy targets leave these out. */
+  target?: number
+  copies?: number
+  holders?: Array<{ peerId: string, name?: string }>
 }
+
+/** One version as GET /datasets/:id/availability answers it (VersionAvailability on the node). */
+interface VersionAvailability { versionId: string, complete: boolean, files: FileAvailability[] }
 
 interface AvailabilityOptions extends ConnectionOptions { model?: boolean }
 
@@ -41,20 +40,46 @@ export function availabilityCommand (kind: 'dataset' | 'model' = 'dataset'): Com
         process.stdout.write('(no versions)\n')
         return
       }
-      // Peer names are in the peer book, which only admins may read: members see peer ids.
-      const peers = await client.request<{ items: Array<{ peerId: string, name?: string }> }>('GET', '/peers', { allow: [403] })
-      const names = new Map((peers?.items ?? []).map(p => [p.peerId, p.name ?? p.peerId]))
-      const holder = (h: { peerId: string, name?: string }): string => names.get(h.peerId) ?? (h.name !== undefined && h.name !== '' ? h.name : h.peerId)
+      const print = await filePrinter(client)
       items.forEach((version, i) => {
         process.stdout.write(`${i === 0 ? '' : '\n'}version ${version.versionId}  complete here: ${version.complete ? 'yes' : 'no'}\n`)
-        table(version.files, [
-          { header: 'FILE', value: f => f.name },
-          { header: 'SIZE', value: f => bytes(f.size) },
-          { header: 'HERE', value: f => f.present ? 'yes' : 'no' },
-          { header: 'PEERS', value: f => f.peers.length === 0 ? '-' : f.peers.map(p => names.get(p) ?? p) },
-          { header: 'COPIES', value: f => f.copies === undefined || f.target === undefined ? '-' : `${f.copies}/${f.target}${f.copies < f.target ? ' (below target)' : ''}` },
-          { header: 'HELD BY', value: f => f.holders === undefined || f.holders.length === 0 ? '-' : f.holders.map(holder) }
-        ], '(no files)')
+        print(version.files)
       })
     })
+}
+
+/** `dw report availability`: the same for a report's attached files. */
+export function reportAvailabilityCommand (): Command {
+  return apiCommand('availability', 'per attached file: whether it is on this node, which connected peers have it, and its copies (sites that hold it) against its target')
+    .argument('<report-id>')
+    .action(async (id: string, options: ConnectionOptions) => {
+      checkId(id, 'report')
+      const client = await connect(options)
+      const answer = await client.request<{ complete: boolean, files: FileAvailability[] }>('GET', `${recordPath('report', id)}/availability`)
+      if (options.json === true) return json(answer)
+      if (answer.files.length === 0) {
+        process.stdout.write('(no files)\n')
+        return
+      }
+      process.stdout.write(`attachments  complete here: ${answer.complete ? 'yes' : 'no'}\n`)
+      ;(await filePrinter(client))(answer.files)
+    })
+}
+
+/** Prints a table of files with where each is; peers by the names in the peer book when this user may read it. */
+async function filePrinter (client: Awaited<ReturnType<typeof connect>>): Promise<(files: FileAvailability[]) => void> {
+  // Peer names are in the peer book, which only admins may read: members see peer ids.
+  const peers = await client.request<{ items: Array<{ peerId: string, name?: string }> }>('GET', '/peers', { allow: [403] })
+  const names = new Map((peers?.items ?? []).map(p => [p.peerId, p.name ?? p.peerId]))
+  const holder = (h: { peerId: string, name?: string }): string => names.get(h.peerId) ?? (h.name !== undefined && h.name !== '' ? h.name : h.peerId)
+  return files => {
+    table(files, [
+      { header: 'FILE', value: f => f.name },
+      { header: 'SIZE', value: f => bytes(f.size) },
+      { header: 'HERE', value: f => f.present ? 'yes' : 'no' },
+      { header: 'PEERS', value: f => f.peers.length === 0 ? '-' : f.peers.map(p => names.get(p) ?? p) },
+      { header: 'COPIES', value: f => f.copies === undefined || f.target === undefined ? '-' : `${f.copies}/${f.target}${f.copies < f.target ? ' (below target)' : ''}` },
+      { header: 'HELD BY', value: f => f.holders === undefined || f.holders.length === 0 ? '-' : f.holders.map(holder) }
+    ], '(no files)')
+  }
 }

@@ -3,6 +3,7 @@ import { Command, Option } from 'commander'
 import { DwError } from '../../errors.ts'
 import { apiCommand, asOption, connect, type ConnectionOptions } from '../options.ts'
 import { fields, json } from '../output.ts'
+import { reportAvailabilityCommand } from './availability.ts'
 import { download, getCommand, type GetOptions } from './file.ts'
 import { checkId, listCommand, recordPath, removeCommand, setCommand, showCommand, type FileRef, type RecordView } from './records.ts'
 import { fileTable, localFiles, uploadFiles } from './version.ts'
@@ -100,6 +101,7 @@ export function reportCommand (): Command {
     .addCommand(show)
     .addCommand(attach())
     .addCommand(new Command('file').description('files attached to a report').addCommand(fileGet()))
+    .addCommand(reportAvailabilityCommand())
     .addCommand(removeCommand('report'))
     .addCommand(setCommand('report'))
 }
