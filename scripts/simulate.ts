@@ -14,7 +14,7 @@ import { simulate, type Running } from './sim/run.ts'
 
 const USAGE = `usage: node scripts/simulate.ts [--nodes 5] [--ops 2000] [--faults 30] [--seed 42]
   [--concurrency 6] [--hot 3] [--step-ms 1000-3500] [--converge-timeout 180]
-  [--netns] [--inject lose-record] [--report out.json] [--timeline] [--keep|--keep-on-failure] [--quiet]`
+  [--netns] [--inject lose-record] [--restore] [--report out.json] [--timeline] [--keep|--keep-on-failure] [--quiet]`
 
 const { values } = parseArgs({
   options: {
@@ -28,6 +28,7 @@ const { values } = parseArgs({
     'converge-timeout': { type: 'string', default: '180' },
     netns: { type: 'boolean', default: false },
     inject: { type: 'string' },
+    restore: { type: 'boolean', default: false },
     report: { type: 'string' },
     timeline: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -101,6 +102,7 @@ const report = await simulate({
   stepMs: [lo ?? 1000, hi ?? lo ?? 3500],
   convergeTimeoutMs: int('converge-timeout', values['converge-timeout'], 1) * 1000,
   inject: values.inject as 'lose-record' | undefined,
+  restore: values.restore,
   network: values.netns ? 'netns' : 'proxy',
   keep: values.keep ? 'always' : values['keep-on-failure'] ? 'failure' : 'never',
   log,

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { closeSync, openSync, readFileSync } from 'node:fs'
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { api, sleep, type Target } from './client.ts'
@@ -31,6 +31,10 @@ export interface SimNode {
   child: ChildProcess | undefined
   exited: Promise<void> | undefined
   starts: number
+  /** Taken out of the workload's rotation (a restore in progress): up and syncing, but sent no requests. */
+  fenced: boolean
+  /** Requests the workload has in flight to this node. */
+  inflight: number
   /** Exits nobody asked for (crashes), with the log tail. */
   crashes: Array<{ at: number, code: number | null, signal: string | null, log: string }>
 }
@@ -97,7 +101,38 @@ export class Cluster {
   }
 
   isUp (i: number): boolean {
-    return this.nodes[i]?.state === 'running'
+    const node = this.nodes[i]
+    return node?.state === 'running' && !node.fenced
+  }
+
+  /**
+   * An online backup of node i (`dw backup`, as an admin takes one) into
+   * `archive`; throws with dw's message when it fails.
+   */
+  async backup (i: number, archive: string, timeoutMs = 120_000): Promise<void> {
+    const node = this.nodes[i] as SimNode
+    const made = await run(this.network.commandPrefix(i), ['backup', '--to', archive, '--data', node.dataDir], {}, timeoutMs)
+    if (made.code !== 0) throw new Error(`dw backup of node ${i} failed (${String(made.code)}): ${made.stderr.trim()}`)
+  }
+
+  /**
+   * Replaces node i's data with `archive`, as an admin restores a site:
+   * SIGKILL, the old directory moved aside, `dw restore` into its place,
+   * and the node started again. Its peers see a new incarnation.
+   */
+  async restore (i: number, archive: string, timeoutMs = 120_000): Promise<void> {
+    const node = this.nodes[i] as SimNode
+    await this.kill(i)
+    const aside = `${node.dataDir}.before-restore-${node.starts}`
+    await rename(node.dataDir, aside)
+    const restored = await run(this.network.commandPrefix(i), ['restore', '--from', archive, '--data', node.dataDir], {}, timeoutMs)
+    if (restored.code !== 0) {
+      await rm(node.dataDir, { recursive: true, force: true })
+      await rename(aside, node.dataDir)
+      await this.start(i)
+      throw new Error(`dw restore of node ${i} failed (${String(restored.code)}): ${restored.stderr.trim()}`)
+    }
+    await this.start(i)
   }
 
   /**
@@ -143,6 +178,8 @@ export class Cluster {
         child: undefined,
         exited: undefined,
         starts: 0,
+        fenced: false,
+        inflight: 0,
         crashes: []
       }
     }))

@@ -16,6 +16,7 @@ export type Fault =
   | { kind: 'drop', links: Link[], perSec: number }
   | { kind: 'throttle', links: Link[], bps: number }
   | { kind: 'lose-record', node: number }
+  | { kind: 'restore', node: number }
 
 export interface Step {
   index: number
@@ -27,6 +28,9 @@ export interface Step {
 }
 
 export type Injection = 'lose-record'
+
+/** Events of a restore step: the backup at its start, the restore at its end. */
+export type RestorePhase = 'backup' | 'restore'
 
 const TOPOLOGY = new Set(['halves', 'isolate', 'bridge', 'ring'])
 
@@ -42,6 +46,7 @@ function describeFault (f: Fault): string {
     case 'drop': return `drop connections ${f.perSec}/s on ${f.links.length} links`
     case 'throttle': return `throttle ${Math.round(f.bps / 1024)} KiB/s on ${f.links.length} links`
     case 'lose-record': return `INJECTED: lose one record from node ${f.node}'s LevelDB`
+    case 'restore': return `node ${f.node} out of the workload; online backup (restored from it at the end of the step)`
   }
 }
 export { describeFault }
@@ -91,7 +96,7 @@ export function connectedUnder (f: Fault, n: number): (i: number, j: number) => 
  * ⌊(n-1)/2⌋ nodes (at least one) are down at once. If the draw holds no
  * kill, one is put in, so every run crashes a node at least once.
  */
-export function planNemesis (rng: Prng, options: { nodes: number, faults: number, inject?: Injection, stepMs: [number, number] }): Step[] {
+export function planNemesis (rng: Prng, options: { nodes: number, faults: number, inject?: Injection, restore?: boolean, stepMs: [number, number] }): Step[] {
   const n = options.nodes
   const maxDown = Math.max(1, Math.floor((n - 1) / 2))
   const downUntil = new Map<number, number>()
@@ -99,6 +104,8 @@ export function planNemesis (rng: Prng, options: { nodes: number, faults: number
   const nodes = Array.from({ length: n }, (_, i) => i)
   const mustKillAt = options.faults >= 2 ? Math.floor(options.faults / 3) : 0
   const injectAt = options.inject !== undefined ? Math.floor(options.faults / 2) : -1
+  // Not the last step: a later one reverts it, while the workload still runs.
+  const restoreAt = options.restore === true && options.faults >= 3 ? Math.floor(options.faults * 2 / 3) : -1
   let killed = false
   const links = (): Link[] => {
     if (rng.chance(0.5)) {
@@ -120,6 +127,11 @@ export function planNemesis (rng: Prng, options: { nodes: number, faults: number
     if (index === injectAt) {
       fault = { kind: 'lose-record', node: rng.pick(up) }
       steps.push({ index, fault, holdMs, span: 1 })
+      continue
+    }
+    if (index === restoreAt && index !== injectAt) {
+      // Held longer: the node syncs what others write while it is out, and loses it again in the restore.
+      steps.push({ index, fault: { kind: 'restore', node: rng.pick(up) }, holdMs: holdMs * 2, span: 1 })
       continue
     }
     switch (kind) {
@@ -175,6 +187,8 @@ export interface NemesisOptions {
   log: (line: string) => void
   /** Carries out an injected data fault (the node is killed, tampered with, then restarted). */
   inject: (fault: Fault) => Promise<string>
+  /** A restore step's two events; what happened, for the timeline. */
+  restore?: (fault: Fault & { kind: 'restore' }, phase: RestorePhase) => Promise<string>
   startedAt: number
 }
 
@@ -194,6 +208,8 @@ export class Nemesis {
   /** Link -> the step whose fault it carries. */
   readonly #linkOwner = new Map<string, number>()
   readonly counts: Record<string, number> = {}
+  /** A restore step whose backup is taken and whose restore is still to come. */
+  #pendingRestore: Step | undefined
 
   constructor (o: NemesisOptions) {
     this.#o = o
@@ -276,6 +292,10 @@ export class Nemesis {
         return
       case 'lose-record':
         this.#record(step.index, await this.#o.inject(fault))
+        return
+      case 'restore':
+        this.#pendingRestore = step
+        this.#record(step.index, await this.#o.restore?.(fault, 'backup') ?? 'no restore handler')
     }
   }
 
@@ -300,6 +320,11 @@ export class Nemesis {
         this.#record(at, `SIGCONT node ${fault.node}`)
         cluster.resume(fault.node)
         return
+      case 'restore':
+        if (this.#pendingRestore !== step) return
+        this.#pendingRestore = undefined
+        this.#record(at, await this.#o.restore?.(fault, 'restore') ?? 'no restore handler')
+        return
       case 'delay':
       case 'drop':
       case 'throttle': {
@@ -314,6 +339,8 @@ export class Nemesis {
 
   /** The final heal: every link whole and clean, every node resumed and running. */
   async healAll (): Promise<void> {
+    // A restore still pending (an interrupted run) is carried out first: the node rejoins the workload's rotation.
+    if (this.#pendingRestore !== undefined) await this.#revert(this.#pendingRestore, this.#o.steps.length)
     this.#record(this.#o.steps.length, 'final heal: links whole, faults cleared, nodes resumed and restarted')
     await this.#o.cluster.healAll()
     this.#topologyOwner = undefined

@@ -8,6 +8,8 @@ export interface SimReport {
   ops: number
   faults: number
   inject?: string
+  /** --restore: one node restored from its own online backup mid-run. */
+  restore?: boolean
   /** What was between the nodes: TCP proxies or network namespaces. */
   network: 'proxy' | 'netns'
   ok: boolean
@@ -43,7 +45,7 @@ function group (violations: Violation[]): Map<string, Violation[]> {
 export function renderReport (r: SimReport, options: { timeline?: boolean, maxPerKind?: number } = {}): string {
   const lines: string[] = []
   const w = r.workload
-  lines.push(`dw-mesh partition simulation: seed ${r.seed}, ${r.nodes} nodes, ${r.ops} ops, ${r.faults} faults, ${r.network === 'netns' ? 'network namespaces (--netns)' : 'TCP proxies'}${r.inject !== undefined ? `, injected: ${r.inject}` : ''}`)
+  lines.push(`dw-mesh partition simulation: seed ${r.seed}, ${r.nodes} nodes, ${r.ops} ops, ${r.faults} faults, ${r.network === 'netns' ? 'network namespaces (--netns)' : 'TCP proxies'}${r.inject !== undefined ? `, injected: ${r.inject}` : ''}${r.restore === true ? ', one node restored from a backup' : ''}`)
   lines.push(`run: ${r.durationS.toFixed(1)} s in all; workload ${w.durationS.toFixed(1)} s`)
   lines.push(`workload: ${w.acked} writes acknowledged, ${w.unknown} of unknown outcome; ${w.createdRecords} records created, ${w.versions} versions`)
   for (const [type, o] of Object.entries(w.outcomes).sort()) {

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { api, sleep } from './client.ts'
 import { check, type CheckResult } from './checker.ts'
 import { Cluster } from './cluster.ts'
-import { Nemesis, planNemesis, type Fault, type Injection } from './nemesis.ts'
+import { Nemesis, planNemesis, type Fault, type Injection, type RestorePhase } from './nemesis.ts'
 import type { Network } from './network.ts'
 import { NetnsNetwork } from './netns-network.ts'
 import { netnsPreflight, preflightMessage } from './netns-preflight.ts'
@@ -31,6 +31,8 @@ export interface SimOptions {
   /** Bound on the whole run before the final heal (ms). */
   maxRunMs?: number
   inject?: Injection
+  /** Once in the run, one node is backed up online, kept out of the workload a while, then restored from that backup (`dw restore`). */
+  restore?: boolean
   /** Proxies on 127.0.0.1 (default, unprivileged) or one network namespace per node (root). */
   network?: 'proxy' | 'netns'
   /** Keep the data directories and logs (always, or only when the check fails). */
@@ -71,7 +73,7 @@ export async function simulate (options: SimOptions, running: Running = { keep: 
   const rng = new Prng(options.seed)
   const hotCount = options.hot ?? 3
   const plan = planWorkload(rng.fork('workload'), { ops: options.ops, nodes: options.nodes, hot: hotCount, seed: options.seed })
-  const steps = planNemesis(rng.fork('nemesis'), { nodes: options.nodes, faults: options.faults, inject: options.inject, stepMs: options.stepMs ?? [1000, 3500] })
+  const steps = planNemesis(rng.fork('nemesis'), { nodes: options.nodes, faults: options.faults, inject: options.inject, restore: options.restore, stepMs: options.stepMs ?? [1000, 3500] })
   const ledger = new Ledger()
   const networkKind = options.network ?? 'proxy'
   const network = createNetwork(networkKind, rng.fork('proxies'), log)
@@ -95,6 +97,7 @@ export async function simulate (options: SimOptions, running: Running = { keep: 
     check: undefined
   }
   if (options.inject !== undefined) report.inject = options.inject
+  if (options.restore === true) report.restore = true
   const maxRun = setTimeout(() => { abort.abort(new Error('the run exceeded its time bound')) }, options.maxRunMs ?? 30 * 60_000)
   let check_: CheckResult | undefined
   try {
@@ -145,7 +148,8 @@ export async function simulate (options: SimOptions, running: Running = { keep: 
         }
         await cluster.start(fault.node)
         return outcome
-      }
+      },
+      restore: async (fault, phase) => await restoreStep(cluster, fault.node, join(root, `backup-node-${fault.node}.tar`), phase, log)
     })
     const workload = runWorkload({
       cluster,
@@ -207,4 +211,45 @@ export async function simulate (options: SimOptions, running: Running = { keep: 
     report.durationS = (Date.now() - startedAt) / 1000
   }
   return report
+}
+
+/**
+ * A restore step (--restore): at its start node i leaves the workload's
+ * rotation, answers what it was sent, and is backed up online; it stays up
+ * and syncing, so it takes in what the others write meanwhile. At its end
+ * it is restored from that backup and started again, a new incarnation
+ * that must get back from its peers all it lost, and whose new writes must
+ * reach them although its feed reuses sequence numbers they have seen.
+ * Nothing it acknowledged is lost by the rollback: it acknowledged nothing
+ * after the backup.
+ */
+async function restoreStep (cluster: Cluster, i: number, archive: string, phase: RestorePhase, log: (line: string) => void): Promise<string> {
+  const node = cluster.nodes[i]
+  if (node === undefined) return `no node ${i}`
+  if (phase === 'backup') {
+    node.fenced = true
+    const bound = Date.now() + 60_000
+    while (node.inflight > 0 && Date.now() < bound) await sleep(50)
+    if (node.inflight > 0) {
+      node.fenced = false
+      return `restore skipped: node ${i} still had ${node.inflight} requests in flight after 60 s`
+    }
+    try {
+      await cluster.backup(i, archive)
+    } catch (err) {
+      node.fenced = false
+      return `restore skipped: ${(err as Error).message}`
+    }
+    return `node ${i} backed up online; out of the workload until its restore`
+  }
+  if (!node.fenced) return `node ${i}: no backup to restore`
+  try {
+    await cluster.restore(i, archive)
+    return `node ${i} restored from its backup and started (a new incarnation)`
+  } catch (err) {
+    log(`RESTORE FAILED: ${(err as Error).message}`)
+    return `restore of node ${i} failed: ${(err as Error).message}`
+  } finally {
+    node.fenced = false
+  }
 }

@@ -219,6 +219,17 @@ export async function runWorkload (o: WorkloadOptions): Promise<void> {
 
   const execute = async (op: Op): Promise<void> => {
     const i = await nodeFor(op.node)
+    const node = cluster.nodes[i]
+    // Counted so a restore can wait until the node has answered everything sent to it before its backup.
+    if (node !== undefined) node.inflight += 1
+    try {
+      await send(op, i)
+    } finally {
+      if (node !== undefined) node.inflight -= 1
+    }
+  }
+
+  const send = async (op: Op, i: number): Promise<void> => {
     const t = cluster.target(i)
     const done = (res: ApiResult): { acked: boolean, end: number } => {
       ledger.count(op.type, res.outcome)
