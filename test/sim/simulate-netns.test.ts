@@ -104,12 +104,15 @@ t.test('a namespace network: silent partitions, signals reach the node, nothing 
 t.test('a short seeded simulation in network namespaces passes the checker', { skip, timeout: 150_000 }, async t => {
   if (!preflight.ok) return
   const started = Date.now()
-  const report = await simulate({ nodes: 3, ops: 300, faults: 6, seed: '7', network: 'netns', stepMs: [800, 1500], convergeTimeoutMs: 60_000, fileTimeoutMs: 30_000 })
+  // With a restore from a backup mid-run: the restored node must get back what it lost, and its new writes must spread.
+  const report = await simulate({ nodes: 3, ops: 300, faults: 6, seed: '7', network: 'netns', restore: true, stepMs: [800, 1500], convergeTimeoutMs: 60_000, fileTimeoutMs: 30_000 })
   t.comment(renderReport(report, { timeline: true }))
   t.equal(report.error, undefined, 'the run completed')
   t.equal(report.network, 'netns', 'the report says which network ran')
   const counts = report.nemesis.counts
   t.ok((counts.kill ?? 0) >= 1, 'a node was killed and restarted')
+  t.equal(counts.restore, 1, 'a restore step ran')
+  t.ok(report.nemesis.timeline.some(e => /restored from its backup and started/.test(e.action)), 'a node was restored from its backup')
   t.ok((counts.halves ?? 0) + (counts.isolate ?? 0) + (counts.bridge ?? 0) + (counts.ring ?? 0) >= 1, 'the network was partitioned')
   const net = report.nemesis.network
   t.ok(net?.mode === 'netns' && net.cutPackets > 0, 'the partition dropped packets')

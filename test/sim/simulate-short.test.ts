@@ -17,6 +17,8 @@ t.test('the same seed gives the same schedule and workload', async t => {
   t.not(plan('7'), plan('8'))
   const steps = planNemesis(new Prng('7').fork('nemesis'), { nodes: 3, faults: 6, stepMs: [800, 1500] })
   t.ok(steps.some(s => s.fault.kind === 'kill'), 'the schedule kills a node')
+  const restoring = planNemesis(new Prng('7').fork('nemesis'), { nodes: 3, faults: 6, restore: true, stepMs: [800, 1500] })
+  t.same(restoring.filter(s => s.fault.kind === 'restore').map(s => s.index), [4], '--restore: one restore step, two thirds in, not the last')
 })
 
 t.test('a short seeded simulation passes the checker', { timeout: 150_000 }, async t => {
