@@ -14,6 +14,17 @@ export interface LinkProfile {
   metered?: true
 }
 
+/** A rate cap at or below this (1 Mbit/s) marks a thin link. */
+export const THIN_RATE = 125_000
+
+/**
+ * A link worth spending the sender's CPU on to save bytes: metered, or
+ * capped at 1 Mbit/s or less (the sync compresses harder on it).
+ */
+export function isThinLink (profile: Readonly<LinkProfile> | undefined): boolean {
+  return profile?.metered === true || (profile?.maxRate !== undefined && profile.maxRate <= THIN_RATE)
+}
+
 /** A change to a profile: `null` clears a setting, `metered: false` clears `metered`. */
 export interface LinkPatch {
   maxRate?: number | null

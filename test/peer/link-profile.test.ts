@@ -5,7 +5,7 @@ import { decode as cborDecode } from 'cborg'
 import { jsonSublevel, openDb } from '../../src/db.ts'
 import { FramedStream } from '../../src/peer/framed-stream.ts'
 import { peerIdOf } from '../../src/peer/identity.ts'
-import { backgroundRefusal, formatLink, formatRate, inWindow, parseRate, parseWindow, patchLink } from '../../src/peer/link-profile.ts'
+import { backgroundRefusal, formatLink, formatRate, inWindow, isThinLink, parseRate, parseWindow, patchLink } from '../../src/peer/link-profile.ts'
 import { LinkRates } from '../../src/peer/link-rates.ts'
 import { PeerBook, type PeerEntry, type PendingPeer } from '../../src/peer/peer-book.ts'
 import { tempDir } from '../helpers/tmp.ts'
@@ -68,6 +68,16 @@ void t.test('the background rule: metered never, a window only inside it, no pro
   t.equal(backgroundRefusal({ metered: true, filesWindow: '22:00-06:00' }, at(3, 0)), 'metered', 'metered wins inside the window too')
   t.equal(backgroundRefusal({ filesWindow: '22:00-06:00' }, at(3, 0)), undefined)
   t.equal(backgroundRefusal({ filesWindow: '22:00-06:00' }, at(12, 0)), 'outside its files window 22:00-06:00')
+})
+
+void t.test('a thin link: metered, or capped at 1 Mbit/s or less', async (t) => {
+  t.equal(isThinLink(undefined), false, 'no profile')
+  t.equal(isThinLink({}), false)
+  t.equal(isThinLink({ metered: true }), true)
+  t.equal(isThinLink({ maxRate: parseRate('256kbit') }), true)
+  t.equal(isThinLink({ maxRate: parseRate('1mbit') }), true, 'exactly 1 Mbit/s')
+  t.equal(isThinLink({ maxRate: parseRate('2mbit') }), false)
+  t.equal(isThinLink({ filesWindow: '22:00-06:00' }), false, 'a files window alone says nothing of the link')
 })
 
 void t.test('patching a profile: set, clear, normalise, all or nothing', async (t) => {

@@ -51,6 +51,8 @@ export interface ServeOptions {
   onRewind?: (info: { since: number, reason: string }) => void
   /** Compress the session when the puller can read it (compression.ts). @default true */
   compression?: boolean
+  /** The link to the puller is thin (metered or slow): compress harder, spending this side's CPU (compression.ts). */
+  thinLink?: boolean
   /**
    * True when the puller is known to hold `key` at exactly these heads (it
    * offered them to us: offered-heads.ts); such a document is not offered
@@ -123,7 +125,7 @@ export async function serveSync (plain: MessageStream, store: SyncableStore, opt
   const pushing = features.includes('push') && hello.live && store.latestChanges !== undefined
   await plain.send({ t: 'welcome', v: PROTOCOL_VERSION, epoch: store.epoch, head: store.seq, from, session, ...(codec === undefined ? {} : { z: codec }), ...(features.length === 0 ? {} : { f: features }) })
   // Everything after the welcome, both ways, in the codec it names.
-  const stream = codec === undefined ? plain : compressed(plain, codec)
+  const stream = codec === undefined ? plain : compressed(plain, codec, { thin: options.thinLink === true })
 
   let cursor = from
   let batch = 0

@@ -8,6 +8,7 @@ import { sleep } from '../../abortable.ts'
 import { FramedStream } from '../framed-stream.ts'
 import type { PeerNode } from '../libp2p.ts'
 import type { PeerBook } from '../peer-book.ts'
+import { isThinLink } from '../link-profile.ts'
 import type { LinkPriority } from '../link-priority.ts'
 import type { ProtocolHost } from '../protocol-host.ts'
 import { MAX_SYNC_MESSAGE, SYNC_PROTOCOL } from './messages.ts'
@@ -285,6 +286,8 @@ export class SyncService {
     try {
       await serveSync(framed, this.#init.store, {
         signal: this.#abort.signal,
+        // Read at the session's start: a profile set later applies from the next session.
+        thinLink: isThinLink(this.#init.book.link(peerId)),
         log: {
           acknowledged: async (epoch, session) => await this.#init.served.acknowledged(peerId, epoch, session),
           record: async (epoch, session, through) => { await this.#init.served.record(peerId, epoch, session, through) }
