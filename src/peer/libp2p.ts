@@ -5,6 +5,7 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
+import { coalesceWrites } from './coalesce-writes.ts'
 import type { Identify } from '@libp2p/identify'
 import type { ConnectionGater, Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
@@ -105,6 +106,8 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     },
     start: false
   })
+  // Each turn's writes to a TCP connection leave as one packet, not one per chunk (coalesce-writes.ts).
+  node.addEventListener('connection:open', evt => { coalesceWrites(evt.detail) })
   try {
     await node.start()
   } catch (err) {
