@@ -137,8 +137,13 @@ void t.test('pins, gc, availability and transfers against a running node', async
   })
 
   t.test('status counts files waiting for a peer', async (t) => {
-    // The node's first pass over its files' copies, a few seconds after start.
-    await eventually(async () => (await dwJson(['status', ...at])).sync.copies.checkedAt !== undefined, 30_000, 'the first copy pass')
+    // A pass over the files' copies that has seen the uploads: the first pass
+    // comes 5 s after start, which on a quick run is before the uploads
+    // (it then counts none), and the uploads bring the next one within ~10 s.
+    await eventually(async () => {
+      const copies = (await dwJson(['status', ...at])).sync.copies
+      return copies.checkedAt !== undefined && copies.belowTarget > 0
+    }, 30_000, 'a copy pass that has seen the uploaded files')
     const status = await dw(['status', ...at])
     t.match(status.stdout, /\ntransfers:\n\(no transfers in progress\)\nwaiting for a peer: 0 files, 0 B\nserved to peers:\s+0 B\n/)
     // One site holds every file, and the mesh keeps two copies: status lists them.
