@@ -7,6 +7,8 @@
  *   npm run bench:link                        # 10,000 records, 1 Mbit/s (+300 ms, 1% loss with netem)
  *   npm run bench:link -- --quick             # 1,000 records, 8 MB file, 1 round
  *   node scripts/bench-link.ts --rate 0       # unshaped: the same run as on a LAN
+ *   npm run bench:link -- --peer-max-rate 1   # each node's link profile of the other capped
+ *                                             # at 1 Mbit/s: a thin link, served at a higher zstd level
  *
  * Node 0 (A, the sender) founds a mesh, node 1 (B) is initialised with
  * `--join`. Then:
@@ -42,6 +44,7 @@ import { NetnsNetwork } from './sim/netns-network.ts'
 import { netnsPreflight } from './sim/netns-preflight.ts'
 import { sh } from './sim/shell.ts'
 import { writeRandomFile } from './random-file.ts'
+import { isThinLink, MIN_RATE } from '../src/peer/link-profile.ts'
 import { count, datasetPayload, machineLine, median, now, pool, progress, ratio, secs, sleep, table, tempDir, waitUntil } from './bench-util.ts'
 
 const MiB = 1024 * 1024
@@ -55,6 +58,7 @@ const { values: args } = parseArgs({
     changed: { type: 'string', default: '100' },
     rounds: { type: 'string' },
     rate: { type: 'string', default: '1' },
+    'peer-max-rate': { type: 'string' },
     'delay-ms': { type: 'string' },
     loss: { type: 'string' },
     'file-mb': { type: 'string' },
@@ -79,6 +83,12 @@ const RECORDS = Math.round(num(args.records, 'records', quick ? 1000 : 10_000))
 const CHANGED = Math.round(num(args.changed, 'changed', 100))
 const ROUNDS = Math.max(1, Math.round(num(args.rounds, 'rounds', quick ? 1 : 3)))
 const RATE_MBIT = num(args.rate, 'rate', 1)
+/** Mbit/s: the link profile's cap each node sets for the other (none by default); at 1 or less the link counts as thin (src/peer/link-profile.ts). */
+const PEER_MAX_RATE_MBIT = args['peer-max-rate'] === undefined ? undefined : num(args['peer-max-rate'], 'peer-max-rate', 0)
+if (PEER_MAX_RATE_MBIT !== undefined && PEER_MAX_RATE_MBIT * 1e6 / 8 < MIN_RATE) {
+  console.error(`--peer-max-rate must be at least ${MIN_RATE * 8 / 1e6} (Mbit/s), the lowest cap a link profile takes`)
+  process.exit(2)
+}
 const FILE_MB = num(args['file-mb'], 'file-mb', quick ? 8 : 200)
 const TIMEOUT_MS = num(args['timeout-s'], 'timeout-s', 900) * 1000
 if (RECORDS < CHANGED * (ROUNDS + 1)) {
@@ -322,7 +332,11 @@ try {
   const shape = rateBps === undefined
     ? 'unshaped (veth pair through a bridge; no throttle, delay or loss)'
     : `${network.realises(faults)} in each direction${netem ? '' : `; this kernel has no netem qdisc, so no delay${lossPct > 0 ? '' : ' and no loss'} was applied`}`
-  progress(`link: ${shape}`)
+  const profile = PEER_MAX_RATE_MBIT === undefined ? undefined : { maxRate: Math.round(PEER_MAX_RATE_MBIT * 1e6 / 8) }
+  const profileLine = profile === undefined
+    ? 'no link profile set (the sync serves at its usual zstd level)'
+    : `each node's link profile of the other capped at ${dec(profile.maxRate)}/s (${isThinLink(profile) ? 'a thin link: the sync serves at its higher zstd level' : 'not a thin link'})`
+  progress(`link: ${shape}; ${profileLine}`)
 
   // The nodes inherit this: their logs then say when libp2p cuts a connection after a failed ping.
   process.env.DEBUG = [process.env.DEBUG, 'libp2p:connection-monitor:error'].filter(d => d !== undefined && d !== '').join(',')
@@ -347,7 +361,7 @@ try {
   const k0 = await breaks()
   const w0 = await wire()
   const t0 = now()
-  await cluster.peer(TIMEOUT_MS)
+  await cluster.peer(TIMEOUT_MS, profile)
   const t1 = await arrivedOnB(RECORDS, undefined, 0, `B to list all ${RECORDS} datasets`)
   const w1 = await wire()
   const initialMs = t1 - t0
@@ -446,7 +460,7 @@ try {
   out()
   out(`Machine: ${machineLine()}. Nodes: two \`dw start\` processes, each in a network namespace of its own, joined by veths and a bridge; libp2p TCP + Noise + Yamux between them.`)
   out()
-  out(`Link: ${shape}. Bytes are each node's tc HTB class for the other (link-layer frames: TCP/IP headers, retransmissions and ACKs included, the bench's HTTP calls to the nodes not).`)
+  out(`Link: ${shape}; ${profileLine}. Bytes are each node's tc HTB class for the other (link-layer frames: TCP/IP headers, retransmissions and ACKs included, the bench's HTTP calls to the nodes not).`)
   out()
   out(`Records: ${count(RECORDS)} datasets, ${dec(payloadBytes)} of JSON create bodies (${Math.round(payloadBytes / RECORDS)} B each), created on A through its HTTP API in ${secs(buildMs)} before the nodes knew each other.`)
   out()

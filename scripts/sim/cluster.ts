@@ -185,8 +185,12 @@ export class Cluster {
     }))
   }
 
-  /** Fills the peer books of running nodes and waits (bounded) until every node holds a roster naming it full. */
-  async peer (timeoutMs = 120_000): Promise<void> {
+  /**
+   * Fills the peer books of running nodes and waits (bounded) until every
+   * node holds a roster naming it full. `link`: the link profile each node
+   * sets for every other (PATCH /peers/{peerId}).
+   */
+  async peer (timeoutMs = 120_000, link?: { maxRate?: number, metered?: boolean }): Promise<void> {
     const { nodes: n, network } = this.#opts
     // The founder first: its peer adds also enrol every other node as full.
     for (const node of this.nodes) {
@@ -196,6 +200,12 @@ export class Cluster {
         const json = node.index === 0 ? { multiaddr, name: other.name, role: 'full' } : { multiaddr, name: other.name }
         const res = await api(this.target(node.index), 'POST', '/peers', { json })
         if (res.outcome !== 'ok') throw new Error(`peer add on node ${node.index}: ${res.error}`)
+        // Right after the add, before the other side trusts this node back:
+        // the first session it serves already reads the profile.
+        if (link !== undefined) {
+          const set = await api(this.target(node.index), 'PATCH', `/peers/${other.peerId}`, { json: link })
+          if (set.outcome !== 'ok') throw new Error(`link profile on node ${node.index}: ${set.error}`)
+        }
       }
     }
     const deadline = Date.now() + timeoutMs
