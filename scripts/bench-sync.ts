@@ -22,7 +22,9 @@
  *      so that machine noise hits every size alike; median reported, ratio to
  *      the smallest store;
  *   4. on the `--latency-size` pair: `--writes` sequential PATCHes through A's
- *      HTTP API, each timed until B's stored summary shows the new name;
+ *      HTTP API, each timed until B's stored summary shows the new name
+ *      (`--write-gap-ms N`: each after N ms of quiet, as a field site's
+ *      sporadic edits come, instead of back to back);
  *   5. both nodes' full states (every record's heads) must match at the end.
  *
  * Other options: --timeout-s N (bound on each wait, default 600),
@@ -47,6 +49,7 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     writes: { type: 'string' },
     'latency-size': { type: 'string' },
+    'write-gap-ms': { type: 'string' },
     'in-process': { type: 'boolean', default: false },
     'timeout-s': { type: 'string' },
     'cpu-prof': { type: 'string' }
@@ -57,6 +60,8 @@ const SIZES = (values.sizes ?? (quick ? '1000,2000,5000' : '1000,10000,100000'))
 const CHANGED = intOption(values.changed, 'changed', 100)
 const ROUNDS = Math.max(1, intOption(values.rounds, 'rounds', quick ? 3 : 7))
 const WRITES = intOption(values.writes, 'writes', quick ? 200 : 1000)
+/** A pause before each latency write: a quiet spell, as between a field site's sporadic edits. */
+const WRITE_GAP_MS = intOption(values['write-gap-ms'], 'write-gap-ms', 0)
 const LATENCY_SIZE = intOption(values['latency-size'], 'latency-size', SIZES.includes(10_000) ? 10_000 : SIZES[0] ?? 0)
 const IN_PROCESS = values['in-process'] === true
 const TIMEOUT = intOption(values['timeout-s'], 'timeout-s', 600) * 1000
@@ -225,13 +230,14 @@ async function incrementalRound (p: Pair, round: number): Promise<void> {
 
 /** WRITES sequential PATCHes through A's HTTP API, each timed until B's stored summary shows it. */
 async function latencyRun (p: Pair): Promise<void> {
-  progress(`latency at ${count(p.size)}: ${WRITES} sequential PATCHes on A, each polled on B until visible`)
+  progress(`latency at ${count(p.size)}: ${WRITES} sequential PATCHes on A${WRITE_GAP_MS > 0 ? `, each after ${WRITE_GAP_MS} ms of quiet` : ''}, each polled on B until visible`)
   const keys = await p.a.call<string[]>('pick', { count: Math.min(WRITES, p.size), offset: 5 })
   const total: number[] = []
   const patch: number[] = []
-  for (let i = -20; i < WRITES; i++) {
+  for (let i = WRITE_GAP_MS > 0 ? -2 : -20; i < WRITES; i++) {
     const key = keys[((i % keys.length) + keys.length) % keys.length] as string
     const name = `latency ${i}`
+    if (WRITE_GAP_MS > 0) await sleep(WRITE_GAP_MS)
     const t = now()
     await httpJson(p.A.url, 'PATCH', `/datasets/${key.slice('dataset/'.length)}`, { name }, p.A.token)
     const tp = now()
@@ -335,7 +341,7 @@ function report (results: SizeResult[]): string {
   if (lat?.latency !== undefined) {
     const t = summarize(lat.latency.total)
     const p = summarize(lat.latency.patch)
-    lines.push(`### Write on A to visible on B (${count(t.n)} sequential PATCH /datasets/:id through A's HTTP API; stores of ${count(lat.size)})`, '')
+    lines.push(`### Write on A to visible on B (${count(t.n)} sequential PATCH /datasets/:id through A's HTTP API${WRITE_GAP_MS > 0 ? `, each after ${WRITE_GAP_MS} ms of quiet` : ''}; stores of ${count(lat.size)})`, '')
     lines.push(table(['measure', 'p50', 'p90', 'p99', 'max', 'mean'], [
       ['PATCH sent -> visible on B', ms(t.p50), ms(t.p90), ms(t.p99), ms(t.max), ms(t.mean)],
       ['of which the PATCH itself (A commits with fsync)', ms(p.p50), ms(p.p90), ms(p.p99), ms(p.max), ms(p.mean)]

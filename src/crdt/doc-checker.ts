@@ -41,7 +41,31 @@ const MEMORY_SAMPLE_MS = 10
  */
 const IDLE_MS = 3000
 
-interface Spawned { thread: Worker, ready: Promise<void> }
+/**
+ * How long a worker that has had only small jobs waits for work: a live
+ * sync's pushes of a few changed records. A fresh worker costs the next
+ * check 100-300 ms to start, and its first few hundred loads run ~1.5x
+ * slower (the engine's JavaScript is not optimised yet): one edit after a
+ * quiet spell of more than IDLE_MS took 171 ms (median) to show on a peer,
+ * against 21 ms with the worker warm (`node scripts/bench-sync.ts --sizes
+ * 1000 --writes 12 --write-gap-ms 5000`). Such a worker holds ~30 MiB.
+ */
+const LEAN_IDLE_MS = 60_000
+
+/**
+ * A job with more bytes than this (a catch-up batch, a burst of more than
+ * a few dozen changed records, a large document) may have grown the
+ * worker's memory, which never shrinks: that worker goes after the short
+ * idle time, so a node at rest after a sync holds no more than before.
+ */
+const LEAN_JOB_BYTES = 64 * 1024
+
+interface Spawned {
+  thread: Worker
+  ready: Promise<void>
+  /** No job larger than LEAN_JOB_BYTES yet: kept for LEAN_IDLE_MS between jobs. */
+  lean: boolean
+}
 
 /** Verdicts of a load stopped at the memory limit (retried once: see #run). */
 const memoryTrips = new WeakSet<CheckVerdict>()
@@ -51,7 +75,7 @@ const memoryTrips = new WeakSet<CheckVerdict>()
  * dozens): jobs from every checker take turns on it, and it goes when the
  * last checker stops.
  */
-const shared: { worker: Spawned | undefined, queue: Promise<unknown>, checkers: number, pending: number, idle: NodeJS.Timeout | undefined } = { worker: undefined, queue: Promise.resolve(), checkers: 0, pending: 0, idle: undefined }
+const shared: { worker: Spawned | undefined, queue: Promise<unknown>, checkers: number, pending: number, idle: NodeJS.Timeout | undefined, idleMs: number | undefined } = { worker: undefined, queue: Promise.resolve(), checkers: 0, pending: 0, idle: undefined, idleMs: undefined }
 
 /**
  * Loads documents that peers send in a worker thread before the node
@@ -67,21 +91,31 @@ const shared: { worker: Spawned | undefined, queue: Promise<unknown>, checkers: 
 export class DocChecker implements Startable {
   readonly #limits: DocLimits
   readonly #idleMs: number
+  readonly #leanIdleMs: number
   #jobs = 0
   #stopped = true
   /** Workers terminated or lost: a number the node's status shows. */
   restarts = 0
 
-  /** `idleMs`: how long the worker waits for work before it stops (a check after that starts a fresh one). */
-  constructor (limits: DocLimits = DEFAULT_DOC_LIMITS, options: { idleMs?: number } = {}) {
+  /**
+   * `idleMs`: how long the worker waits for work before it stops (a check
+   * after that starts a fresh one); `leanIdleMs`: the same for a worker
+   * that has had only small jobs (LEAN_IDLE_MS, or `idleMs` when only that
+   * is given).
+   */
+  constructor (limits: DocLimits = DEFAULT_DOC_LIMITS, options: { idleMs?: number, leanIdleMs?: number } = {}) {
     this.#limits = limits
     this.#idleMs = options.idleMs ?? IDLE_MS
+    this.#leanIdleMs = options.leanIdleMs ?? options.idleMs ?? LEAN_IDLE_MS
   }
 
   get limits (): DocLimits { return this.#limits }
 
-  /** True while a worker is up (between checks it stops after `idleMs`). */
+  /** True while a worker is up (between checks it stops after `idleMs`, or `leanIdleMs`). */
   get running (): boolean { return shared.worker !== undefined }
+
+  /** How long the idle worker will wait for work before it stops; undefined while it works, or when none is up. */
+  get idleTimeout (): number | undefined { return shared.idle === undefined ? undefined : shared.idleMs }
 
   start (): void {
     if (!this.#stopped) return
@@ -112,7 +146,8 @@ export class DocChecker implements Startable {
     shared.queue = run.catch(() => {}).finally(() => {
       shared.pending -= 1
       if (shared.pending === 0 && shared.worker !== undefined) {
-        shared.idle = setTimeout(stopIdle, this.#idleMs)
+        shared.idleMs = shared.worker.lean ? this.#leanIdleMs : this.#idleMs
+        shared.idle = setTimeout(stopIdle, shared.idleMs)
         shared.idle.unref()
       }
     })
@@ -164,7 +199,7 @@ export class DocChecker implements Startable {
       thread.on('message', onReady)
       thread.once('error', fail)
     })
-    return { thread, ready }
+    return { thread, ready, lean: true }
   }
 
   /**
@@ -181,6 +216,7 @@ export class DocChecker implements Startable {
       throw err
     }
     const worker = spawned.thread
+    if (items.reduce((n, item) => n + item.bytes.length + (item.base?.length ?? 0), 0) > LEAN_JOB_BYTES) spawned.lean = false
     const id = ++this.#jobs
     const { maxLoadMs, maxLoadMemoryBytes, maxOps, maxDepth } = this.#limits
     return await new Promise<CheckVerdict[]>((resolve) => {

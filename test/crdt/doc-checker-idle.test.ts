@@ -2,6 +2,7 @@
 // it stops when it has had no work for a while, and the next check starts
 // a fresh one. Stopping for idleness is not a restart (nothing was lost).
 import t from 'tap'
+import { randomBytes } from 'node:crypto'
 import * as A from '@automerge/automerge'
 import { DocChecker } from '../../src/crdt/doc-checker.ts'
 import { DEFAULT_DOC_LIMITS } from '../../src/crdt/doc-limits.ts'
@@ -34,5 +35,26 @@ t.test('a worker busy with checks back to back is not stopped between them', asy
   t.teardown(async () => { await checker.stop() })
   const verdicts = await Promise.all(Array.from({ length: 20 }, async (_, i) => await checker.check([{ bytes: save({ i }) }])))
   t.ok(verdicts.every(v => v.length === 1 && v[0]?.ok === true), 'every queued check got its verdict')
+  t.equal(checker.restarts, 0)
+})
+
+t.test('a worker that has had only small jobs waits longer; one that took a large job goes after the short time', async t => {
+  const checker = new DocChecker(DEFAULT_DOC_LIMITS, { idleMs: 100, leanIdleMs: 600_000 })
+  checker.start()
+  t.teardown(async () => { await checker.stop() })
+  t.equal(checker.idleTimeout, undefined, 'no idle timer before the first check')
+  t.same(await checker.check([{ bytes: save({ a: 1 }) }]).then(v => v.map(x => x.ok)), [true])
+  t.equal(checker.idleTimeout, 600_000, 'after a small job the worker is kept warm for the next push')
+  // Bytes, not operations: large to the checker, cheap to load.
+  const large = save({ blob: new Uint8Array(randomBytes(100 * 1024)) })
+  t.ok(large.length > 64 * 1024)
+  t.same(await checker.check([{ bytes: large }]).then(v => v.map(x => x.ok)), [true])
+  t.equal(checker.idleTimeout, 100, 'after a large job it goes soon: its memory may have grown')
+  t.same(await checker.check([{ bytes: save({ b: 2 }) }]).then(v => v.map(x => x.ok)), [true])
+  t.equal(checker.idleTimeout, 100, 'the same worker stays marked by its large job')
+  await until(() => !checker.running, 'the worker to stop')
+  t.equal(checker.idleTimeout, undefined, 'no idle timer once it has stopped')
+  t.same(await checker.check([{ bytes: save({ c: 3 }) }]).then(v => v.map(x => x.ok)), [true])
+  t.equal(checker.idleTimeout, 600_000, 'a fresh worker starts lean')
   t.equal(checker.restarts, 0)
 })
