@@ -125,3 +125,28 @@ t.test('usernames: the earlier-created account keeps the name, the other is flag
   t.same(claims.conflicts(), [], 'renaming resolves it')
   t.equal(claims.owner('maria2'), late.id)
 })
+
+t.test('updatedBy is written only when the editor changes: an edit by the same user adds no text object for it', async t => {
+  let doc = A.change(A.init<any>({ actor: 'aa'.repeat(16) }), dataset)
+  const patchesOf = (next: (d: any) => void): string[] => {
+    const heads = A.getHeads(doc)
+    doc = A.change(doc, next)
+    return A.diff(doc, heads, A.getHeads(doc)).map(p => String(p.path[0]))
+  }
+  const byAlice = patchesOf(d => patchDataset(d, { name: 'rainfall' }, { ...alice, at: '2026-01-02T00:00:00.000Z' }))
+  t.ok(byAlice.includes('updatedAt'), 'updatedAt is stamped')
+  t.notOk(byAlice.includes('updatedBy'), 'updatedBy already names alice: not written again')
+  const byBob = patchesOf(d => patchDataset(d, { name: 'rain' }, bob))
+  t.ok(byBob.includes('updatedBy'), 'another editor is written')
+  t.equal(recordView(doc).updatedBy, 'bob')
+  // User ids are UUIDs: 36 characters, 37 operations as text.
+  const carol = { userId: '6f1c2e0a-1b2c-4d3e-8f40-5a6b7c8d9e0f', at: '2026-01-03T00:00:00.000Z' }
+  const cost = (name: string): number => {
+    const before = A.stats(doc).numOps
+    doc = A.change(doc, d => patchDataset(d, { name }, carol))
+    return A.stats(doc).numOps - before
+  }
+  const first = cost('rain 1')
+  const again = cost('rain 2')
+  t.equal(first - again, 37, `a rename by the user who made the last edit costs ${again} operations, ${first} when updatedBy changes`)
+})

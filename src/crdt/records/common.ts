@@ -43,9 +43,20 @@ export function ensureMap (doc: any, field: string): any {
   return doc[field]
 }
 
+/**
+ * Stamps when and by whom a record changed. `updatedBy` is written only
+ * when it changes: Automerge writes a string as a new text object, an
+ * operation a character, even when it equals the one there (it skips only
+ * equal numbers, booleans and nulls). Every edit by the same user added 37
+ * operations that each later load of the record paid for, half of an
+ * edit's growth: 30 renames took a dataset from 550 to 2,834 operations
+ * and its load from ~0.65 to ~2.3 ms. Documents written either way read
+ * the same everywhere, and the rule that `updatedBy` names the change's
+ * author (src/trust/rules.ts) holds: unwritten, it already does.
+ */
 export function touch (doc: any, actor: Actor): void {
   doc.updatedAt = actor.at
-  doc.updatedBy = actor.userId
+  if (doc.updatedBy !== actor.userId) doc.updatedBy = actor.userId
 }
 
 export function isDeleted (doc: { deletions?: unknown }): boolean {
