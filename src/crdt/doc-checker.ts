@@ -46,9 +46,9 @@ const IDLE_MS = 3000
  * sync's pushes of a few changed records. A fresh worker costs the next
  * check 100-300 ms to start, and its first few hundred loads run ~1.5x
  * slower (the engine's JavaScript is not optimised yet): one edit after a
- * quiet spell of more than IDLE_MS took 171 ms (median) to show on a peer,
- * against 21 ms with the worker warm (`node scripts/bench-sync.ts --sizes
- * 1000 --writes 12 --write-gap-ms 5000`). Such a worker holds ~30 MiB.
+ * quiet spell of more than IDLE_MS took 115-143 ms (median) to show on a
+ * peer, against 19-21 ms with the worker kept (`node scripts/bench-sync.ts
+ * --sizes 1000 --writes 15 --write-gap-ms 5000`). Such a worker holds ~30 MiB.
  */
 const LEAN_IDLE_MS = 60_000
 
